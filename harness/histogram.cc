@@ -1,0 +1,113 @@
+#include "harness/histogram.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace harness {
+namespace {
+
+constexpr uint64_t kExact = uint64_t{1} << Histogram::kSubBucketBits;  // 2048 exact values
+constexpr uint64_t kHalf = kExact / 2;                                 // sub-buckets per octave
+
+size_t BucketCount() { return Histogram::IndexOf(Histogram::kMaxValue) + 1; }
+
+}  // namespace
+
+size_t Histogram::IndexOf(uint64_t value) {
+  value = std::min(value, kMaxValue);
+  if (value < kExact) return static_cast<size_t>(value);
+  // shift puts value >> shift in [kHalf, kExact): each octave above the exact range has kHalf buckets.
+  const int shift = std::bit_width(value) - kSubBucketBits;
+  return static_cast<size_t>(kExact + (shift - 1) * kHalf + ((value >> shift) - kHalf));
+}
+
+uint64_t Histogram::LowestAt(size_t index) {
+  if (index < kExact) return index;
+  const uint64_t above = index - kExact;
+  const int shift = static_cast<int>(above / kHalf) + 1;
+  return (kHalf + above % kHalf) << shift;
+}
+
+uint64_t Histogram::HighestAt(size_t index) {
+  if (index < kExact) return index;
+  const int shift = static_cast<int>((index - kExact) / kHalf) + 1;
+  return LowestAt(index) + (uint64_t{1} << shift) - 1;
+}
+
+Histogram::Histogram() : counts_(BucketCount(), 0) {}
+
+void Histogram::RecordN(uint64_t value, uint64_t n) {
+  if (n == 0) return;
+  value = std::min(value, kMaxValue);
+  counts_[IndexOf(value)] += n;
+  if (count_ == 0 || value < min_) min_ = value;
+  if (value > max_) max_ = value;
+  count_ += n;
+  sum_ += value * n;
+}
+
+void Histogram::Merge(const Histogram& other) {
+  if (other.count_ == 0) return;
+  for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
+  min_ = count_ ? std::min(min_, other.min_) : other.min_;
+  max_ = std::max(max_, other.max_);
+  count_ += other.count_;
+  sum_ += other.sum_;
+}
+
+void Histogram::Reset() {
+  std::fill(counts_.begin(), counts_.end(), 0);
+  count_ = min_ = max_ = sum_ = 0;
+}
+
+uint64_t Histogram::Percentile(double p) const {
+  if (count_ == 0) return 0;
+  p = std::clamp(p, 0.0, 100.0);
+  const double exact_rank = std::ceil(p / 100.0 * static_cast<double>(count_));
+  const uint64_t rank = std::max<uint64_t>(1, static_cast<uint64_t>(exact_rank));
+  uint64_t seen = 0;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    seen += counts_[i];
+    if (seen >= rank) return std::clamp(HighestAt(i), min_, max_);
+  }
+  return max_;
+}
+
+nlohmann::json Histogram::ToJson(const char* unit) const {
+  nlohmann::json buckets = nlohmann::json::array();
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    if (counts_[i] != 0) buckets.push_back({LowestAt(i), counts_[i]});
+  }
+  return {{"unit", unit},          {"sub_bucket_bits", kSubBucketBits},
+          {"count", count_},       {"min", min()},
+          {"max", max_},           {"sum", sum_},
+          {"buckets", std::move(buckets)}};
+}
+
+Histogram Histogram::FromJson(const nlohmann::json& j) {
+  if (!j.is_object() || j.value("sub_bucket_bits", -1) != kSubBucketBits ||
+      !j.contains("buckets") || !j["buckets"].is_array()) {
+    throw std::invalid_argument("latency histogram: expected sub_bucket_bits " +
+                                std::to_string(kSubBucketBits) + " and a buckets array");
+  }
+  Histogram h;
+  for (const auto& b : j["buckets"]) {
+    const uint64_t lowest = b.at(0).get<uint64_t>();
+    const size_t index = IndexOf(lowest);
+    if (LowestAt(index) != lowest) {
+      throw std::invalid_argument("latency histogram: " + std::to_string(lowest) +
+                                  " is not the lowest value of a bucket");
+    }
+    h.counts_[index] += b.at(1).get<uint64_t>();
+  }
+  h.count_ = j.at("count").get<uint64_t>();
+  h.min_ = j.at("min").get<uint64_t>();
+  h.max_ = j.at("max").get<uint64_t>();
+  h.sum_ = j.at("sum").get<uint64_t>();
+  return h;
+}
+
+}  // namespace harness

@@ -1,0 +1,240 @@
+// The harness's command line: run (default), list, serve, load. See README.md.
+//
+// Exit codes: 0 success, 1 a measured run failed, 2 bad input (one line on stderr), 130 interrupted.
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+#include "harness/params.h"
+#include "harness/results.h"
+#include "harness/runner.h"
+#include "harness/scenario.h"
+
+namespace harness {
+namespace {
+
+constexpr int kExitFailedRuns = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitInterrupted = 130;
+
+struct UsageError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+std::string SelfPath() {
+  char exe[4096] = {};
+  if (readlink("/proc/self/exe", exe, sizeof exe - 1) <= 0) return "";
+  return exe;
+}
+
+std::string DefaultOut() {
+  const char* workspace = std::getenv("BUILD_WORKSPACE_DIRECTORY");
+  return std::string(workspace ? workspace : ".") + "/results/latest.json";
+}
+
+// Relative paths are relative to where the user ran `bazel run`, not to the runfiles tree.
+std::string UserPath(const std::string& path) {
+  const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (path.empty() || path[0] == '/' || cwd == nullptr) return path;
+  return std::string(cwd) + "/" + path;
+}
+
+std::set<std::string> AllParamNames() {
+  std::set<std::string> names;
+  for (const auto& s : Scenarios()) {
+    for (const auto& p : s->params()) names.insert(p.name);
+  }
+  return names;
+}
+
+// Flags shared by run and load.
+struct RunFlags {
+  std::string scenarios, models, profile = "quick", duration, warmup, repetitions, filter, out;
+  std::map<std::string, std::string> params;
+};
+
+void AddRunFlags(CLI::App* cmd, RunFlags& f, bool with_model) {
+  cmd->add_option("--profile", f.profile, "smoke | quick | full: default durations, repetitions, parameters")
+      ->check(CLI::IsMember({"smoke", "quick", "full"}));
+  if (with_model) {
+    cmd->add_option("--scenario", f.scenarios, "comma list of scenarios (default: all)");
+    cmd->add_option("--model", f.models, "comma list of models (default: all of each scenario)");
+  }
+  cmd->add_option("--duration", f.duration, "measured time per repetition, e.g. 2s, 500ms");
+  cmd->add_option("--warmup", f.warmup, "unmeasured time before each repetition");
+  cmd->add_option("--repetitions", f.repetitions, "repetitions per run (aggregates need 2+)");
+  cmd->add_option("--filter", f.filter, "regex: only runs whose name matches");
+  cmd->add_option("--out", f.out, "results file (default: results/latest.json in the workspace)");
+  for (const std::string& name : AllParamNames()) {
+    std::string help;
+    for (const auto& s : Scenarios()) {
+      for (const auto& p : s->params()) {
+        if (p.name == name && help.empty()) help = p.help + " (comma list)";
+      }
+    }
+    cmd->add_option_function<std::string>("--" + name, [&f, name](const std::string& v) { f.params[name] = v; },
+                                          help);
+  }
+}
+
+Options ToOptions(const RunFlags& f) {
+  Options o;
+  o.profile = f.profile;
+  o.params = f.params;
+  o.filter = f.filter;
+  o.self_path = SelfPath();
+  if (!f.models.empty()) o.models = SplitList(f.models);
+  if (!f.duration.empty()) o.duration = ParseDuration(f.duration);
+  if (!f.warmup.empty()) {
+    o.warmup = f.warmup == "0" ? Duration(0) : ParseDuration(f.warmup);
+  }
+  if (!f.repetitions.empty()) o.repetitions = static_cast<int>(ParseCount(f.repetitions, 1, 1000));
+  return o;
+}
+
+void OnSignal(int) { g_interrupted = true; }
+
+int Execute(std::vector<PlannedRun>& runs, const std::string& out_path, const std::string& profile,
+            const std::string& command_line) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(out_path).parent_path(), ec);
+  std::unique_ptr<ResultsWriter> writer;
+  try {
+    writer = std::make_unique<ResultsWriter>(out_path, MakeContext(command_line, profile));
+  } catch (const std::runtime_error& e) {
+    throw UsageError(std::string("--out: ") + e.what());
+  }
+  struct sigaction action {};
+  action.sa_handler = OnSignal;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  const int failures = RunAll(runs, *writer);
+  std::cout << SummaryTable(writer->document()) << "\nresults: " << out_path << "\n";
+  if (g_interrupted) {
+    std::cerr << "harness: interrupted; the results file holds every finished repetition\n";
+    return kExitInterrupted;
+  }
+  return failures ? kExitFailedRuns : 0;
+}
+
+int ListCommand() {
+  for (const auto& s : Scenarios()) {
+    std::cout << s->name() << ": " << s->description() << "\n  models:\n";
+    for (const auto& m : s->models()) std::cout << "    " << m.name << "  " << m.description << "\n";
+    std::cout << "  parameters (smoke | quick | full defaults):\n";
+    for (const auto& p : s->params()) {
+      std::cout << "    --" << p.name << "  " << p.help << "  [";
+      const char* sep = "";
+      for (const char* profile : {"smoke", "quick", "full"}) {
+        auto it = p.by_profile.find(profile);
+        std::cout << sep << (it == p.by_profile.end() ? "-" : it->second);
+        sep = " | ";
+      }
+      std::cout << "]\n";
+    }
+    std::cout << "  duration, warmup, repetitions:";
+    for (const char* profile : {"smoke", "quick", "full"}) {
+      std::cout << "  " << profile << " " << FormatDuration(s->default_duration(profile)) << ", "
+                << FormatDuration(s->default_warmup(profile)) << ", " << s->default_repetitions(profile);
+    }
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+std::vector<std::string> AllScenarioNames() {
+  std::vector<std::string> names;
+  for (const auto& s : Scenarios()) names.push_back(s->name());
+  return names;
+}
+
+int Main(int argc, char** argv) {
+  RaiseOpenFileLimit();
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+
+  CLI::App app{"Concurrency harness: the same workloads under each concurrency model, side by side.\n"
+               "With no command, runs the default suite (profile quick) into results/latest.json."};
+  app.require_subcommand(0, 1);
+  RunFlags run_flags;
+  CLI::App* run = app.add_subcommand("run", "measure scenarios x models x parameters");
+  AddRunFlags(run, run_flags, true);
+  app.add_subcommand("list", "scenarios, models, parameters, profiles");
+
+  std::string serve_scenario = "echo", serve_model, listen = "127.0.0.1:0";
+  std::map<std::string, std::string> serve_params;
+  CLI::App* serve = app.add_subcommand("serve", "run one server in the foreground until SIGINT/SIGTERM");
+  serve->add_option("--scenario", serve_scenario, "scenario (default echo)");
+  serve->add_option("--model", serve_model, "model")->required();
+  serve->add_option("--listen", listen, "address to listen on, HOST:PORT (port 0: any)");
+  serve->add_option_function<std::string>("--workers", [&](const std::string& v) { serve_params["workers"] = v; },
+                                          "worker threads or processes");
+
+  RunFlags load_flags;
+  std::string target, server_pid;
+  CLI::App* load = app.add_subcommand("load", "drive any echo server at --target and measure it");
+  load->add_option("--target", target, "HOST:PORT of the server")->required();
+  load->add_option("--server-pid", server_pid, "also sample this local process's CPU, RSS, threads");
+  AddRunFlags(load, load_flags, false);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    // CLI11's messages can span lines; the contract is one line.
+    std::string message = e.what();
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    std::cerr << "harness: error: " << message << " (see --help)\n";
+    return kExitUsage;
+  }
+
+  try {
+    if (app.got_subcommand("list")) return ListCommand();
+    if (app.got_subcommand("serve")) {
+      Scenario* scenario = FindScenario(serve_scenario);
+      if (scenario == nullptr) throw UsageError("unknown scenario '" + serve_scenario + "' (see: list)");
+      return scenario->Serve({serve_model, ParseEndpoint(listen, true), serve_params});
+    }
+    if (app.got_subcommand("load")) {
+      Options options = ToOptions(load_flags);
+      options.target = ParseEndpoint(target, false).ToString();
+      if (!server_pid.empty()) options.server_pid = static_cast<int>(ParseCount(server_pid, 1, 1 << 22));
+      auto runs = PlanAll({"echo"}, options);
+      const std::string out = load_flags.out.empty() ? DefaultOut() : UserPath(load_flags.out);
+      return Execute(runs, out, options.profile, command_line);
+    }
+    const RunFlags& flags = run_flags;  // also the default suite: no subcommand, every default
+    Options options = ToOptions(flags);
+    const auto scenarios = flags.scenarios.empty() ? AllScenarioNames() : SplitList(flags.scenarios);
+    auto runs = PlanAll(scenarios, options);
+    const std::string out = flags.out.empty() ? DefaultOut() : UserPath(flags.out);
+    return Execute(runs, out, options.profile, command_line);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "harness: error: " << e.what() << "\n";
+    return kExitUsage;
+  }
+}
+
+}  // namespace
+}  // namespace harness
+
+int main(int argc, char** argv) { return harness::Main(argc, argv); }

@@ -1,0 +1,33 @@
+// Parsing of the command line's values: durations, sizes, comma-separated lists, endpoints.
+// Every parser throws std::invalid_argument with a message fit to show the user as it is.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace harness {
+
+using Duration = std::chrono::nanoseconds;
+
+// "2s", "500ms", "1.5s", "250us", "100ns", "1m"; a bare number is seconds. Must be > 0.
+Duration ParseDuration(std::string_view text);
+std::string FormatDuration(Duration d);
+
+// A positive integer within [min, max], with an optional binary suffix (K, M, G: 1024-based).
+uint64_t ParseCount(std::string_view text, uint64_t min, uint64_t max);
+
+// "a,b,c" -> {"a","b","c"}; empty items are an error.
+std::vector<std::string> SplitList(std::string_view text);
+
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+  std::string ToString() const;
+};
+// "HOST:PORT" or "[V6]:PORT"; HOST must be a numeric address. Port 0 allowed when allow_zero.
+Endpoint ParseEndpoint(std::string_view text, bool allow_zero);
+
+}  // namespace harness

@@ -1,0 +1,24 @@
+// What a process costs, read from /proc: CPU time, peak resident memory, threads, context switches.
+// Used on the server under test at the start and end of each measurement window.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace harness {
+
+struct ProcessUsage {
+  uint64_t cpu_ns = 0;                // user + system, all threads alive or dead (clock-tick resolution)
+  uint64_t peak_rss_bytes = 0;        // VmHWM: the high-water mark since the process started
+  uint64_t rss_bytes = 0;             // VmRSS now
+  uint64_t threads = 0;               // threads now
+  uint64_t voluntary_switches = 0;    // summed over the threads alive now
+  uint64_t involuntary_switches = 0;  // summed over the threads alive now
+};
+
+// nullopt when the process is gone or /proc cannot be read.
+std::optional<ProcessUsage> ReadProcessUsage(pid_t pid);
+
+}  // namespace harness

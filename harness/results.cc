@@ -1,0 +1,223 @@
+#include "harness/results.h"
+
+#include <fcntl.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <boost/version.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include "harness/stats.h"
+
+namespace harness {
+namespace {
+
+std::string FirstLineMatching(const char* path, const char* prefix) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) {
+      const size_t colon = line.find(':');
+      std::string value = colon == std::string::npos ? line : line.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      return value;
+    }
+  }
+  return "";
+}
+
+std::string CommandOutput(const std::string& command) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return "";
+  char buf[256];
+  std::string out;
+  while (fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
+  pclose(pipe);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+std::string GitCommit() {
+  const char* workspace = std::getenv("BUILD_WORKSPACE_DIRECTORY");
+  const std::string dir = workspace ? workspace : ".";
+  std::string commit = CommandOutput("git -C '" + dir + "' rev-parse HEAD 2>/dev/null");
+  if (commit.empty()) return "unknown";
+  if (!CommandOutput("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null").empty()) {
+    commit += "-dirty";
+  }
+  return commit;
+}
+
+std::string IsoNow() {
+  char buf[64];
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm);
+  return buf;
+}
+
+nlohmann::json CommonFields(const RunSpec& run, int family_index, int instance_index) {
+  return {{"family_index", family_index},
+          {"per_family_instance_index", instance_index},
+          {"run_name", run.name},
+          {"repetitions", run.repetitions},
+          {"threads", 1},
+          {"time_unit", "ns"},
+          {"scenario", run.scenario},
+          {"model", run.model},
+          {"params", run.params}};
+}
+
+}  // namespace
+
+nlohmann::json MakeContext(const std::string& command_line, const std::string& profile) {
+  utsname uts{};
+  uname(&uts);
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  double load[3] = {0, 0, 0};
+  getloadavg(load, 3);
+  const std::string mhz = FirstLineMatching("/proc/cpuinfo", "cpu MHz");
+  const std::string mem_kb = FirstLineMatching("/proc/meminfo", "MemTotal");
+  char exe[4096] = {};
+  if (readlink("/proc/self/exe", exe, sizeof exe - 1) < 0) exe[0] = 0;
+  return {
+      // Google Benchmark's fields.
+      {"date", IsoNow()},
+      {"host_name", host},
+      {"executable", exe},
+      {"num_cpus", std::thread::hardware_concurrency()},
+      {"mhz_per_cpu", mhz.empty() ? 0 : static_cast<int>(std::stod(mhz))},
+      {"cpu_scaling_enabled", false},
+      {"caches", nlohmann::json::array()},
+      {"load_avg", {load[0], load[1], load[2]}},
+      {"library_build_type", "release"},
+      // The harness's fields.
+      {"schema_version", kSchemaVersion},
+      {"harness", "concurrency-harness"},
+      {"command_line", command_line},
+      {"profile", profile},
+      {"git_commit", GitCommit()},
+      {"compiler", std::string("g++ ") + __VERSION__},
+      {"boost_version", std::to_string(BOOST_VERSION / 100000) + "." +
+                            std::to_string(BOOST_VERSION / 100 % 1000) + "." +
+                            std::to_string(BOOST_VERSION % 100)},
+      {"machine",
+       {{"cpu_model", FirstLineMatching("/proc/cpuinfo", "model name")},
+        {"cores", std::thread::hardware_concurrency()},
+        {"kernel", std::string(uts.sysname) + " " + uts.release},
+        {"arch", uts.machine},
+        {"memory_bytes", mem_kb.empty() ? 0 : std::stoull(mem_kb) * 1024}}},
+      {"note",
+       "client (load generator) and server run on the same machine and share its cores"},
+  };
+}
+
+nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int repetition_index,
+                              int family_index, int instance_index) {
+  nlohmann::json e = CommonFields(run, family_index, instance_index);
+  e["name"] = run.name;
+  e["run_type"] = "iteration";
+  e["repetition_index"] = repetition_index;
+  e["status"] = rep.ok ? "ok" : "failed";
+  if (!rep.ok) {
+    // Google Benchmark's own error fields; no figures are invented for a failed repetition.
+    e["error"] = rep.error;
+    e["error_occurred"] = true;
+    e["error_message"] = rep.error;
+    return e;
+  }
+  e["iterations"] = rep.iterations;
+  e["real_time"] = rep.real_time_ns;
+  e["cpu_time"] = rep.cpu_time_ns;
+  for (const auto& [key, value] : rep.metrics.items()) e[key] = value;
+  for (const auto& [key, value] : rep.detail.items()) e[key] = value;
+  return e;
+}
+
+std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps,
+                                             int family_index, int instance_index) {
+  std::vector<const Repetition*> ok;
+  for (const auto& r : reps) {
+    if (r.ok) ok.push_back(&r);
+  }
+  if (ok.empty()) return {};
+  // Every numeric field that every ok repetition has.
+  std::map<std::string, std::vector<double>> series;
+  for (const Repetition* r : ok) {
+    series["real_time"].push_back(r->real_time_ns);
+    series["cpu_time"].push_back(r->cpu_time_ns);
+    for (const auto& [key, value] : r->metrics.items()) {
+      if (value.is_number()) series[key].push_back(value.get<double>());
+    }
+  }
+  struct Aggregate {
+    const char* name;
+    double (*fn)(const std::vector<double>&);
+    const char* unit;
+  };
+  static const Aggregate kAggregates[] = {
+      {"mean", &Mean, "time"},
+      {"median", [](const std::vector<double>& xs) { return Median(xs); }, "time"},
+      {"stddev", &Stddev, "time"},
+      {"cv", &CoefficientOfVariation, "percentage"},
+  };
+  std::vector<nlohmann::json> entries;
+  for (const Aggregate& a : kAggregates) {
+    nlohmann::json e = CommonFields(run, family_index, instance_index);
+    e["name"] = run.name + "_" + a.name;
+    e["run_type"] = "aggregate";
+    e["aggregate_name"] = a.name;
+    e["aggregate_unit"] = a.unit;
+    e["iterations"] = ok.size();
+    e["status"] = "ok";
+    e["failed_repetitions"] = reps.size() - ok.size();
+    for (const auto& [key, values] : series) {
+      if (values.size() == ok.size()) e[key] = a.fn(values);
+    }
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+ResultsWriter::ResultsWriter(std::string path, nlohmann::json context)
+    : path_(std::move(path)), doc_{{"context", std::move(context)}, {"benchmarks", nlohmann::json::array()}} {
+  Flush();
+}
+
+void ResultsWriter::Add(nlohmann::json entry) {
+  doc_["benchmarks"].push_back(std::move(entry));
+  Flush();
+}
+
+void ResultsWriter::Flush() {
+  const std::string tmp = path_ + ".tmp";
+  const std::string text = doc_.dump(2) + "\n";
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write " + tmp + ": " + strerror(errno));
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      close(fd);
+      throw std::runtime_error("cannot write " + tmp + ": " + strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  fsync(fd);
+  close(fd);
+  if (rename(tmp.c_str(), path_.c_str()) != 0) {
+    throw std::runtime_error("cannot rename " + tmp + " to " + path_ + ": " + strerror(errno));
+  }
+}
+
+}  // namespace harness

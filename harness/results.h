@@ -1,0 +1,43 @@
+// Results in Google Benchmark's JSON format, with the harness's own fields riding along.
+//
+// The writer owns one output path. Every Add*() is followed by Flush(), which rewrites the whole
+// file atomically (write to NAME.tmp, fsync, rename): a crash or Ctrl-C keeps every finished run and
+// never leaves half a file.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/scenario.h"
+
+namespace harness {
+
+inline constexpr int kSchemaVersion = 1;
+
+// Google Benchmark's context fields plus machine, compiler, Boost, git commit, command line, profile.
+nlohmann::json MakeContext(const std::string& command_line, const std::string& profile);
+
+// One iteration entry (run_type "iteration") for a repetition.
+nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int repetition_index,
+                              int family_index, int instance_index);
+// mean, median, stddev and cv entries over the ok repetitions; empty when none is ok.
+std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps,
+                                             int family_index, int instance_index);
+
+class ResultsWriter {
+ public:
+  // Throws std::runtime_error when the path cannot be written (checked by a first write).
+  ResultsWriter(std::string path, nlohmann::json context);
+  void Add(nlohmann::json entry);
+  void Flush();
+  const std::string& path() const { return path_; }
+  const nlohmann::json& document() const { return doc_; }
+
+ private:
+  std::string path_;
+  nlohmann::json doc_;
+};
+
+}  // namespace harness

@@ -1,0 +1,134 @@
+#include "harness/runner.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <regex>
+#include <set>
+#include <stdexcept>
+
+#include "harness/progress.h"
+
+namespace harness {
+
+std::atomic<bool> g_interrupted{false};
+
+std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const Options& options) {
+  std::optional<std::regex> filter;
+  if (!options.filter.empty()) {
+    try {
+      filter.emplace(options.filter, std::regex::extended);
+    } catch (const std::regex_error& e) {
+      throw std::invalid_argument("--filter: not a regular expression: '" + options.filter + "'");
+    }
+  }
+  std::vector<PlannedRun> runs;
+  for (const std::string& name : scenarios) {
+    Scenario* scenario = FindScenario(name);
+    if (scenario == nullptr) throw std::invalid_argument("unknown scenario '" + name + "' (see: list)");
+    for (RunSpec& spec : scenario->Plan(options)) {
+      if (filter && !std::regex_search(spec.name, *filter)) continue;
+      runs.push_back({scenario, std::move(spec)});
+    }
+  }
+  if (runs.empty()) throw std::invalid_argument("nothing to run: no run matches the options given");
+  return runs;
+}
+
+namespace {
+
+std::string Outcome(const std::vector<Repetition>& reps) {
+  int failed = 0;
+  std::vector<double> rates;
+  for (const auto& r : reps) {
+    if (!r.ok) ++failed;
+    else if (r.real_time_ns > 0) rates.push_back(1e9 / r.real_time_ns);
+  }
+  std::string text;
+  if (!rates.empty()) {
+    std::sort(rates.begin(), rates.end());
+    text = fmt::format("{:.4g} ops/s (median of {})", rates[rates.size() / 2], rates.size());
+  }
+  if (failed) {
+    const std::string& why = std::find_if(reps.begin(), reps.end(), [](auto& r) { return !r.ok; })->error;
+    text += (text.empty() ? "" : "; ") + fmt::format("FAILED {}x: {}", failed, why);
+  }
+  return text;
+}
+
+}  // namespace
+
+int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
+  Progress progress(static_cast<int>(runs.size()));
+  int failures = 0;
+  std::map<std::string, int> family_of_scenario_model;
+  for (size_t i = 0; i < runs.size() && !g_interrupted; ++i) {
+    const RunSpec& spec = runs[i].spec;
+    const std::string family = spec.scenario + "/" + spec.model;
+    const int family_index = static_cast<int>(
+        family_of_scenario_model.try_emplace(family, family_of_scenario_model.size()).first->second);
+    const int instance_index = static_cast<int>(i);
+    std::vector<Repetition> reps;
+    for (int r = 0; r < spec.repetitions && !g_interrupted; ++r) {
+      progress.Started(static_cast<int>(i), spec.name, r, spec.repetitions);
+      Repetition rep = runs[i].scenario->Measure(spec, r);
+      if (g_interrupted && !rep.ok) break;  // a run cut short by Ctrl-C is not a failure of the model
+      if (!rep.ok) ++failures;
+      writer.Add(IterationEntry(spec, rep, r, family_index, instance_index));
+      reps.push_back(std::move(rep));
+    }
+    if (reps.size() == static_cast<size_t>(spec.repetitions) && spec.repetitions > 1) {
+      for (auto& e : AggregateEntries(spec, reps, family_index, instance_index)) writer.Add(std::move(e));
+    }
+    progress.Finished(static_cast<int>(i), spec.name, Outcome(reps));
+  }
+  return failures;
+}
+
+std::string SummaryTable(const nlohmann::json& document) {
+  // Rows: medians where there are aggregates, the single repetition otherwise, failures always.
+  std::map<std::string, std::vector<const nlohmann::json*>> by_scenario;
+  std::set<std::string> has_median;
+  for (const auto& e : document["benchmarks"]) {
+    if (e.value("aggregate_name", "") == "median") has_median.insert(e["run_name"].get<std::string>());
+  }
+  for (const auto& e : document["benchmarks"]) {
+    const bool median = e.value("aggregate_name", "") == "median";
+    const bool single = e["run_type"] == "iteration" && !has_median.count(e["run_name"]);
+    const bool failed = e.value("status", "") == "failed";
+    if (median || (single && !failed) || failed) by_scenario[e["scenario"]].push_back(&e);
+  }
+  std::string out;
+  for (const auto& [scenario_name, rows] : by_scenario) {
+    Scenario* scenario = FindScenario(scenario_name);
+    if (scenario == nullptr) continue;
+    const auto columns = scenario->summary_columns();
+    size_t width = 10;
+    for (const auto* row : rows) width = std::max(width, (*row)["run_name"].get<std::string>().size());
+    out += fmt::format("\n{:<{}}", scenario_name, width);
+    for (const auto& c : columns) out += fmt::format(" {:>11}", c.header);
+    out += "\n";
+    for (const auto* row : rows) {
+      const auto& e = *row;
+      std::string label = e["run_name"].get<std::string>();
+      if (e.value("status", "") == "failed") {
+        out += fmt::format("{:<{}} FAILED (repetition {}): {}\n", label, width,
+                           e.value("repetition_index", 0), e.value("error", ""));
+        continue;
+      }
+      out += fmt::format("{:<{}}", label, width);
+      for (const auto& c : columns) {
+        if (!e.contains(c.key) || !e[c.key].is_number()) {
+          out += fmt::format(" {:>11}", "-");
+        } else {
+          out += " " + fmt::format(fmt::runtime(c.format), e[c.key].get<double>() * c.scale);
+        }
+      }
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace harness

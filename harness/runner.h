@@ -1,0 +1,31 @@
+// Runs planned runs one after another: for each, its repetitions, then its aggregates; the results
+// file is rewritten after every repetition. Prints progress on stderr and a summary on stdout.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "harness/results.h"
+#include "harness/scenario.h"
+
+namespace harness {
+
+struct PlannedRun {
+  Scenario* scenario;
+  RunSpec spec;
+};
+
+// Plans every selected scenario; throws std::invalid_argument on bad options (exit 2).
+std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const Options& options);
+
+// Set by a signal handler: the runner stops before the next repetition.
+extern std::atomic<bool> g_interrupted;
+
+// Returns the number of repetitions that failed.
+int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer);
+
+// The summary table over the median (or single) entries of the document.
+std::string SummaryTable(const nlohmann::json& document);
+
+}  // namespace harness

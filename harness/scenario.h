@@ -1,0 +1,134 @@
+// The contract between the harness and a workload. A scenario (echo, pipeline, micro) declares its
+// models and parameters, expands the user's options into concrete runs, and measures one repetition
+// of a run. It registers itself with one line:
+//
+//   HARNESS_REGISTER_SCENARIO(EchoScenario);
+//
+// Nothing in harness/ knows any scenario or model by name.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/params.h"
+
+namespace harness {
+
+struct ModelInfo {
+  std::string name;
+  std::string description;
+};
+
+struct ParamInfo {
+  std::string name;                                // the flag, without "--"
+  std::string help;
+  std::map<std::string, std::string> by_profile;  // profile -> default value (comma list)
+};
+
+// What the user asked for, before expansion.
+struct Options {
+  std::string profile = "quick";
+  std::vector<std::string> models;                          // empty: every model of the scenario
+  std::map<std::string, std::string> params;                // flag -> value the user gave
+  std::optional<Duration> duration, warmup;                 // unset: the profile's
+  std::optional<int> repetitions;                           // unset: the profile's
+  std::optional<std::string> target;                        // `load`: drive this HOST:PORT
+  std::optional<int> server_pid;                            // `load`: sample this process's usage
+  std::string filter;                                       // regex over run names
+  std::string self_path;                                    // the harness binary, to start servers
+};
+
+// One concrete run: a scenario, a model, and one value of every parameter.
+struct RunSpec {
+  std::string scenario;
+  std::string model;
+  nlohmann::json params = nlohmann::json::object();  // e.g. {"connections": 100, "size": 64}
+  std::string name;                                  // e.g. "echo/asio/connections:100/size:64"
+  Duration duration{};
+  Duration warmup{};
+  int repetitions = 1;
+  std::optional<std::string> target;
+  std::optional<int> server_pid;
+  std::string self_path;
+};
+
+// What one repetition measured. A failed repetition has ok = false, error set, and no figures.
+struct Repetition {
+  bool ok = false;
+  std::string error;
+  uint64_t iterations = 0;                            // operations counted (messages, items)
+  double real_time_ns = 0;                            // wall time per operation
+  double cpu_time_ns = 0;                             // the server's / executor's CPU per operation
+  nlohmann::json metrics = nlohmann::json::object();  // numeric: aggregated across repetitions
+  nlohmann::json detail = nlohmann::json::object();   // not aggregated: histogram, timeline
+
+  static Repetition Failed(std::string why) {
+    Repetition r;
+    r.error = std::move(why);
+    return r;
+  }
+};
+
+// A column of the end-of-run summary table: metric key, header, printf format, scale.
+struct SummaryColumn {
+  std::string key;
+  std::string header;
+  const char* format;
+  double scale = 1;
+};
+
+struct ServeOptions {
+  std::string model;
+  Endpoint listen;
+  std::map<std::string, std::string> params;  // e.g. workers
+};
+
+class Scenario {
+ public:
+  virtual ~Scenario() = default;
+  virtual std::string name() const = 0;
+  virtual std::string description() const = 0;
+  virtual std::vector<ModelInfo> models() const = 0;
+  virtual std::vector<ParamInfo> params() const = 0;
+  // Profile defaults for duration, warm-up and repetitions.
+  virtual Duration default_duration(const std::string& profile) const = 0;
+  virtual Duration default_warmup(const std::string& profile) const = 0;
+  virtual int default_repetitions(const std::string& profile) const = 0;
+  virtual std::vector<SummaryColumn> summary_columns() const = 0;
+
+  // Expands options into runs. Throws std::invalid_argument (shown to the user, exit 2) on bad values.
+  virtual std::vector<RunSpec> Plan(const Options& options) const = 0;
+  // Measures one repetition; never throws for a failure of the thing measured (returns Failed).
+  virtual Repetition Measure(const RunSpec& run, int repetition_index) = 0;
+
+  // `serve`: runs one server in the foreground until SIGINT/SIGTERM. Returns the exit code.
+  virtual int Serve(const ServeOptions& options) {
+    throw std::invalid_argument("scenario " + name() + " has no server to serve");
+  }
+};
+
+void RegisterScenario(std::unique_ptr<Scenario> scenario);
+// Every registered scenario, in the order of registration names.
+const std::vector<std::unique_ptr<Scenario>>& Scenarios();
+Scenario* FindScenario(const std::string& name);
+
+// Expands params into their product, validating each value with `parse` (called per param name
+// and raw item, returning the JSON value to store). Missing params take the profile default.
+std::vector<nlohmann::json> ParamProduct(const std::vector<ParamInfo>& params, const Options& options,
+                                         const std::vector<std::string>& used,
+                                         nlohmann::json (*parse)(const std::string&, const std::string&));
+// "scenario/model/k1:v1/k2:v2"
+std::string RunName(const std::string& scenario, const std::string& model, const nlohmann::json& params);
+
+}  // namespace harness
+
+#define HARNESS_CONCAT_INNER(a, b) a##b
+#define HARNESS_CONCAT(a, b) HARNESS_CONCAT_INNER(a, b)
+#define HARNESS_REGISTER_SCENARIO(Type)                                          \
+  static const bool HARNESS_CONCAT(harness_scenario_registered_, __LINE__) =    \
+      (::harness::RegisterScenario(std::make_unique<Type>()), true)

@@ -1,0 +1,20 @@
+// Summary statistics over repetitions, and Jain's fairness index over per-connection counts.
+// All functions accept an empty input and then return 0 (fairness: 0 as well, "no data").
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace harness {
+
+double Mean(const std::vector<double>& xs);
+double Median(std::vector<double> xs);
+// Sample standard deviation (n - 1 in the denominator), 0 for fewer than two values.
+double Stddev(const std::vector<double>& xs);
+// Coefficient of variation: stddev / mean, 0 when the mean is 0.
+double CoefficientOfVariation(const std::vector<double>& xs);
+// Jain's index (sum x)^2 / (n * sum x^2): 1 when every connection got the same share, 1/n when one
+// got everything. 0 when nothing was served at all.
+double JainFairness(const std::vector<uint64_t>& counts);
+
+}  // namespace harness

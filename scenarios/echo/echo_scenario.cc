@@ -1,0 +1,273 @@
+// The echo scenario: plans runs over models x connections x size (x workers), starts each model's
+// server as a child process (`harness serve`), drives it with the load generator, and turns what
+// both sides measured into the result names of design.md. Knows no model but by its name.
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <stdexcept>
+
+#include "harness/child_process.h"
+#include "harness/process_usage.h"
+#include "harness/runner.h"
+#include "harness/scenario.h"
+#include "harness/stats.h"
+#include "scenarios/echo/load_generator.h"
+#include "scenarios/echo/server.h"
+
+namespace echo {
+namespace {
+
+using harness::Duration;
+using namespace std::chrono_literals;
+
+constexpr uint64_t kMaxConnections = 100000;
+constexpr uint64_t kMaxSize = 64 << 20;
+
+nlohmann::json ParseParam(const std::string& name, const std::string& value) {
+  try {
+    if (name == "connections") return harness::ParseCount(value, 1, kMaxConnections);
+    if (name == "size") return harness::ParseCount(value, 1, kMaxSize);
+    if (name == "workers") return harness::ParseCount(value, 1, 4096);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("--" + name + ": " + e.what());
+  }
+  throw std::invalid_argument("echo has no parameter --" + name);
+}
+
+double CpuSeconds(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Reads "listening on HOST:PORT" from a freshly started server.
+harness::Endpoint AwaitListening(harness::ChildProcess& server) {
+  const auto line = server.ReadLine(10s);
+  const std::string prefix = "listening on ";
+  if (!line || line->rfind(prefix, 0) != 0) {
+    server.Stop(1s);
+    std::string why = server.exit_description().empty() ? "no 'listening on' line within 10 s"
+                                                         : server.exit_description();
+    const std::string tail = server.StderrTail();
+    throw std::runtime_error("server did not start: " + why + (tail.empty() ? "" : ": " + tail));
+  }
+  return harness::ParseEndpoint(line->substr(prefix.size()), false);
+}
+
+class EchoScenario final : public harness::Scenario {
+ public:
+  std::string name() const override { return "echo"; }
+  std::string description() const override {
+    return "TCP echo, ASCII letters upper-cased (seeds 000-003); closed loop, every byte checked";
+  }
+
+  std::vector<harness::ModelInfo> models() const override {
+    std::vector<harness::ModelInfo> out;
+    for (const auto& m : Models()) out.push_back({m.name, m.description});
+    return out;
+  }
+
+  std::vector<harness::ParamInfo> params() const override {
+    return {
+        {"connections", "concurrent client connections",
+         {{"smoke", "1,10"}, {"quick", "1,10,100"}, {"full", "1,10,100,1000,10000"}}},
+        {"size", "message size in bytes (K, M suffixes)", {{"smoke", "64"}, {"quick", "64"}, {"full", "64,4096"}}},
+        {"workers", "server worker threads or processes (models that take it)",
+         {{"smoke", "1"}, {"quick", "1"}, {"full", "1,2"}}},
+    };
+  }
+
+  Duration default_duration(const std::string& profile) const override {
+    return profile == "smoke" ? Duration(300ms) : profile == "full" ? Duration(5s) : Duration(1s);
+  }
+  Duration default_warmup(const std::string& profile) const override {
+    return profile == "smoke" ? Duration(100ms) : profile == "full" ? Duration(1s) : Duration(200ms);
+  }
+  int default_repetitions(const std::string& profile) const override {
+    return profile == "smoke" ? 2 : profile == "full" ? 5 : 3;
+  }
+
+  std::vector<harness::SummaryColumn> summary_columns() const override {
+    return {{"msgs_per_second", "msgs/s", "{:>11.0f}"},
+            {"p50_us", "p50 us", "{:>11.1f}"},
+            {"p99_us", "p99 us", "{:>11.1f}"},
+            {"errors", "errors", "{:>11.0f}"},
+            {"starved_connections", "starved", "{:>11.0f}"},
+            {"server_cpu_us_per_msg", "srv cpu us", "{:>11.2f}"},
+            {"server_peak_rss_bytes", "srv rss MiB", "{:>11.1f}", 1.0 / (1 << 20)},
+            {"server_threads", "srv threads", "{:>11.0f}"}};
+  }
+
+  std::vector<harness::RunSpec> Plan(const harness::Options& options) const override {
+    std::vector<const ModelEntry*> chosen;
+    if (options.target) {
+      chosen.push_back(nullptr);  // `load`: an external server
+    } else if (options.models.empty()) {
+      for (const auto& m : Models()) chosen.push_back(&m);
+    } else {
+      for (const auto& name : options.models) {
+        const ModelEntry* m = FindModel(name);
+        if (m == nullptr) throw std::invalid_argument("unknown model '" + name + "' for echo (see: list)");
+        chosen.push_back(m);
+      }
+    }
+    std::vector<harness::RunSpec> runs;
+    for (const ModelEntry* m : chosen) {
+      std::vector<std::string> used = {"connections", "size"};
+      if (m && m->uses_workers) used.push_back("workers");
+      for (auto& p : harness::ParamProduct(params(), options, used, &ParseParam)) {
+        harness::RunSpec run;
+        run.scenario = "echo";
+        run.model = m ? m->name : "external";
+        run.name = harness::RunName(run.scenario, run.model, p);
+        run.params = std::move(p);
+        if (options.target) run.params["target"] = *options.target;
+        run.duration = options.duration.value_or(default_duration(options.profile));
+        run.warmup = options.warmup.value_or(default_warmup(options.profile));
+        run.repetitions = options.repetitions.value_or(default_repetitions(options.profile));
+        run.target = options.target;
+        run.server_pid = options.server_pid;
+        run.self_path = options.self_path;
+        runs.push_back(std::move(run));
+      }
+    }
+    return runs;
+  }
+
+  harness::Repetition Measure(const harness::RunSpec& run, int) override {
+    try {
+      return MeasureOrThrow(run);
+    } catch (const std::exception& e) {
+      return harness::Repetition::Failed(e.what());
+    }
+  }
+
+  int Serve(const harness::ServeOptions& options) override;
+
+ private:
+  harness::Repetition MeasureOrThrow(const harness::RunSpec& run);
+};
+
+harness::Repetition EchoScenario::MeasureOrThrow(const harness::RunSpec& run) {
+  std::unique_ptr<harness::ChildProcess> server;
+  LoadConfig config;
+  std::optional<pid_t> sampled;
+  if (run.target) {
+    config.target = harness::ParseEndpoint(*run.target, false);
+    if (run.server_pid) sampled = *run.server_pid;
+  } else {
+    std::vector<std::string> argv = {run.self_path, "serve", "--scenario=echo", "--model=" + run.model,
+                                     "--listen=127.0.0.1:0"};
+    if (run.params.contains("workers")) argv.push_back("--workers=" + run.params["workers"].dump());
+    server = std::make_unique<harness::ChildProcess>(argv);
+    config.target = AwaitListening(*server);
+    sampled = server->pid();
+  }
+  config.connections = run.params["connections"].get<int>();
+  config.size = run.params["size"].get<size_t>();
+  config.warmup = run.warmup;
+  config.duration = run.duration;
+  config.stop = &harness::g_interrupted;
+
+  std::optional<harness::ProcessUsage> before, after;
+  double client_cpu_before = 0, client_cpu_after = 0;
+  config.on_window_start = [&] {
+    if (sampled) before = harness::ReadProcessUsage(*sampled);
+    client_cpu_before = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
+  };
+  config.on_window_end = [&] {
+    if (sampled) after = harness::ReadProcessUsage(*sampled);
+    client_cpu_after = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
+  };
+  LoadResult load = RunLoad(config);
+
+  if (server && !server->Running()) {
+    const std::string tail = server->StderrTail();
+    return harness::Repetition::Failed("server died during the run: " + server->exit_description() +
+                                       (tail.empty() ? "" : ": " + tail));
+  }
+  if (server) server->Stop(3s);
+  if (!load.ok) return harness::Repetition::Failed(load.error);
+  if (load.messages == 0) {
+    return harness::Repetition::Failed("no round trip completed in the " +
+                                       harness::FormatDuration(run.duration) + " window");
+  }
+
+  const double msgs = static_cast<double>(load.messages);
+  harness::Repetition rep;
+  rep.ok = true;
+  rep.iterations = load.messages;
+  rep.real_time_ns = load.window_seconds * 1e9 / msgs;
+  auto& m = rep.metrics;
+  m["msgs_per_second"] = msgs / load.window_seconds;
+  m["bytes_per_second"] = msgs * static_cast<double>(config.size) / load.window_seconds;
+  const auto& h = load.latency;
+  m["p50_us"] = static_cast<double>(h.Percentile(50)) / 1e3;
+  m["p90_us"] = static_cast<double>(h.Percentile(90)) / 1e3;
+  m["p99_us"] = static_cast<double>(h.Percentile(99)) / 1e3;
+  m["p999_us"] = static_cast<double>(h.Percentile(99.9)) / 1e3;
+  m["max_us"] = static_cast<double>(h.max()) / 1e3;
+  m["mean_us"] = h.mean() / 1e3;
+  m["wrong_bytes"] = load.wrong_bytes;
+  m["broken_connections"] = load.broken_connections;
+  m["errors"] = load.wrong_bytes + load.broken_connections;
+  m["connections"] = config.connections;
+  m["starved_connections"] = std::count(load.per_connection.begin(), load.per_connection.end(), 0);
+  m["fairness"] = harness::JainFairness(load.per_connection);
+  m["client_cpu_us_per_msg"] = (client_cpu_after - client_cpu_before) * 1e6 / msgs;
+  if (before && after) {
+    const double server_cpu_ns = static_cast<double>(after->cpu_ns - before->cpu_ns);
+    rep.cpu_time_ns = server_cpu_ns / msgs;
+    m["server_cpu_us_per_msg"] = server_cpu_ns / 1e3 / msgs;
+    m["server_peak_rss_bytes"] = after->peak_rss_bytes;
+    m["server_threads"] = after->threads;
+    m["server_ctx_switches_per_msg"] =
+        static_cast<double>(after->voluntary_switches + after->involuntary_switches -
+                            before->voluntary_switches - before->involuntary_switches) / msgs;
+  } else {
+    // No server to sample (`load` without --server-pid): Google Benchmark's cpu_time is then the
+    // load generator's own CPU per message, and no server figure is invented.
+    rep.cpu_time_ns = (client_cpu_after - client_cpu_before) * 1e9 / msgs;
+  }
+  rep.detail["latency_histogram"] = h.ToJson("ns");
+  return rep;
+}
+
+int EchoScenario::Serve(const harness::ServeOptions& options) {
+  const ModelEntry* model = FindModel(options.model);
+  if (model == nullptr) throw std::invalid_argument("unknown model '" + options.model + "' for echo (see: list)");
+  ServerConfig config;
+  if (auto w = options.params.find("workers"); w != options.params.end()) {
+    config.workers = ParseParam("workers", w->second).get<int>();
+  }
+  // Block the stop signals before any thread exists, so every thread inherits the mask and the
+  // main thread alone takes them in sigwait().
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  uint16_t port = 0;
+  int fd = -1;
+  try {
+    fd = Listen(options.listen.host, options.listen.port, &port);
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(e.what());
+  }
+  auto server = model->make(config);
+  server->Start(fd);
+  std::cout << "listening on " << harness::Endpoint{options.listen.host, port}.ToString() << std::endl;
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  server->Stop();
+  return 0;
+}
+
+}  // namespace
+
+HARNESS_REGISTER_SCENARIO(EchoScenario);
+
+}  // namespace echo

@@ -1,0 +1,52 @@
+// The echo load generator: closed loop, every byte checked.
+//
+// Opens `connections` TCP connections (non-blocking connects, a bounded number in flight, so a burst
+// of 10k does not overflow the server's accept backlog), then each of `threads` epoll loops drives
+// its share: send a message, read until all `size` bytes are back, check every byte, record the
+// round trip, send the next. Only round trips that complete inside the measurement window (after
+// warm-up) are counted. Every loop is bounded by the window's end and stops by itself; a connection
+// that never gets a reply is counted as starved, never waited for.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "harness/histogram.h"
+#include "harness/params.h"
+
+namespace echo {
+
+struct LoadConfig {
+  harness::Endpoint target;
+  int connections = 1;
+  size_t size = 64;
+  harness::Duration warmup = std::chrono::milliseconds(200);
+  harness::Duration duration = std::chrono::seconds(1);
+  int threads = 1;
+  harness::Duration connect_timeout = std::chrono::seconds(15);
+  int max_connects_in_flight = 128;
+  const std::atomic<bool>* stop = nullptr;  // optional: set to end the run early (Ctrl-C)
+  // Called on the calling thread at the start and the end of the measurement window.
+  std::function<void()> on_window_start;
+  std::function<void()> on_window_end;
+};
+
+struct LoadResult {
+  bool ok = false;
+  std::string error;                     // why the load could not run (connect failed ...)
+  uint64_t messages = 0;                 // round trips completed inside the window
+  uint64_t wrong_bytes = 0;              // received bytes that differ from the expected reply
+  uint64_t broken_connections = 0;       // closed or reset by the server during the run
+  std::vector<uint64_t> per_connection;  // round trips inside the window, per connection
+  harness::Histogram latency;            // round-trip time in ns, inside the window
+  double window_seconds = 0;
+  bool interrupted = false;
+};
+
+LoadResult RunLoad(const LoadConfig& config);
+
+}  // namespace echo

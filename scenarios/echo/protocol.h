@@ -1,0 +1,39 @@
+// The echo protocol: the client sends `size` bytes; the server returns the same bytes with ASCII
+// letters upper-cased, in order, on the same connection. TCP splits and merges: neither side may
+// assume one recv is one message.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace echo {
+
+// Per-connection buffer every server model uses, so memory figures compare like with like.
+inline constexpr size_t kBufferSize = 16 * 1024;
+
+inline char Upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - ('a' - 'A')) : c; }
+
+inline void UpperCase(char* data, size_t n) {
+  for (size_t i = 0; i < n; ++i) data[i] = Upper(data[i]);
+}
+
+// The bytes a client sends and expects back. Message `seq` of a connection starts at a different
+// offset of one pseudo-random buffer holding every byte value, so a server that drops, repeats or
+// reorders bytes, or upper-cases the wrong ones, is caught.
+class MessagePattern {
+ public:
+  explicit MessagePattern(size_t size);
+  size_t size() const { return size_; }
+  const char* Request(uint64_t seq) const { return request_.data() + Offset(seq); }
+  const char* Reply(uint64_t seq) const { return reply_.data() + Offset(seq); }
+
+ private:
+  static constexpr size_t kOffsets = 251;
+  static size_t Offset(uint64_t seq) { return static_cast<size_t>(seq % kOffsets); }
+  size_t size_;
+  std::vector<char> request_;
+  std::vector<char> reply_;
+};
+
+}  // namespace echo

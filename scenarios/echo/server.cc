@@ -1,0 +1,69 @@
+#include "scenarios/echo/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace echo {
+namespace {
+
+std::vector<ModelEntry>& Registry() {
+  static auto* models = new std::vector<ModelEntry>();
+  return *models;
+}
+
+}  // namespace
+
+void RegisterModel(ModelEntry entry) { Registry().push_back(std::move(entry)); }
+
+const std::vector<ModelEntry>& Models() { return Registry(); }
+
+const ModelEntry* FindModel(const std::string& name) {
+  for (const auto& m : Registry()) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
+
+int Listen(const std::string& host, uint16_t port, uint16_t* bound_port) {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    len = sizeof *v4;
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    len = sizeof *v6;
+  } else {
+    throw std::runtime_error("not a numeric address: " + host);
+  }
+  const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error(std::string("socket: ") + strerror(errno));
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, SOMAXCONN) != 0) {
+    const int err = errno;
+    close(fd);
+    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " + strerror(err));
+  }
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  *bound_port = ntohs(addr.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+  return fd;
+}
+
+void SetNoDelay(int fd) {
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+}  // namespace echo

@@ -1,0 +1,58 @@
+// An echo server model, and the registry of models. A model registers with one line:
+//
+//   ECHO_REGISTER_MODEL("threads", "a thread per connection, blocking I/O", false, ThreadsServer);
+//
+// The harness starts every model the same way (`harness serve`): it binds and listens, prints the
+// address, calls Start() with the listening socket, waits for SIGINT or SIGTERM, and calls Stop().
+// Signals are blocked in the calling thread before Start(), so threads a model creates inherit that.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace echo {
+
+struct ServerConfig {
+  int workers = 1;  // threads or processes, for models that take it
+};
+
+class EchoServer {
+ public:
+  virtual ~EchoServer() = default;
+  // Takes ownership of listen_fd (bound, listening, blocking). Returns once the server accepts.
+  virtual void Start(int listen_fd) = 0;
+  // Ends every connection, joins every thread it started, closes every descriptor. Called once.
+  virtual void Stop() = 0;
+};
+
+struct ModelEntry {
+  std::string name;
+  std::string description;
+  bool uses_workers;
+  std::unique_ptr<EchoServer> (*make)(const ServerConfig&);
+};
+
+void RegisterModel(ModelEntry entry);
+const std::vector<ModelEntry>& Models();
+const ModelEntry* FindModel(const std::string& name);
+
+// Creates a TCP socket bound to host:port and listening (backlog SOMAXCONN, SO_REUSEADDR).
+// Throws std::runtime_error with the reason. *bound_port receives the port actually bound.
+int Listen(const std::string& host, uint16_t port, uint16_t* bound_port);
+
+// Sets TCP_NODELAY: without it Nagle and delayed ACKs add ~40 ms stalls to request/response.
+void SetNoDelay(int fd);
+
+template <typename T>
+std::unique_ptr<EchoServer> MakeServer(const ServerConfig& config) {
+  return std::make_unique<T>(config);
+}
+
+}  // namespace echo
+
+#define ECHO_CONCAT_INNER(a, b) a##b
+#define ECHO_CONCAT(a, b) ECHO_CONCAT_INNER(a, b)
+#define ECHO_REGISTER_MODEL(name, description, uses_workers, Type)                               \
+  static const bool ECHO_CONCAT(echo_model_registered_, __LINE__) =                              \
+      (::echo::RegisterModel({name, description, uses_workers, &::echo::MakeServer<Type>}), true)

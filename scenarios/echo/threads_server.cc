@@ -1,0 +1,123 @@
+// `threads`: a thread per connection with blocking I/O (seeds 000 and 003). The acceptor thread
+// starts one thread per accepted connection; each loops recv -> upper-case -> send until EOF.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "scenarios/echo/protocol.h"
+#include "scenarios/echo/server.h"
+
+namespace echo {
+namespace {
+
+bool SendAll(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    const ssize_t sent = send(fd, data, n, MSG_NOSIGNAL);
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent <= 0) return false;
+    data += sent;
+    n -= static_cast<size_t>(sent);
+  }
+  return true;
+}
+
+void Echo(int fd) {
+  char buf[kBufferSize];
+  while (true) {
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    UpperCase(buf, static_cast<size_t>(n));
+    if (!SendAll(fd, buf, static_cast<size_t>(n))) return;
+  }
+}
+
+class ThreadsServer final : public EchoServer {
+ public:
+  explicit ThreadsServer(const ServerConfig&) {}
+
+  void Start(int listen_fd) override {
+    listen_fd_ = listen_fd;
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+
+  void Stop() override {
+    stopping_ = true;
+    // shutdown() wakes a thread blocked in accept() or recv() on that socket.
+    shutdown(listen_fd_, SHUT_RDWR);
+    acceptor_.join();
+    {
+      std::lock_guard lock(mu_);
+      for (auto& c : connections_) shutdown(c.fd, SHUT_RDWR);
+    }
+    // No new connection can appear now: join every thread outside the lock (they take it to exit).
+    std::list<Connection> all;
+    {
+      std::lock_guard lock(mu_);
+      all.splice(all.end(), connections_);
+    }
+    for (auto& c : all) c.thread.join();
+    close(listen_fd_);
+  }
+
+ private:
+  struct Connection {
+    int fd;
+    std::thread thread;
+  };
+
+  void AcceptLoop() {
+    while (!stopping_) {
+      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (stopping_) return;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));  // out of descriptors: back off
+        }
+        continue;
+      }
+      SetNoDelay(fd);
+      JoinFinished();
+      std::lock_guard lock(mu_);
+      auto it = connections_.insert(connections_.end(), Connection{fd, {}});
+      it->thread = std::thread([this, it] { Serve(it); });
+    }
+  }
+
+  void Serve(std::list<Connection>::iterator it) {
+    Echo(it->fd);
+    std::lock_guard lock(mu_);
+    close(it->fd);
+    it->fd = -1;
+    if (!stopping_) finished_.splice(finished_.end(), connections_, it);
+  }
+
+  // Joins threads whose connection has ended, so a long run does not accumulate them.
+  void JoinFinished() {
+    std::list<Connection> done;
+    {
+      std::lock_guard lock(mu_);
+      done.swap(finished_);
+    }
+    for (auto& c : done) c.thread.join();
+  }
+
+  int listen_fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::list<Connection> connections_;  // guarded by mu_: live connections
+  std::list<Connection> finished_;     // guarded by mu_: ended, thread not yet joined
+};
+
+}  // namespace
+
+ECHO_REGISTER_MODEL("threads", "a thread per connection, blocking I/O (seeds 000, 003)", false, ThreadsServer);
+
+}  // namespace echo
