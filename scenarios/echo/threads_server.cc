@@ -52,15 +52,14 @@ class ThreadsServer final : public EchoServer {
     // shutdown() wakes a thread blocked in accept() or recv() on that socket.
     shutdown(listen_fd_, SHUT_RDWR);
     acceptor_.join();
-    {
-      std::lock_guard lock(mu_);
-      for (auto& c : connections_) shutdown(c.fd, SHUT_RDWR);
-    }
-    // No new connection can appear now: join every thread outside the lock (they take it to exit).
+    // No new connection can appear now. Wake every live one, then join every thread, live or
+    // finished, outside the lock (an ending thread takes it to close its socket).
     std::list<Connection> all;
     {
       std::lock_guard lock(mu_);
+      for (auto& c : connections_) shutdown(c.fd, SHUT_RDWR);
       all.splice(all.end(), connections_);
+      all.splice(all.end(), finished_);
     }
     for (auto& c : all) c.thread.join();
     close(listen_fd_);

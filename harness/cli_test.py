@@ -1,0 +1,183 @@
+"""The harness's command line end to end: exit codes, one-line errors, result files that validate
+against the schema and that Google Benchmark's compare.py reads, serve + load."""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from results import validate
+
+WORKSPACE = os.path.join(os.environ.get("TEST_SRCDIR", "."), "concurrency_harness")
+HARNESS = os.path.join(WORKSPACE, "harness", "harness")
+COMPARE = "/usr/share/benchmark/compare.py"
+TIMEOUT = 120
+
+
+def load_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+SCHEMA = load_json(validate.SCHEMA)
+
+
+def run(*args):
+    return subprocess.run([HARNESS, *args], capture_output=True, text=True, timeout=TIMEOUT,
+                          stdin=subprocess.DEVNULL)
+
+
+class UsageErrors(unittest.TestCase):
+    def assert_usage_error(self, *args, mentions):
+        p = run(*args)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertTrue(lines[0].startswith("harness: error: "), lines[0])
+        self.assertIn(mentions, lines[0])
+
+    def test_unknown_model(self):
+        self.assert_usage_error("run", "--model=nope", mentions="unknown model 'nope'")
+
+    def test_unknown_scenario(self):
+        self.assert_usage_error("run", "--scenario=nope", mentions="unknown scenario 'nope'")
+
+    def test_bad_numbers(self):
+        self.assert_usage_error("run", "--connections=abc", mentions="--connections")
+        self.assert_usage_error("run", "--connections=10,,100", mentions="empty item")
+        self.assert_usage_error("run", "--size=0", mentions="--size")
+        self.assert_usage_error("run", "--repetitions=-1", mentions="-1")
+
+    def test_bad_duration(self):
+        self.assert_usage_error("run", "--duration=fast", mentions="not a duration")
+        self.assert_usage_error("run", "--duration=0s", mentions="duration")
+
+    def test_unknown_flag_and_profile(self):
+        self.assert_usage_error("run", "--bogus", mentions="--bogus")
+        self.assert_usage_error("run", "--profile=huge", mentions="huge")
+
+    def test_unwritable_output(self):
+        self.assert_usage_error("run", "--model=asio", "--out=/proc/nope/x.json", mentions="--out")
+
+    def test_bad_target(self):
+        self.assert_usage_error("load", "--target=localhost", mentions="HOST:PORT")
+
+    def test_help(self):
+        p = run("--help")
+        self.assertEqual(p.returncode, 0)
+        for command in ("run", "list", "serve", "load"):
+            self.assertIn(command, p.stdout)
+
+
+class Runs(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+
+    def smoke(self, name, *extra):
+        out = os.path.join(self.dir, name)
+        p = run("run", "--profile=smoke", "--scenario=echo", "--connections=1,10", "--duration=200ms",
+                "--warmup=50ms", f"--out={out}", *extra)
+        self.assertEqual(p.returncode, 0, p.stderr + p.stdout)
+        return out, p
+
+    def test_list_names_every_model(self):
+        p = run("list")
+        self.assertEqual(p.returncode, 0)
+        for model in ("threads", "asio"):
+            self.assertIn(model, p.stdout)
+
+    def test_smoke_run_validates_and_every_byte_is_right(self):
+        out, p = self.smoke("a.json")
+        self.assertIsNone(validate.validate(out, SCHEMA))
+        doc = load_json(out)
+        names = {b["run_name"] for b in doc["benchmarks"]}
+        self.assertEqual(names, {"echo/threads/connections:1/size:64", "echo/threads/connections:10/size:64",
+                                 "echo/asio/connections:1/size:64/workers:1",
+                                 "echo/asio/connections:10/size:64/workers:1"})
+        for b in doc["benchmarks"]:
+            self.assertEqual(b["status"], "ok", b)
+            if b["run_type"] == "iteration":
+                self.assertEqual(b["errors"], 0, b["name"])
+                self.assertEqual(b["starved_connections"], 0, b["name"])
+                self.assertGreater(b["msgs_per_second"], 0)
+                self.assertEqual(b["latency_histogram"]["count"], b["iterations"])
+                self.assertLessEqual(b["p50_us"], b["p99_us"])
+                self.assertLessEqual(b["p99_us"], b["max_us"])
+                self.assertGreater(b["server_peak_rss_bytes"], 0)
+        aggregates = [b["aggregate_name"] for b in doc["benchmarks"] if b["run_type"] == "aggregate"]
+        self.assertEqual(sorted(set(aggregates)), ["cv", "mean", "median", "stddev"])
+        self.assertIn("msgs/s", p.stdout)  # the summary table
+
+    def test_compare_py_reads_two_result_files(self):
+        a, _ = self.smoke("a.json", "--model=asio")
+        b, _ = self.smoke("b.json", "--model=asio")
+        p = subprocess.run(["/usr/bin/python3", COMPARE, "benchmarks", a, b], capture_output=True,
+                           text=True, timeout=TIMEOUT)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("echo/asio/connections:10/size:64/workers:1", p.stdout)
+
+    def test_serve_and_load(self):
+        server = subprocess.Popen([HARNESS, "serve", "--model=asio", "--workers=2"], stdout=subprocess.PIPE,
+                                  text=True, stdin=subprocess.DEVNULL)
+        try:
+            line = server.stdout.readline().strip()
+            self.assertRegex(line, r"^listening on 127\.0\.0\.1:\d+$")
+            target = line.split()[-1]
+            out = os.path.join(self.dir, "load.json")
+            p = run("load", f"--target={target}", f"--server-pid={server.pid}", "--connections=5",
+                    "--size=100", "--duration=200ms", "--repetitions=2", f"--out={out}")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIsNone(validate.validate(out, SCHEMA))
+            doc = load_json(out)
+            first = doc["benchmarks"][0]
+            self.assertEqual(first["name"], "echo/external/connections:5/size:100")
+            self.assertEqual(first["params"]["target"], target)
+            self.assertEqual(first["errors"], 0)
+            self.assertEqual(first["server_threads"], 3)  # main thread + 2 workers
+        finally:
+            server.send_signal(signal.SIGTERM)
+            self.assertEqual(server.wait(timeout=10), 0)
+            server.stdout.close()
+
+    def test_serve_refuses_a_port_in_use(self):
+        with subprocess.Popen([HARNESS, "serve", "--model=threads"], stdout=subprocess.PIPE, text=True) as server:
+            try:
+                target = server.stdout.readline().split()[-1]
+                p = run("serve", "--model=threads", f"--listen={target}")
+                self.assertEqual(p.returncode, 2)
+                self.assertIn("Address already in use", p.stderr)
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+
+    def test_a_crashing_server_is_a_failed_run_not_a_crash(self):
+        # Kill the server the harness starts, mid-run: the run is failed with the reason, the file
+        # still validates, the exit code says a run failed, and no server is left behind.
+        out = os.path.join(self.dir, "crash.json")
+        proc = subprocess.Popen([HARNESS, "run", "--model=threads", "--connections=2", "--duration=3s",
+                                 "--warmup=0.1s", "--repetitions=1", f"--out={out}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 10
+        victim = None
+        while victim is None and time.time() < deadline:
+            time.sleep(0.2)
+            kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            victim = int(kids[0]) if kids else None
+        self.assertIsNotNone(victim, "the harness started no server")
+        time.sleep(0.5)
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 1, stderr)
+        doc = load_json(out)
+        self.assertIsNone(validate.validate(out, SCHEMA))
+        entry = doc["benchmarks"][0]
+        self.assertEqual(entry["status"], "failed")
+        self.assertIn("SIGKILL", entry["error"])
+        self.assertNotIn("msgs_per_second", entry)
+        self.assertEqual(subprocess.run(["pgrep", "-P", str(proc.pid)]).returncode, 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

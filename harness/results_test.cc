@@ -1,0 +1,89 @@
+#include "harness/results.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace harness {
+namespace {
+
+RunSpec Spec() {
+  RunSpec run;
+  run.scenario = "echo";
+  run.model = "asio";
+  run.params = {{"connections", 10}, {"size", 64}};
+  run.name = RunName(run.scenario, run.model, run.params);
+  run.repetitions = 3;
+  return run;
+}
+
+Repetition Ok(double real_time, double rate) {
+  Repetition r;
+  r.ok = true;
+  r.iterations = 100;
+  r.real_time_ns = real_time;
+  r.cpu_time_ns = real_time / 2;
+  r.metrics["msgs_per_second"] = rate;
+  return r;
+}
+
+TEST(ResultsTest, NamesFollowScenarioModelParams) {
+  EXPECT_EQ(Spec().name, "echo/asio/connections:10/size:64");
+}
+
+TEST(ResultsTest, IterationEntryHasGoogleBenchmarkAndHarnessFields) {
+  const nlohmann::json e = IterationEntry(Spec(), Ok(1000, 1e6), 1, 0, 2);
+  EXPECT_EQ(e["name"], "echo/asio/connections:10/size:64");
+  EXPECT_EQ(e["run_type"], "iteration");
+  EXPECT_EQ(e["repetition_index"], 1);
+  EXPECT_EQ(e["per_family_instance_index"], 2);
+  EXPECT_EQ(e["time_unit"], "ns");
+  EXPECT_EQ(e["real_time"], 1000);
+  EXPECT_EQ(e["cpu_time"], 500);
+  EXPECT_EQ(e["status"], "ok");
+  EXPECT_EQ(e["msgs_per_second"], 1e6);
+  EXPECT_EQ(e["params"]["connections"], 10);
+}
+
+TEST(ResultsTest, FailedEntryCarriesTheErrorAndNoFigures) {
+  const nlohmann::json e = IterationEntry(Spec(), Repetition::Failed("server died"), 0, 0, 0);
+  EXPECT_EQ(e["status"], "failed");
+  EXPECT_EQ(e["error"], "server died");
+  EXPECT_EQ(e["error_occurred"], true);
+  EXPECT_FALSE(e.contains("real_time"));
+  EXPECT_FALSE(e.contains("msgs_per_second"));
+}
+
+TEST(ResultsTest, AggregatesOverOkRepetitions) {
+  const std::vector<Repetition> reps = {Ok(100, 10), Ok(300, 30), Repetition::Failed("x"), Ok(200, 20)};
+  const auto entries = AggregateEntries(Spec(), reps, 0, 0);
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(entries[0]["name"], "echo/asio/connections:10/size:64_mean");
+  EXPECT_EQ(entries[0]["aggregate_name"], "mean");
+  EXPECT_DOUBLE_EQ(entries[0]["real_time"].get<double>(), 200);
+  EXPECT_DOUBLE_EQ(entries[1]["msgs_per_second"].get<double>(), 20);  // median
+  EXPECT_DOUBLE_EQ(entries[2]["real_time"].get<double>(), 100);       // stddev
+  EXPECT_DOUBLE_EQ(entries[3]["real_time"].get<double>(), 0.5);       // cv
+  EXPECT_EQ(entries[3]["aggregate_unit"], "percentage");
+  EXPECT_EQ(entries[0]["failed_repetitions"], 1);
+  EXPECT_TRUE(AggregateEntries(Spec(), {Repetition::Failed("x")}, 0, 0).empty());
+}
+
+TEST(ResultsTest, WriterRewritesAWholeValidFileAfterEveryEntry) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") +
+                           "/results_test.json";
+  ResultsWriter writer(path, MakeContext("harness run", "smoke"));
+  for (int i = 0; i < 3; ++i) {
+    writer.Add(IterationEntry(Spec(), Ok(100, 10), i, 0, 0));
+    std::ifstream in(path);
+    const nlohmann::json doc = nlohmann::json::parse(in);
+    EXPECT_EQ(doc["benchmarks"].size(), static_cast<size_t>(i + 1));
+    EXPECT_EQ(doc["context"]["profile"], "smoke");
+    EXPECT_EQ(doc["context"]["schema_version"], kSchemaVersion);
+  }
+  EXPECT_THROW(ResultsWriter("/nonexistent-dir/x.json", {}), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace harness

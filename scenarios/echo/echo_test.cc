@@ -1,0 +1,224 @@
+// Every registered model against the load generator, with every byte checked; and the load
+// generator against servers that misbehave, to show it catches them.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <functional>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "scenarios/echo/load_generator.h"
+#include "scenarios/echo/protocol.h"
+#include "scenarios/echo/server.h"
+
+namespace echo {
+namespace {
+
+using namespace std::chrono_literals;
+
+LoadResult Drive(uint16_t port, int connections, size_t size, harness::Duration duration = 300ms) {
+  LoadConfig config;
+  config.target = {"127.0.0.1", port};
+  config.connections = connections;
+  config.size = size;
+  config.warmup = 50ms;
+  config.duration = duration;
+  return RunLoad(config);
+}
+
+TEST(ProtocolTest, PatternHasLowerCaseAndRepliesAreUpperCased) {
+  const MessagePattern p(4096);
+  int lower = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    lower += p.Request(3)[i] >= 'a' && p.Request(3)[i] <= 'z';
+    ASSERT_EQ(p.Reply(3)[i], Upper(p.Request(3)[i]));
+  }
+  EXPECT_GT(lower, 1000);
+  EXPECT_NE(std::string(p.Request(0), 64), std::string(p.Request(1), 64));  // messages differ
+  EXPECT_EQ(Upper('z'), 'Z');
+  EXPECT_EQ(Upper('{'), '{');
+  EXPECT_EQ(Upper('\xe1'), '\xe1');  // only ASCII letters
+}
+
+struct ModelCase {
+  std::string model;
+  int workers;
+};
+
+class ModelTest : public ::testing::TestWithParam<ModelCase> {
+ protected:
+  void SetUp() override {
+    signal(SIGPIPE, SIG_IGN);
+    const ModelEntry* entry = FindModel(GetParam().model);
+    ASSERT_NE(entry, nullptr);
+    const int fd = Listen("127.0.0.1", 0, &port_);
+    server_ = entry->make(ServerConfig{GetParam().workers});
+    server_->Start(fd);
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+  }
+  uint16_t port_ = 0;
+  std::unique_ptr<EchoServer> server_;
+};
+
+TEST_P(ModelTest, EchoesEveryByteOfEverySize) {
+  for (size_t size : {size_t{1}, size_t{64}, size_t{65536}}) {
+    SCOPED_TRACE("size " + std::to_string(size));
+    const LoadResult r = Drive(port_, 64, size);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.wrong_bytes, 0u);
+    EXPECT_EQ(r.broken_connections, 0u);
+    EXPECT_GT(r.messages, 64u);
+    ASSERT_EQ(r.per_connection.size(), 64u);
+    for (uint64_t n : r.per_connection) EXPECT_GT(n, 0u);  // no connection starved
+    EXPECT_EQ(r.latency.count(), r.messages);
+  }
+}
+
+TEST_P(ModelTest, HoldsManyConnections) {
+  const LoadResult r = Drive(port_, 1000, 64, 500ms);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.wrong_bytes, 0u);
+  EXPECT_EQ(r.broken_connections, 0u);
+  EXPECT_GE(r.messages, 1000u);
+}
+
+TEST_P(ModelTest, StopsWithConnectionsOpen) {
+  // Stop() must end live connections and join everything (TearDown), not hang.
+  LoadConfig config;
+  config.target = {"127.0.0.1", port_};
+  config.connections = 10;
+  config.warmup = 10ms;
+  config.duration = 50ms;
+  ASSERT_TRUE(RunLoad(config).ok);
+}
+
+std::vector<ModelCase> AllModels() {
+  std::vector<ModelCase> cases;
+  for (const auto& m : Models()) {
+    cases.push_back({m.name, 1});
+    if (m.uses_workers) cases.push_back({m.name, 2});
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryModel, ModelTest, ::testing::ValuesIn(AllModels()),
+                         [](const auto& info) { return info.param.model + "_workers" + std::to_string(info.param.workers); });
+
+// A deliberately wrong server: a thread per connection running `handle` on the socket.
+class FakeServer {
+ public:
+  explicit FakeServer(std::function<void(int)> handle) : handle_(std::move(handle)) {
+    listen_fd_ = Listen("127.0.0.1", 0, &port_);
+    acceptor_ = std::thread([this] {
+      while (true) {
+        const int fd = accept(listen_fd_, nullptr, nullptr);
+        if (fd < 0) return;
+        std::lock_guard lock(mu_);
+        fds_.push_back(fd);
+        threads_.emplace_back([this, fd] { handle_(fd); });
+      }
+    });
+  }
+  ~FakeServer() {
+    shutdown(listen_fd_, SHUT_RDWR);
+    acceptor_.join();
+    std::lock_guard lock(mu_);
+    for (int fd : fds_) shutdown(fd, SHUT_RDWR);
+    for (auto& t : threads_) t.join();
+    for (int fd : fds_) close(fd);
+    close(listen_fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  std::function<void(int)> handle_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::list<std::thread> threads_;
+};
+
+// Echoes, but changes the byte at `corrupt_at` of the stream (0-based) to '#'.
+void EchoCorrupting(int fd, uint64_t corrupt_at) {
+  char buf[4096];
+  uint64_t offset = 0;
+  while (true) {
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return;
+    UpperCase(buf, static_cast<size_t>(n));
+    if (corrupt_at >= offset && corrupt_at < offset + n) buf[corrupt_at - offset] = '#';
+    offset += static_cast<uint64_t>(n);
+    if (send(fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) return;
+  }
+}
+
+TEST(LoadGeneratorTest, CountsOneWrongByte) {
+  signal(SIGPIPE, SIG_IGN);
+  // Byte 64*20+5: inside the 21st message of each connection, well inside the run.
+  FakeServer server([](int fd) { EchoCorrupting(fd, 64 * 20 + 5); });
+  LoadConfig config;
+  config.target = {"127.0.0.1", server.port()};
+  config.connections = 1;
+  config.size = 64;
+  config.warmup = harness::Duration(0);
+  config.duration = 300ms;
+  const LoadResult r = RunLoad(config);
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_GT(r.messages, 21u);
+  EXPECT_EQ(r.wrong_bytes, 1u);
+}
+
+TEST(LoadGeneratorTest, CountsBrokenConnections) {
+  signal(SIGPIPE, SIG_IGN);
+  // Answers one message, then closes.
+  FakeServer server([](int fd) {
+    char buf[64];
+    size_t got = 0;
+    while (got < sizeof buf) {
+      const ssize_t n = recv(fd, buf + got, sizeof buf - got, 0);
+      if (n <= 0) return;
+      got += static_cast<size_t>(n);
+    }
+    UpperCase(buf, sizeof buf);
+    send(fd, buf, sizeof buf, MSG_NOSIGNAL);
+    shutdown(fd, SHUT_RDWR);
+  });
+  const LoadResult r = Drive(server.port(), 5, 64, 200ms);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.broken_connections, 5u);
+  EXPECT_EQ(r.wrong_bytes, 0u);
+}
+
+TEST(LoadGeneratorTest, ServerThatNeverRepliesEndsOnTimeWithEveryConnectionStarved) {
+  signal(SIGPIPE, SIG_IGN);
+  FakeServer server([](int fd) {
+    char buf[4096];
+    while (recv(fd, buf, sizeof buf, 0) > 0) {
+    }
+  });
+  const auto start = std::chrono::steady_clock::now();
+  const LoadResult r = Drive(server.port(), 8, 64, 300ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.messages, 0u);
+  EXPECT_EQ(std::count(r.per_connection.begin(), r.per_connection.end(), 0u), 8);
+}
+
+TEST(LoadGeneratorTest, ConnectionRefusedIsAnError) {
+  uint16_t port = 0;
+  const int fd = Listen("127.0.0.1", 0, &port);
+  close(fd);  // nothing listens there now
+  const LoadResult r = Drive(port, 3, 64, 100ms);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.error.find("refused"), std::string::npos) << r.error;
+}
+
+}  // namespace
+}  // namespace echo
