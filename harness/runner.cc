@@ -48,7 +48,7 @@ std::string Outcome(const std::vector<Repetition>& reps) {
   std::string text;
   if (!rates.empty()) {
     std::sort(rates.begin(), rates.end());
-    text = fmt::format("{:.4g} ops/s (median of {})", rates[rates.size() / 2], rates.size());
+    text = fmt::format("{:.0f} ops/s (median of {})", rates[rates.size() / 2], rates.size());
   }
   if (failed) {
     const std::string& why = std::find_if(reps.begin(), reps.end(), [](auto& r) { return !r.ok; })->error;

@@ -189,6 +189,7 @@ harness::Repetition EchoScenario::MeasureOrThrow(const harness::RunSpec& run) {
   }
   if (server) server->Stop(3s);
   if (!load.ok) return harness::Repetition::Failed(load.error);
+  if (load.interrupted) return harness::Repetition::Failed("interrupted");  // a cut window is no figure
   if (load.messages == 0) {
     return harness::Repetition::Failed("no round trip completed in the " +
                                        harness::FormatDuration(run.duration) + " window");
