@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <vector>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -34,20 +37,36 @@ bool ReadStatus(const std::string& path, ProcessUsage& usage, bool process_field
   return true;
 }
 
-// utime + stime of the whole thread group, including threads that have exited.
-bool ReadCpu(pid_t pid, uint64_t& cpu_ns) {
+std::string ReadStat(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The parent pid field of /proc/PID/stat, or -1.
+pid_t ParentOf(pid_t pid) {
+  const std::string text = ReadStat(pid);
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return -1;
+  char state = 0;
+  int ppid = -1;
+  if (std::sscanf(text.c_str() + close + 2, "%c %d", &state, &ppid) != 2) return -1;
+  return ppid;
+}
+
+// utime + stime of the whole thread group, including threads that have exited.
+bool ReadCpu(pid_t pid, uint64_t& cpu_ns, uint64_t& children_ns) {
+  const std::string text = ReadStat(pid);
   // The command name may hold spaces and parentheses: fields are counted after the last ')'.
   const size_t close = text.rfind(')');
   if (close == std::string::npos) return false;
   std::istringstream fields(text.substr(close + 2));
   std::string skip;
   for (int field = 3; field < 14; ++field) fields >> skip;
-  unsigned long long utime = 0, stime = 0;
-  if (!(fields >> utime >> stime)) return false;
-  static const long ticks = sysconf(_SC_CLK_TCK);
-  cpu_ns = (utime + stime) * (1000000000ULL / static_cast<unsigned long long>(ticks));
+  unsigned long long utime = 0, stime = 0, cutime = 0, cstime = 0;
+  if (!(fields >> utime >> stime >> cutime >> cstime)) return false;
+  static const unsigned long long ns_per_tick = 1000000000ULL / static_cast<unsigned long long>(sysconf(_SC_CLK_TCK));
+  cpu_ns = (utime + stime) * ns_per_tick;
+  children_ns = (cutime + cstime) * ns_per_tick;
   return true;
 }
 
@@ -56,7 +75,7 @@ bool ReadCpu(pid_t pid, uint64_t& cpu_ns) {
 std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
   ProcessUsage usage;
   const std::string base = "/proc/" + std::to_string(pid);
-  if (!ReadCpu(pid, usage.cpu_ns)) return std::nullopt;
+  if (!ReadCpu(pid, usage.cpu_ns, usage.reaped_children_cpu_ns)) return std::nullopt;
   if (!ReadStatus(base + "/status", usage, true)) return std::nullopt;
   // /proc/PID/status counts the main thread's switches only: sum every thread's instead.
   usage.voluntary_switches = usage.involuntary_switches = 0;
@@ -68,6 +87,40 @@ std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
   }
   closedir(tasks);
   return usage;
+}
+
+std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root) {
+  const auto root_usage = ReadProcessUsage(root);
+  if (!root_usage) return std::nullopt;
+  // Every process's parent, then a walk down from root. /proc lists thread-group leaders only.
+  std::map<pid_t, std::vector<pid_t>> children;
+  if (DIR* proc = opendir("/proc")) {
+    while (dirent* entry = readdir(proc)) {
+      const pid_t pid = static_cast<pid_t>(std::atoi(entry->d_name));
+      if (pid > 0 && pid != root) children[ParentOf(pid)].push_back(pid);
+    }
+    closedir(proc);
+  }
+  // A process's CPU counts while it lives, then in its reaper's cutime: the sum stays continuous.
+  TreeUsage tree{*root_usage, 1};
+  tree.total.cpu_ns += root_usage->reaped_children_cpu_ns;
+  std::vector<pid_t> todo = children[root];
+  while (!todo.empty()) {
+    const pid_t pid = todo.back();
+    todo.pop_back();
+    if (const auto u = ReadProcessUsage(pid)) {
+      tree.total.cpu_ns += u->cpu_ns + u->reaped_children_cpu_ns;
+      tree.total.peak_rss_bytes += u->peak_rss_bytes;
+      tree.total.rss_bytes += u->rss_bytes;
+      tree.total.threads += u->threads;
+      tree.total.voluntary_switches += u->voluntary_switches;
+      tree.total.involuntary_switches += u->involuntary_switches;
+      ++tree.processes;
+    }
+    const auto& more = children[pid];
+    todo.insert(todo.end(), more.begin(), more.end());
+  }
+  return tree;
 }
 
 }  // namespace harness

@@ -11,6 +11,7 @@ namespace harness {
 
 struct ProcessUsage {
   uint64_t cpu_ns = 0;                // user + system, all threads alive or dead (clock-tick resolution)
+  uint64_t reaped_children_cpu_ns = 0;  // cutime + cstime: children this process has waited for
   uint64_t peak_rss_bytes = 0;        // VmHWM: the high-water mark since the process started
   uint64_t rss_bytes = 0;             // VmRSS now
   uint64_t threads = 0;               // threads now
@@ -20,5 +21,14 @@ struct ProcessUsage {
 
 // nullopt when the process is gone or /proc cannot be read.
 std::optional<ProcessUsage> ReadProcessUsage(pid_t pid);
+
+// The process and every live descendant, summed: CPU, threads, switches, and RSS. Peak RSS is the
+// sum of each process's own peak, an upper bound on the tree's (shared pages count once per
+// process, as RSS always counts them). `processes` is how many there were.
+struct TreeUsage {
+  ProcessUsage total;
+  uint64_t processes = 0;
+};
+std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root);
 
 }  // namespace harness

@@ -1,18 +1,10 @@
-// `asio`: Boost.Asio asynchronous callbacks. `workers` event-loop threads, each running its own
-// io_context; the acceptor hands each new connection to the next context in turn.
-//
-// Why one io_context per thread rather than one shared by all threads: a connection's handlers then
-// always run on one thread, so a session needs no strand and no locking, and each context is created
-// with concurrency hint 1 so Asio drops its internal locks. The price is static balancing, which a
-// uniform echo load does not punish.
-#include <sys/socket.h>
-
+// `asio`: Boost.Asio asynchronous callbacks, in the style of Asio's async_tcp_echo_server example.
+// `workers` event-loop threads, one io_context each (see asio_context_pool.h for why).
 #include <array>
 #include <memory>
-#include <thread>
-#include <vector>
 
 #include "bazel/asio.h"
+#include "scenarios/echo/asio_context_pool.h"
 #include "scenarios/echo/protocol.h"
 #include "scenarios/echo/server.h"
 
@@ -49,40 +41,23 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class AsioServer final : public EchoServer {
  public:
-  explicit AsioServer(const ServerConfig& config) {
-    for (int i = 0; i < config.workers; ++i) {
-      contexts_.push_back(std::make_unique<asio::io_context>(1));
-      guards_.emplace_back(contexts_.back()->get_executor());
-    }
-    acceptor_ = std::make_unique<tcp::acceptor>(*contexts_[0]);
-  }
+  explicit AsioServer(const ServerConfig& config) : pool_(config.workers) {}
 
   void Start(int listen_fd) override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    getsockname(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    acceptor_->assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), listen_fd);
+    pool_.Adopt(listen_fd);
     Accept();
-    for (auto& context : contexts_) threads_.emplace_back([&context] { context->run(); });
+    pool_.Run();
   }
 
-  void Stop() override {
-    guards_.clear();
-    for (auto& context : contexts_) context->stop();
-    for (auto& t : threads_) t.join();
-    // Destroying the contexts destroys the pending handlers, and with them every session.
-    acceptor_.reset();
-    contexts_.clear();
-  }
+  void Stop() override { pool_.Stop(); }
 
  private:
   void Accept() {
-    asio::io_context& next = *contexts_[next_++ % contexts_.size()];
-    acceptor_->async_accept(next, [this](boost::system::error_code ec, tcp::socket socket) {
-      if (!acceptor_->is_open()) return;
+    pool_.acceptor().async_accept(pool_.next(), [this](boost::system::error_code ec, tcp::socket socket) {
+      if (!pool_.acceptor().is_open()) return;
       if (!ec) {
         socket.set_option(tcp::no_delay(true));
-        // The first read starts on the session's own thread: its context is not ours.
+        // The first read starts on the session's own thread: its context need not be ours.
         auto executor = socket.get_executor();
         asio::post(executor, [session = std::make_shared<Session>(std::move(socket))] { session->Read(); });
       }
@@ -90,16 +65,12 @@ class AsioServer final : public EchoServer {
     });
   }
 
-  std::vector<std::unique_ptr<asio::io_context>> contexts_;
-  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
-  std::unique_ptr<tcp::acceptor> acceptor_;
-  std::vector<std::thread> threads_;
-  size_t next_ = 0;
+  AsioContextPool pool_;
 };
 
 }  // namespace
 
-ECHO_REGISTER_MODEL("asio", "Boost.Asio callbacks, `workers` event-loop threads (io_context per thread)",
-                    true, AsioServer);
+ECHO_REGISTER_MODEL("asio", "Boost.Asio callbacks, `workers` event-loop threads (an io_context each)",
+                    (Workers{"1", false}), AsioServer);
 
 }  // namespace echo

@@ -73,8 +73,7 @@ class EchoScenario final : public harness::Scenario {
         {"connections", "concurrent client connections",
          {{"smoke", "1,10"}, {"quick", "1,10,100"}, {"full", "1,10,100,1000,10000"}}},
         {"size", "message size in bytes (K, M suffixes)", {{"smoke", "64"}, {"quick", "64"}, {"full", "64,4096"}}},
-        {"workers", "server worker threads or processes (models that take it)",
-         {{"smoke", "1"}, {"quick", "1"}, {"full", "1,2"}}},
+        {"workers", "server worker threads or processes (models that take it; default: the model's)", {}},
     };
   }
 
@@ -115,8 +114,12 @@ class EchoScenario final : public harness::Scenario {
     std::vector<harness::RunSpec> runs;
     for (const ModelEntry* m : chosen) {
       std::vector<std::string> used = {"connections", "size"};
-      if (m && m->uses_workers) used.push_back("workers");
-      for (auto& p : harness::ParamProduct(params(), options, used, &ParseParam)) {
+      harness::Options with_defaults = options;
+      if (m && m->workers.default_list) {
+        used.push_back("workers");
+        with_defaults.params.try_emplace("workers", m->workers.default_list);
+      }
+      for (auto& p : harness::ParamProduct(params(), with_defaults, used, &ParseParam)) {
         harness::RunSpec run;
         run.scenario = "echo";
         run.model = m ? m->name : "external";
@@ -170,14 +173,14 @@ harness::Repetition EchoScenario::MeasureOrThrow(const harness::RunSpec& run) {
   config.duration = run.duration;
   config.stop = &harness::g_interrupted;
 
-  std::optional<harness::ProcessUsage> before, after;
+  std::optional<harness::TreeUsage> before, after;
   double client_cpu_before = 0, client_cpu_after = 0;
   config.on_window_start = [&] {
-    if (sampled) before = harness::ReadProcessUsage(*sampled);
+    if (sampled) before = harness::ReadProcessTreeUsage(*sampled);
     client_cpu_before = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
   };
   config.on_window_end = [&] {
-    if (sampled) after = harness::ReadProcessUsage(*sampled);
+    if (sampled) after = harness::ReadProcessTreeUsage(*sampled);
     client_cpu_after = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
   };
   LoadResult load = RunLoad(config);
@@ -218,14 +221,18 @@ harness::Repetition EchoScenario::MeasureOrThrow(const harness::RunSpec& run) {
   m["fairness"] = harness::JainFairness(load.per_connection);
   m["client_cpu_us_per_msg"] = (client_cpu_after - client_cpu_before) * 1e6 / msgs;
   if (before && after) {
-    const double server_cpu_ns = static_cast<double>(after->cpu_ns - before->cpu_ns);
+    // Summed over the server's process tree, so process models are charged for their children.
+    const harness::ProcessUsage& b = before->total;
+    const harness::ProcessUsage& a = after->total;
+    const double server_cpu_ns = a.cpu_ns > b.cpu_ns ? static_cast<double>(a.cpu_ns - b.cpu_ns) : 0.0;
     rep.cpu_time_ns = server_cpu_ns / msgs;
     m["server_cpu_us_per_msg"] = server_cpu_ns / 1e3 / msgs;
-    m["server_peak_rss_bytes"] = after->peak_rss_bytes;
-    m["server_threads"] = after->threads;
-    m["server_ctx_switches_per_msg"] =
-        static_cast<double>(after->voluntary_switches + after->involuntary_switches -
-                            before->voluntary_switches - before->involuntary_switches) / msgs;
+    m["server_peak_rss_bytes"] = a.peak_rss_bytes;
+    m["server_threads"] = a.threads;
+    m["server_processes"] = after->processes;
+    const double switches = static_cast<double>(a.voluntary_switches + a.involuntary_switches) -
+                            static_cast<double>(b.voluntary_switches + b.involuntary_switches);
+    m["server_ctx_switches_per_msg"] = std::max(0.0, switches) / msgs;
   } else {
     // No server to sample (`load` without --server-pid): Google Benchmark's cpu_time is then the
     // load generator's own CPU per message, and no server figure is invented.

@@ -100,8 +100,13 @@ TEST_P(ModelTest, StopsWithConnectionsOpen) {
 std::vector<ModelCase> AllModels() {
   std::vector<ModelCase> cases;
   for (const auto& m : Models()) {
-    cases.push_back({m.name, 1});
-    if (m.uses_workers) cases.push_back({m.name, 2});
+    if (m.workers.default_list == nullptr) {
+      cases.push_back({m.name, 1});
+    } else if (m.workers.one_connection_each) {
+      cases.push_back({m.name, 1000});  // a worker for every connection the tests open
+    } else {
+      for (int w : {1, 2}) cases.push_back({m.name, w});
+    }
   }
   return cases;
 }

@@ -197,7 +197,7 @@ class Driver {
     Connection& c = conns_[index];
     if (c.want_write == want) return;
     c.want_write = want;
-    epoll_event ev{static_cast<uint32_t>(EPOLLIN | (want ? EPOLLOUT : 0)), {.u64 = index}};
+    epoll_event ev{want ? uint32_t{EPOLLIN | EPOLLOUT} : uint32_t{EPOLLIN}, {.u64 = index}};
     epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
   }
 

@@ -1,6 +1,8 @@
 // An echo server model, and the registry of models. A model registers with one line:
 //
-//   ECHO_REGISTER_MODEL("threads", "a thread per connection, blocking I/O", false, ThreadsServer);
+//   ECHO_REGISTER_MODEL("threads", "a thread per connection, blocking I/O", kNoWorkers, ThreadsServer);
+//
+// The third argument says what `--workers` means to the model and its default list.
 //
 // The harness starts every model the same way (`harness serve`): it binds and listens, prints the
 // address, calls Start() with the listening socket, waits for SIGINT or SIGTERM, and calls Stop().
@@ -26,10 +28,16 @@ class EchoServer {
   virtual void Stop() = 0;
 };
 
+struct Workers {
+  const char* default_list;  // nullptr: the model takes no workers
+  bool one_connection_each;  // a worker serves one connection at a time (pools): more wait
+};
+inline constexpr Workers kNoWorkers{nullptr, false};
+
 struct ModelEntry {
   std::string name;
   std::string description;
-  bool uses_workers;
+  Workers workers;
   std::unique_ptr<EchoServer> (*make)(const ServerConfig&);
 };
 
@@ -53,6 +61,6 @@ std::unique_ptr<EchoServer> MakeServer(const ServerConfig& config) {
 
 #define ECHO_CONCAT_INNER(a, b) a##b
 #define ECHO_CONCAT(a, b) ECHO_CONCAT_INNER(a, b)
-#define ECHO_REGISTER_MODEL(name, description, uses_workers, Type)                               \
+#define ECHO_REGISTER_MODEL(name, description, workers, Type)                                    \
   static const bool ECHO_CONCAT(echo_model_registered_, __LINE__) =                              \
-      (::echo::RegisterModel({name, description, uses_workers, &::echo::MakeServer<Type>}), true)
+      (::echo::RegisterModel({name, description, workers, &::echo::MakeServer<Type>}), true)

@@ -10,33 +10,11 @@
 #include <thread>
 #include <vector>
 
-#include "scenarios/echo/protocol.h"
+#include "scenarios/echo/blocking_echo.h"
 #include "scenarios/echo/server.h"
 
 namespace echo {
 namespace {
-
-bool SendAll(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    const ssize_t sent = send(fd, data, n, MSG_NOSIGNAL);
-    if (sent < 0 && errno == EINTR) continue;
-    if (sent <= 0) return false;
-    data += sent;
-    n -= static_cast<size_t>(sent);
-  }
-  return true;
-}
-
-void Echo(int fd) {
-  char buf[kBufferSize];
-  while (true) {
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    UpperCase(buf, static_cast<size_t>(n));
-    if (!SendAll(fd, buf, static_cast<size_t>(n))) return;
-  }
-}
 
 class ThreadsServer final : public EchoServer {
  public:
@@ -90,7 +68,7 @@ class ThreadsServer final : public EchoServer {
   }
 
   void Serve(std::list<Connection>::iterator it) {
-    Echo(it->fd);
+    BlockingEcho(it->fd);
     std::lock_guard lock(mu_);
     close(it->fd);
     it->fd = -1;
@@ -117,6 +95,6 @@ class ThreadsServer final : public EchoServer {
 
 }  // namespace
 
-ECHO_REGISTER_MODEL("threads", "a thread per connection, blocking I/O (seeds 000, 003)", false, ThreadsServer);
+ECHO_REGISTER_MODEL("threads", "a thread per connection, blocking I/O (seeds 000, 003)", kNoWorkers, ThreadsServer);
 
 }  // namespace echo

@@ -1,0 +1,144 @@
+// `epoll`: a minimal hand-written reactor on one thread, the floor under every async model: what
+// an event loop costs with no abstraction at all. Level-triggered; a connection whose reply could
+// not be sent whole stops reading until the rest is flushed, so memory per connection stays one
+// buffer.
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <thread>
+#include <unordered_map>
+
+#include "scenarios/echo/protocol.h"
+#include "scenarios/echo/server.h"
+
+namespace echo {
+namespace {
+
+struct Connection {
+  int fd;
+  size_t pending_from = 0;  // unsent reply bytes are buf[pending_from, pending_to)
+  size_t pending_to = 0;
+  bool waiting_for_output = false;
+  char buf[kBufferSize];
+};
+
+class EpollServer final : public EchoServer {
+ public:
+  explicit EpollServer(const ServerConfig&) {}
+
+  void Start(int listen_fd) override {
+    listen_fd_ = listen_fd;
+    fcntl(listen_fd_, F_SETFL, fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
+    ep_ = epoll_create1(EPOLL_CLOEXEC);
+    wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    Watch(listen_fd_, EPOLLIN, EPOLL_CTL_ADD);
+    Watch(wake_, EPOLLIN, EPOLL_CTL_ADD);
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  void Stop() override {
+    const uint64_t one = 1;
+    if (write(wake_, &one, sizeof one) < 0) {
+      // The eventfd cannot be full after one write; nothing to do.
+    }
+    thread_.join();
+    for (auto& [fd, conn] : connections_) close(fd);
+    connections_.clear();
+    close(wake_);
+    close(ep_);
+    close(listen_fd_);
+  }
+
+ private:
+  void Watch(int fd, uint32_t events, int op) {
+    epoll_event ev{events, {.fd = fd}};
+    epoll_ctl(ep_, op, fd, &ev);
+  }
+
+  void Loop() {
+    epoll_event events[512];
+    while (true) {
+      const int n = epoll_wait(ep_, events, 512, -1);
+      for (int i = 0; i < n; ++i) {
+        const int fd = events[i].data.fd;
+        if (fd == wake_) return;
+        if (fd == listen_fd_) {
+          AcceptAll();
+          continue;
+        }
+        auto it = connections_.find(fd);
+        if (it == connections_.end()) continue;
+        Connection& c = *it->second;
+        // A connection with a reply pending waits for EPOLLOUT; otherwise it is readable.
+        const bool ok = c.pending_to > c.pending_from ? Flush(c) && (c.waiting_for_output || Echo(c)) : Echo(c);
+        if (!ok) {
+          close(fd);
+          connections_.erase(it);
+        }
+      }
+    }
+  }
+
+  void AcceptAll() {
+    while (true) {
+      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) return;  // EAGAIN: accepted all; other errors: try again at the next event
+      SetNoDelay(fd);
+      auto conn = std::make_unique<Connection>();
+      conn->fd = fd;
+      connections_.emplace(fd, std::move(conn));
+      Watch(fd, EPOLLIN, EPOLL_CTL_ADD);
+    }
+  }
+
+  // Reads and answers until the socket is drained. False when the connection is finished.
+  bool Echo(Connection& c) {
+    while (true) {
+      const ssize_t n = recv(c.fd, c.buf, sizeof c.buf, 0);
+      if (n < 0) return errno == EAGAIN || errno == EINTR;
+      if (n == 0) return false;
+      UpperCase(c.buf, static_cast<size_t>(n));
+      c.pending_from = 0;
+      c.pending_to = static_cast<size_t>(n);
+      if (!Flush(c)) return false;
+      if (c.pending_to > c.pending_from) return true;  // wait for EPOLLOUT before reading more
+    }
+  }
+
+  // Sends what is pending; switches the interest to EPOLLOUT while some remains, back after.
+  bool Flush(Connection& c) {
+    while (c.pending_from < c.pending_to) {
+      const ssize_t n = send(c.fd, c.buf + c.pending_from, c.pending_to - c.pending_from, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) {
+        if (!c.waiting_for_output) Watch(c.fd, EPOLLOUT, EPOLL_CTL_MOD);
+        c.waiting_for_output = true;
+        return true;
+      }
+      if (n <= 0) return false;
+      c.pending_from += static_cast<size_t>(n);
+    }
+    c.pending_from = c.pending_to = 0;
+    if (c.waiting_for_output) Watch(c.fd, EPOLLIN, EPOLL_CTL_MOD);
+    c.waiting_for_output = false;
+    return true;
+  }
+
+  int listen_fd_ = -1;
+  int ep_ = -1;
+  int wake_ = -1;
+  std::thread thread_;
+  std::unordered_map<int, std::unique_ptr<Connection>> connections_;  // used by the loop thread only
+};
+
+}  // namespace
+
+ECHO_REGISTER_MODEL("epoll", "a minimal hand-written epoll reactor on one thread: the floor under async models",
+                    kNoWorkers, EpollServer);
+
+}  // namespace echo

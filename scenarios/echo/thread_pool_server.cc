@@ -1,0 +1,98 @@
+// `thread_pool`: connections are tasks of a bounded pool of `workers` threads (seed 001's
+// ThreadPoolExecutor(3) server). The acceptor queues each connection; a free worker takes it and
+// serves it until the client closes. While every worker is busy, later connections wait in the
+// queue with no reply at all: the pool protects the machine by starving clients, and the harness's
+// `starved_connections` and `fairness` show it.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "scenarios/echo/blocking_echo.h"
+#include "scenarios/echo/server.h"
+
+namespace echo {
+namespace {
+
+class ThreadPoolServer final : public EchoServer {
+ public:
+  explicit ThreadPoolServer(const ServerConfig& config) : workers_(config.workers) {}
+
+  void Start(int listen_fd) override {
+    listen_fd_ = listen_fd;
+    for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { Work(); });
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+
+  void Stop() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      for (int fd : active_) shutdown(fd, SHUT_RDWR);  // wakes workers blocked in recv
+    }
+    shutdown(listen_fd_, SHUT_RDWR);  // wakes the acceptor
+    acceptor_.join();
+    ready_.notify_all();
+    for (auto& t : threads_) t.join();
+    for (int fd : queue_) close(fd);  // accepted, never served
+    close(listen_fd_);
+  }
+
+ private:
+  void AcceptLoop() {
+    while (true) {
+      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      std::lock_guard lock(mu_);
+      if (stopping_) {
+        if (fd >= 0) close(fd);
+        return;
+      }
+      if (fd < 0) continue;
+      SetNoDelay(fd);
+      queue_.push_back(fd);
+      ready_.notify_one();
+    }
+  }
+
+  void Work() {
+    while (true) {
+      int fd;
+      {
+        std::unique_lock lock(mu_);
+        ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (stopping_) return;
+        fd = queue_.front();
+        queue_.pop_front();
+        active_.insert(fd);
+      }
+      BlockingEcho(fd);
+      std::lock_guard lock(mu_);
+      active_.erase(fd);
+      close(fd);
+    }
+  }
+
+  const int workers_;
+  int listen_fd_ = -1;
+  std::thread acceptor_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable ready_;
+  bool stopping_ = false;   // guarded by mu_
+  std::deque<int> queue_;   // guarded by mu_: accepted, waiting for a worker
+  std::set<int> active_;    // guarded by mu_: being served
+};
+
+}  // namespace
+
+ECHO_REGISTER_MODEL("thread_pool", "connections are tasks of a pool of `workers` threads (seed 001); the rest wait",
+                    (Workers{"4", true}), ThreadPoolServer);
+
+}  // namespace echo
