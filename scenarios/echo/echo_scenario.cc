@@ -266,7 +266,11 @@ int EchoScenario::Serve(const harness::ServeOptions& options) {
     throw std::invalid_argument(e.what());
   }
   auto server = model->make(config);
-  server->Start(fd);
+  try {
+    server->Start(fd);
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(e.what());  // e.g. io_uring refused by the kernel: one line, exit 2
+  }
   std::cout << "listening on " << harness::Endpoint{options.listen.host, port}.ToString() << std::endl;
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

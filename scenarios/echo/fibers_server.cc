@@ -1,0 +1,236 @@
+// `fibers`: Boost.Fiber, a fiber per connection written as blocking code (the seeds' gevent):
+// recv, upper-case, send. Sockets are non-blocking underneath: a fiber whose call would block parks
+// itself, and the thread's scheduler, a round robin whose idle wait is epoll_wait, resumes it when
+// epoll reports its socket. `workers` threads each run such a scheduler and accept from the shared
+// listening socket (EPOLLEXCLUSIVE wakes one of them per connection).
+//
+// Why not Boost.Fiber's Asio example integration: in Boost 1.74 it does not compile and it
+// supports one io_context per thread only (see shared notes). Why epoll_wait in suspend_until and
+// not a polling fiber: an idle thread must sleep, or its spinning is charged to the model.
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/fiber/all.hpp>
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "scenarios/echo/protocol.h"
+#include "scenarios/echo/server.h"
+
+namespace echo {
+namespace {
+
+namespace fibers = boost::fibers;
+
+// A socket's parked fiber, if any. epoll's data.ptr points here.
+struct Waiter {
+  fibers::context* parked = nullptr;
+};
+
+// Parks the calling fiber until the scheduler sees an event for its Waiter.
+void Park(Waiter& w) {
+  w.parked = fibers::context::active();
+  w.parked->suspend();
+}
+
+class EpollScheduler final : public fibers::algo::algorithm {
+ public:
+  // on_wake: the Waiter resumed when the thread's eventfd fires (its acceptor, to see a stop).
+  EpollScheduler(int epoll_fd, int wake_fd, Waiter* on_wake) : ep_(epoll_fd), wake_(wake_fd), on_wake_(on_wake) {}
+
+  void awakened(fibers::context* ctx) noexcept override { ctx->ready_link(ready_); }
+
+  fibers::context* pick_next() noexcept override {
+    if (ready_.empty()) return nullptr;
+    fibers::context* ctx = &ready_.front();
+    ready_.pop_front();
+    return ctx;
+  }
+
+  bool has_ready_fibers() const noexcept override { return !ready_.empty(); }
+
+  // No fiber is ready: sleep in epoll until a socket event, a wake-up, or the next timer.
+  void suspend_until(std::chrono::steady_clock::time_point const& until) noexcept override {
+    int timeout = -1;
+    if (until != std::chrono::steady_clock::time_point::max()) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      timeout = static_cast<int>(std::max<int64_t>(0, left.count()));
+    }
+    epoll_event events[256];
+    const int n = epoll_wait(ep_, events, 256, timeout);
+    for (int i = 0; i < n; ++i) {
+      auto* w = static_cast<Waiter*>(events[i].data.ptr);
+      if (w == nullptr) {
+        uint64_t drained;
+        if (read(wake_, &drained, sizeof drained) < 0) {
+          // EAGAIN: another event already drained it.
+        }
+        w = on_wake_;
+      }
+      if (w->parked != nullptr) {
+        fibers::context* ctx = w->parked;
+        w->parked = nullptr;
+        fibers::context::active()->schedule(ctx);
+      }
+    }
+  }
+
+  // A fiber of ours was made ready from another thread: end the epoll wait.
+  void notify() noexcept override {
+    const uint64_t one = 1;
+    if (write(wake_, &one, sizeof one) < 0) {
+      // Cannot fail for a non-saturated eventfd.
+    }
+  }
+
+ private:
+  const int ep_;
+  const int wake_;
+  Waiter* const on_wake_;
+  fibers::scheduler::ready_queue_type ready_;
+};
+
+void ServeConnection(int ep, int fd) {
+  Waiter w;
+  epoll_event ev{EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, {.ptr = &w}};
+  epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  char buf[kBufferSize];
+  while (true) {
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EAGAIN) {
+      Park(w);
+      continue;
+    }
+    if (n <= 0) break;
+    UpperCase(buf, static_cast<size_t>(n));
+    size_t sent = 0;
+    while (sent < static_cast<size_t>(n)) {
+      const ssize_t m = send(fd, buf + sent, static_cast<size_t>(n) - sent, MSG_NOSIGNAL);
+      if (m < 0 && errno == EAGAIN) {
+        Park(w);
+        continue;
+      }
+      if (m <= 0) goto done;
+      sent += static_cast<size_t>(m);
+    }
+  }
+done:
+  epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+class FiberThread {
+ public:
+  FiberThread() : ep_(epoll_create1(EPOLL_CLOEXEC)), wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  ~FiberThread() {
+    close(ep_);
+    close(wake_);
+  }
+
+  void Start(int listen_fd) { thread_ = std::thread([this, listen_fd] { Run(listen_fd); }); }
+
+  // Ends every connection and the acceptor; then joins the thread.
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      for (int fd : fds_) shutdown(fd, SHUT_RDWR);
+    }
+    const uint64_t one = 1;
+    if (write(wake_, &one, sizeof one) < 0) {
+      // Cannot fail for a non-saturated eventfd.
+    }
+    thread_.join();
+  }
+
+ private:
+  void Run(int listen_fd) {
+    fibers::use_scheduling_algorithm<EpollScheduler>(ep_, wake_, &accept_waiter_);
+    epoll_event wake{EPOLLIN, {.ptr = nullptr}};
+    epoll_ctl(ep_, EPOLL_CTL_ADD, wake_, &wake);
+    epoll_event listen{EPOLLIN | EPOLLEXCLUSIVE, {.ptr = &accept_waiter_}};
+    epoll_ctl(ep_, EPOLL_CTL_ADD, listen_fd, &listen);
+
+    // Connection fibers are detached but never outlive the thread: it waits for `live` to reach 0.
+    int live = 0;
+    fibers::mutex mu;
+    fibers::condition_variable all_done;
+    while (true) {
+      const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) {
+          if (fd >= 0) close(fd);
+          break;
+        }
+        if (fd >= 0) fds_.insert(fd);
+      }
+      if (fd < 0) {
+        if (errno == EAGAIN || errno == EMFILE || errno == ENFILE) Park(accept_waiter_);
+        continue;
+      }
+      SetNoDelay(fd);
+      ++live;
+      fibers::fiber([&, fd] {
+        ServeConnection(ep_, fd);
+        {
+          std::lock_guard lock(mu_);
+          fds_.erase(fd);
+        }
+        close(fd);
+        std::lock_guard fiber_lock(mu);
+        if (--live == 0) all_done.notify_one();
+      }).detach();
+    }
+    epoll_ctl(ep_, EPOLL_CTL_DEL, listen_fd, nullptr);
+    std::unique_lock lock(mu);
+    all_done.wait(lock, [&] { return live == 0; });
+  }
+
+  const int ep_;
+  const int wake_;
+  Waiter accept_waiter_;
+  std::thread thread_;
+  std::mutex mu_;
+  bool stopping_ = false;  // guarded by mu_
+  std::set<int> fds_;      // guarded by mu_: this thread's open connections
+};
+
+class FibersServer final : public EchoServer {
+ public:
+  explicit FibersServer(const ServerConfig& config) {
+    for (int i = 0; i < config.workers; ++i) threads_.push_back(std::make_unique<FiberThread>());
+  }
+
+  void Start(int listen_fd) override {
+    listen_fd_ = listen_fd;
+    // A fiber must never block its thread in accept(): the acceptor parks on EAGAIN instead.
+    fcntl(listen_fd_, F_SETFL, fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
+    for (auto& t : threads_) t->Start(listen_fd);
+  }
+
+  void Stop() override {
+    for (auto& t : threads_) t->Stop();
+    threads_.clear();
+    close(listen_fd_);
+  }
+
+ private:
+  int listen_fd_ = -1;
+  std::vector<std::unique_ptr<FiberThread>> threads_;
+};
+
+}  // namespace
+
+ECHO_REGISTER_MODEL("fibers", "Boost.Fiber, a fiber per connection in blocking style; epoll-driven scheduler per thread",
+                    (Workers{"1", false}), FibersServer);
+
+}  // namespace echo
