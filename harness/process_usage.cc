@@ -37,14 +37,14 @@ bool ReadStatus(const std::string& path, ProcessUsage& usage, bool process_field
   return true;
 }
 
-std::string ReadStat(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 // The parent pid field of /proc/PID/stat, or -1.
 pid_t ParentOf(pid_t pid) {
-  const std::string text = ReadStat(pid);
+  const std::string text = ReadFile("/proc/" + std::to_string(pid) + "/stat");
   const size_t close = text.rfind(')');
   if (close == std::string::npos) return -1;
   char state = 0;
@@ -53,9 +53,14 @@ pid_t ParentOf(pid_t pid) {
   return ppid;
 }
 
-// utime + stime of the whole thread group, including threads that have exited.
-bool ReadCpu(pid_t pid, uint64_t& cpu_ns, uint64_t& children_ns) {
-  const std::string text = ReadStat(pid);
+struct StatCpu {
+  uint64_t own_ns = 0;       // utime + stime
+  uint64_t children_ns = 0;  // cutime + cstime
+};
+
+// CPU times of a /proc stat file (a process's or a thread's), in clock ticks converted to ns.
+bool ReadStatCpu(const std::string& path, StatCpu& cpu) {
+  const std::string text = ReadFile(path);
   // The command name may hold spaces and parentheses: fields are counted after the last ')'.
   const size_t close = text.rfind(')');
   if (close == std::string::npos) return false;
@@ -65,9 +70,16 @@ bool ReadCpu(pid_t pid, uint64_t& cpu_ns, uint64_t& children_ns) {
   unsigned long long utime = 0, stime = 0, cutime = 0, cstime = 0;
   if (!(fields >> utime >> stime >> cutime >> cstime)) return false;
   static const unsigned long long ns_per_tick = 1000000000ULL / static_cast<unsigned long long>(sysconf(_SC_CLK_TCK));
-  cpu_ns = (utime + stime) * ns_per_tick;
-  children_ns = (cutime + cstime) * ns_per_tick;
+  cpu.own_ns = (utime + stime) * ns_per_tick;
+  cpu.children_ns = (cutime + cstime) * ns_per_tick;
   return true;
+}
+
+// A thread's time on a CPU in ns, exact (schedstat's first field); nullopt without schedstats.
+std::optional<uint64_t> ReadSchedstat(const std::string& path) {
+  unsigned long long runtime = 0;
+  if (std::sscanf(ReadFile(path).c_str(), "%llu", &runtime) != 1) return std::nullopt;
+  return runtime;
 }
 
 }  // namespace
@@ -75,17 +87,34 @@ bool ReadCpu(pid_t pid, uint64_t& cpu_ns, uint64_t& children_ns) {
 std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
   ProcessUsage usage;
   const std::string base = "/proc/" + std::to_string(pid);
-  if (!ReadCpu(pid, usage.cpu_ns, usage.reaped_children_cpu_ns)) return std::nullopt;
+  StatCpu process;
+  if (!ReadStatCpu(base + "/stat", process)) return std::nullopt;
+  usage.reaped_children_cpu_ns = process.children_ns;
   if (!ReadStatus(base + "/status", usage, true)) return std::nullopt;
-  // /proc/PID/status counts the main thread's switches only: sum every thread's instead.
+  // /proc/PID/status counts the main thread's switches only: sum every thread's instead. Ticks
+  // (10 ms) are too coarse for a process whose threads each run a few ms per second: live threads
+  // are counted exactly from schedstat, and only threads that have exited from the ticks.
   usage.voluntary_switches = usage.involuntary_switches = 0;
+  uint64_t live_exact_ns = 0, live_ticks_ns = 0;
+  bool exact = true;
   DIR* tasks = opendir((base + "/task").c_str());
   if (tasks == nullptr) return std::nullopt;
   while (dirent* entry = readdir(tasks)) {
     if (entry->d_name[0] == '.') continue;
-    ReadStatus(base + "/task/" + entry->d_name + "/status", usage, false);
+    const std::string task = base + "/task/" + entry->d_name;
+    ReadStatus(task + "/status", usage, false);
+    StatCpu thread;
+    const auto runtime = ReadSchedstat(task + "/schedstat");
+    if (!runtime || !ReadStatCpu(task + "/stat", thread)) {
+      exact = false;
+      continue;
+    }
+    live_exact_ns += *runtime;
+    live_ticks_ns += thread.own_ns;
   }
   closedir(tasks);
+  const uint64_t exited_ns = process.own_ns > live_ticks_ns ? process.own_ns - live_ticks_ns : 0;
+  usage.cpu_ns = exact ? live_exact_ns + exited_ns : process.own_ns;
   return usage;
 }
 
