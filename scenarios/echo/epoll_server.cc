@@ -74,8 +74,8 @@ class EpollServer final : public EchoServer {
         auto it = connections_.find(fd);
         if (it == connections_.end()) continue;
         Connection& c = *it->second;
-        // A connection with a reply pending waits for EPOLLOUT; otherwise it is readable.
-        const bool ok = c.pending_to > c.pending_from ? Flush(c) && (c.waiting_for_output || Echo(c)) : Echo(c);
+        // A connection with a reply pending was waiting for EPOLLOUT; otherwise it is readable.
+        const bool ok = c.pending_to > c.pending_from ? Flush(c) : Echo(c);
         if (!ok) {
           close(fd);
           connections_.erase(it);
@@ -96,18 +96,17 @@ class EpollServer final : public EchoServer {
     }
   }
 
-  // Reads and answers until the socket is drained. False when the connection is finished.
+  // One read and its answer per readiness event. Level-triggered epoll reports the socket again if
+  // more is waiting, so reading until EAGAIN would only add a failing recv to every message.
+  // False when the connection is finished.
   bool Echo(Connection& c) {
-    while (true) {
-      const ssize_t n = recv(c.fd, c.buf, sizeof c.buf, 0);
-      if (n < 0) return errno == EAGAIN || errno == EINTR;
-      if (n == 0) return false;
-      UpperCase(c.buf, static_cast<size_t>(n));
-      c.pending_from = 0;
-      c.pending_to = static_cast<size_t>(n);
-      if (!Flush(c)) return false;
-      if (c.pending_to > c.pending_from) return true;  // wait for EPOLLOUT before reading more
-    }
+    const ssize_t n = recv(c.fd, c.buf, sizeof c.buf, 0);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    if (n == 0) return false;
+    UpperCase(c.buf, static_cast<size_t>(n));
+    c.pending_from = 0;
+    c.pending_to = static_cast<size_t>(n);
+    return Flush(c);  // a partial send switches the interest to EPOLLOUT until flushed
   }
 
   // Sends what is pending; switches the interest to EPOLLOUT while some remains, back after.
