@@ -89,7 +89,7 @@ class Runs(unittest.TestCase):
             self.assertIn(model, p.stdout)
 
     def test_smoke_run_validates_and_every_byte_is_right(self):
-        out, p = self.smoke("a.json")
+        out, p = self.smoke("a.json", "--model=threads,asio")
         self.assertIsNone(validate.validate(out, SCHEMA))
         doc = load_json(out)
         names = {b["run_name"] for b in doc["benchmarks"]}
@@ -140,6 +140,35 @@ class Runs(unittest.TestCase):
             server.send_signal(signal.SIGTERM)
             self.assertEqual(server.wait(timeout=10), 0)
             server.stdout.close()
+
+    def test_every_model_serves_checks_out_and_stops_on_sigterm_leaving_nothing(self):
+        listed = run("list").stdout
+        models = [line.split()[0] for line in listed.split("models:")[1].split("parameters")[0].strip().splitlines()]
+        self.assertGreaterEqual(len(models), 2)
+        for model in models:
+            with self.subTest(model=model):
+                server = subprocess.Popen([HARNESS, "serve", f"--model={model}", "--workers=4"],
+                                          stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+                try:
+                    target = server.stdout.readline().split()[-1]
+                    out = os.path.join(self.dir, f"{model}.json")
+                    p = run("load", f"--target={target}", "--connections=4", "--size=300", "--duration=200ms",
+                            "--warmup=50ms", "--repetitions=1", f"--out={out}")
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    entry = load_json(out)["benchmarks"][0]
+                    self.assertEqual(entry["errors"], 0)
+                    self.assertEqual(entry["starved_connections"], 0)
+                    children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True,
+                                              text=True).stdout.split()
+                finally:
+                    server.send_signal(signal.SIGTERM)
+                    code = server.wait(timeout=15)
+                    server.stdout.close()
+                self.assertEqual(code, 0)
+                for child in children:  # process models: every worker is gone too
+                    self.assertFalse(os.path.exists(f"/proc/{child}") and
+                                     open(f"/proc/{child}/stat").read().split(")")[1].split()[0] != "Z",
+                                     f"{model}: child {child} outlived the server")
 
     def test_serve_refuses_a_port_in_use(self):
         with subprocess.Popen([HARNESS, "serve", "--model=threads"], stdout=subprocess.PIPE, text=True) as server:
