@@ -16,6 +16,10 @@
 
 namespace echo {
 
+// Accepts kept in flight at once. With one, a loop busy with thousands of connections accepts one
+// new connection per turn and a burst of 10k waits seconds in the backlog.
+inline constexpr int kAsioAcceptsInFlight = 16;
+
 class AsioContextPool {
  public:
   explicit AsioContextPool(int threads) {

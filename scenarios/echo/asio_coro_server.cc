@@ -32,7 +32,7 @@ class AsioCoroServer final : public EchoServer {
 
   void Start(int listen_fd) override {
     pool_.Adopt(listen_fd);
-    asio::co_spawn(pool_.first(), Accept(), asio::detached);
+    for (int i = 0; i < kAsioAcceptsInFlight; ++i) asio::co_spawn(pool_.first(), Accept(), asio::detached);
     pool_.Run();
   }
 

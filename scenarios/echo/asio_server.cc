@@ -45,7 +45,7 @@ class AsioServer final : public EchoServer {
 
   void Start(int listen_fd) override {
     pool_.Adopt(listen_fd);
-    Accept();
+    for (int i = 0; i < kAsioAcceptsInFlight; ++i) Accept();
     pool_.Run();
   }
 

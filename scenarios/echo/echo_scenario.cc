@@ -28,7 +28,8 @@ nlohmann::json ParseParam(const std::string& name, const std::string& value) {
   try {
     if (name == "connections") return harness::ParseCount(value, 1, kMaxConnections);
     if (name == "size") return harness::ParseCount(value, 1, kMaxSize);
-    if (name == "workers") return harness::ParseCount(value, 1, 4096);
+    if (name == "workers") return harness::ParseCount(value, 1, 20000);
+    if (name == "rate") return harness::ParseCount(value, 1, 10'000'000);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("--" + name + ": " + e.what());
   }
@@ -74,6 +75,7 @@ class EchoScenario final : public harness::Scenario {
          {{"smoke", "1,10"}, {"quick", "1,10,100"}, {"full", "1,10,100,1000,10000"}}},
         {"size", "message size in bytes (K, M suffixes)", {{"smoke", "64"}, {"quick", "64"}, {"full", "64,4096"}}},
         {"workers", "server worker threads or processes (models that take it; default: the model's)", {}},
+        {"rate", "open loop: messages per second in all, latency from the scheduled send (default: closed loop)", {}},
     };
   }
 
@@ -113,7 +115,7 @@ class EchoScenario final : public harness::Scenario {
     }
     std::vector<harness::RunSpec> runs;
     for (const ModelEntry* m : chosen) {
-      std::vector<std::string> used = {"connections", "size"};
+      std::vector<std::string> used = {"connections", "rate", "size"};
       harness::Options with_defaults = options;
       if (m && m->workers.default_list) {
         used.push_back("workers");
@@ -169,6 +171,7 @@ harness::Repetition EchoScenario::MeasureOrThrow(const harness::RunSpec& run) {
   }
   config.connections = run.params["connections"].get<int>();
   config.size = run.params["size"].get<size_t>();
+  config.rate = run.params.value("rate", 0.0);
   config.warmup = run.warmup;
   config.duration = run.duration;
   config.stop = &harness::g_interrupted;
@@ -219,6 +222,7 @@ harness::Repetition EchoScenario::MeasureOrThrow(const harness::RunSpec& run) {
   m["connections"] = config.connections;
   m["starved_connections"] = std::count(load.per_connection.begin(), load.per_connection.end(), 0);
   m["fairness"] = harness::JainFairness(load.per_connection);
+  m["warmup_s"] = load.warmup_seconds;
   m["client_cpu_us_per_msg"] = (client_cpu_after - client_cpu_before) * 1e6 / msgs;
   if (before && after) {
     // Summed over the server's process tree, so process models are charged for their children.

@@ -201,6 +201,20 @@ TEST(LoadGeneratorTest, CountsBrokenConnections) {
   EXPECT_EQ(r.wrong_bytes, 0u);
 }
 
+TEST(LoadGeneratorTest, WarmupWaitsForEveryConnectionsFirstReply) {
+  signal(SIGPIPE, SIG_IGN);
+  // Answers only after 400 ms: the window must open after that, not at the 50 ms warm-up.
+  FakeServer server([](int fd) {
+    std::this_thread::sleep_for(400ms);
+    EchoCorrupting(fd, UINT64_MAX);
+  });
+  const LoadResult r = Drive(server.port(), 4, 64, 200ms);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_GE(r.warmup_seconds, 0.4);
+  EXPECT_LT(r.warmup_seconds, 5.0);
+  for (uint64_t n : r.per_connection) EXPECT_GT(n, 0u);
+}
+
 TEST(LoadGeneratorTest, ServerThatNeverRepliesEndsOnTimeWithEveryConnectionStarved) {
   signal(SIGPIPE, SIG_IGN);
   FakeServer server([](int fd) {
@@ -214,6 +228,52 @@ TEST(LoadGeneratorTest, ServerThatNeverRepliesEndsOnTimeWithEveryConnectionStarv
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.messages, 0u);
   EXPECT_EQ(std::count(r.per_connection.begin(), r.per_connection.end(), 0u), 8);
+}
+
+TEST(LoadGeneratorTest, OpenLoopKeepsToItsSchedule) {
+  signal(SIGPIPE, SIG_IGN);
+  FakeServer server([](int fd) { EchoCorrupting(fd, UINT64_MAX); });  // a correct echo
+  LoadConfig config;
+  config.target = {"127.0.0.1", server.port()};
+  config.connections = 10;
+  config.size = 100;
+  config.rate = 2000;
+  config.warmup = 100ms;
+  config.duration = 500ms;
+  const LoadResult r = RunLoad(config);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.wrong_bytes, 0u);
+  // 1000 messages are scheduled inside the window; replies to a few sent just before it may land
+  // in it, but an open loop never runs ahead of its schedule.
+  EXPECT_LE(r.messages, 1000u + 10u);
+  EXPECT_GE(r.messages, 500u);
+  for (uint64_t n : r.per_connection) EXPECT_GT(n, 0u);
+}
+
+TEST(LoadGeneratorTest, OpenLoopChargesAServerStallToEveryMessageScheduledDuringIt) {
+  signal(SIGPIPE, SIG_IGN);
+  // Stalls 300 ms before answering anything, then echoes correctly.
+  FakeServer server([](int fd) {
+    std::this_thread::sleep_for(300ms);
+    EchoCorrupting(fd, UINT64_MAX);
+  });
+  LoadConfig config;
+  config.target = {"127.0.0.1", server.port()};
+  config.connections = 1;
+  config.size = 64;
+  config.rate = 1000;
+  config.warmup = harness::Duration(0);
+  config.max_extra_warmup = harness::Duration(0);  // measure from the start, stall included
+  config.duration = 600ms;
+  const LoadResult r = RunLoad(config);
+  ASSERT_TRUE(r.ok) << r.error;
+  // About 300 messages were due during the stall; a closed loop would have sent one and waited.
+  uint64_t slow = 0;
+  const auto j = r.latency.ToJson();
+  for (const auto& bucket : j["buckets"]) {
+    if (bucket[0].get<uint64_t>() >= 100'000'000) slow += bucket[1].get<uint64_t>();
+  }
+  EXPECT_GE(slow, 100u);
 }
 
 TEST(LoadGeneratorTest, ConnectionRefusedIsAnError) {

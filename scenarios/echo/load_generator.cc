@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -22,13 +23,18 @@ using Clock = std::chrono::steady_clock;
 
 struct Connection {
   int fd = -1;
-  uint64_t seq = 0;        // message in flight
-  size_t sent = 0;         // bytes of it sent
-  size_t received = 0;     // bytes of its reply received
-  Clock::time_point sent_at;
+  uint64_t send_seq = 0;   // message being written
+  size_t sent = 0;         // bytes of it written
+  uint64_t recv_seq = 0;   // message whose reply is being read
+  size_t received = 0;     // bytes of that reply read
+  // When each message not yet answered was due: the send time in a closed loop, the scheduled time
+  // in an open loop. Oldest first; front() belongs to recv_seq.
+  std::deque<Clock::time_point> due;
   uint64_t completed = 0;  // inside the window
   bool want_write = false;
   bool broken = false;
+
+  size_t unwritten() const { return due.size() - static_cast<size_t>(send_seq - recv_seq); }
 };
 
 sockaddr_storage ToSockaddr(const harness::Endpoint& e, socklen_t* len) {
@@ -101,28 +107,51 @@ std::string ConnectAll(const LoadConfig& config, std::vector<Connection>& conns)
   return error;
 }
 
+// The measurement window, opened and closed by the calling thread while the drivers run.
+struct Window {
+  std::atomic<int64_t> start_ns{INT64_MAX};  // steady-clock ns; INT64_MAX: not yet open
+  std::atomic<int64_t> end_ns{INT64_MAX};
+  std::atomic<uint64_t> answered{0};  // connections that have had at least one reply
+
+  static int64_t Ns(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  }
+  bool Inside(Clock::time_point t) const {
+    const int64_t ns = Ns(t);
+    return ns >= start_ns.load(std::memory_order_relaxed) && ns < end_ns.load(std::memory_order_relaxed);
+  }
+  bool Over(Clock::time_point t) const { return Ns(t) >= end_ns.load(std::memory_order_relaxed); }
+};
+
 // One event loop driving conns[begin, end).
 class Driver {
  public:
   Driver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns,
-         size_t begin, size_t end, Clock::time_point window_start, Clock::time_point window_end)
+         size_t begin, size_t end, Window& window)
       : config_(config), pattern_(pattern), conns_(conns), begin_(begin), end_(end),
-        window_start_(window_start), window_end_(window_end), scratch_(std::max<size_t>(kBufferSize, 65536)) {}
+        window_(window), scratch_(std::max<size_t>(kBufferSize, 65536)),
+        schedule_start_(Clock::now()),
+        driver_rate_(config.rate * static_cast<double>(end - begin) / static_cast<double>(conns.size())) {}
 
   void Run() {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
+    const auto start = Clock::now();
     for (size_t i = begin_; i < end_; ++i) {
       epoll_event ev{EPOLLIN, {.u64 = i}};
       epoll_ctl(ep_, EPOLL_CTL_ADD, conns_[i].fd, &ev);
-      conns_[i].sent_at = Clock::now();
-      Send(i);
+      if (config_.rate == 0) Enqueue(i, start);
     }
     epoll_event events[512];
     while (true) {
       const auto now = Clock::now();
-      if (now >= window_end_ || (config_.stop && *config_.stop)) break;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(window_end_ - now).count();
-      const int n = epoll_wait(ep_, events, 512, static_cast<int>(std::clamp<long>(left + 1, 1, 100)));
+      if (window_.Over(now) || (config_.stop && *config_.stop)) break;
+      // Wake for the next scheduled send, and at least every 10 ms to see the window close.
+      const auto cap = std::chrono::nanoseconds(std::chrono::milliseconds(10));
+      const Clock::time_point wake = config_.rate > 0 ? SendDue(now) : now + cap;
+      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now);
+      const auto wait = std::clamp(left, std::chrono::nanoseconds(0), cap);
+      const timespec timeout{static_cast<time_t>(wait.count() / 1000000000), static_cast<long>(wait.count() % 1000000000)};
+      const int n = epoll_pwait2(ep_, events, 512, &timeout, nullptr);
       for (int i = 0; i < n; ++i) {
         const size_t index = events[i].data.u64;
         if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) Receive(index);
@@ -136,13 +165,37 @@ class Driver {
   uint64_t wrong_bytes = 0;
 
  private:
+  // Open loop: hands out every message due by `now` (message j of this driver is due at
+  // start + j / rate, round robin over its connections). Returns when the next one is due.
+  Clock::time_point SendDue(Clock::time_point now) {
+    const size_t count = end_ - begin_;
+    while (true) {
+      const auto due = schedule_start_ + std::chrono::nanoseconds(static_cast<int64_t>(
+                                             static_cast<double>(scheduled_) * 1e9 / driver_rate_));
+      if (due > now) return due;
+      const size_t index = begin_ + scheduled_ % count;
+      ++scheduled_;
+      if (!conns_[index].broken) Enqueue(index, due);
+    }
+  }
+
+  void Enqueue(size_t index, Clock::time_point due) {
+    conns_[index].due.push_back(due);
+    Send(index);
+  }
+
+  // Writes queued messages in order until none is left or the socket is full.
   void Send(size_t index) {
     Connection& c = conns_[index];
-    const char* data = pattern_.Request(c.seq);
-    while (c.sent < pattern_.size()) {
+    while (c.unwritten() > 0) {
+      const char* data = pattern_.Request(c.send_seq);
       const ssize_t n = send(c.fd, data + c.sent, pattern_.size() - c.sent, MSG_NOSIGNAL);
       if (n > 0) {
         c.sent += static_cast<size_t>(n);
+        if (c.sent == pattern_.size()) {
+          ++c.send_seq;
+          c.sent = 0;
+        }
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -159,6 +212,8 @@ class Driver {
   void Receive(size_t index) {
     Connection& c = conns_[index];
     while (!c.broken) {
+      // Bytes beyond every message sent are wrong too; they are read (and counted) as if part of
+      // the next reply.
       const size_t want = pattern_.size() - c.received;
       const ssize_t n = recv(c.fd, scratch_.data(), std::min(want, scratch_.size()), 0);
       if (n < 0 && errno == EINTR) continue;
@@ -173,7 +228,7 @@ class Driver {
   }
 
   void Check(Connection& c, size_t n) {
-    const char* expected = pattern_.Reply(c.seq) + c.received;
+    const char* expected = pattern_.Reply(c.recv_seq) + c.received;
     if (std::memcmp(scratch_.data(), expected, n) != 0) {
       for (size_t i = 0; i < n; ++i) wrong_bytes += scratch_[i] != expected[i];
     }
@@ -183,14 +238,15 @@ class Driver {
   void Complete(size_t index) {
     Connection& c = conns_[index];
     const auto now = Clock::now();
-    if (now >= window_start_ && now < window_end_) {
-      latency.Record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.sent_at).count()));
+    if (c.recv_seq == 0) window_.answered.fetch_add(1, std::memory_order_relaxed);
+    if (window_.Inside(now) && !c.due.empty()) {
+      latency.Record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.due.front()).count()));
       ++c.completed;
     }
-    ++c.seq;
-    c.sent = c.received = 0;
-    c.sent_at = now;
-    Send(index);
+    if (!c.due.empty()) c.due.pop_front();
+    ++c.recv_seq;
+    c.received = 0;
+    if (config_.rate == 0) Enqueue(index, now);  // closed loop: the next message goes now
   }
 
   void WantWrite(size_t index, bool want) {
@@ -212,8 +268,11 @@ class Driver {
   const MessagePattern& pattern_;
   std::vector<Connection>& conns_;
   size_t begin_, end_;
-  Clock::time_point window_start_, window_end_;
+  Window& window_;
   std::vector<char> scratch_;
+  const Clock::time_point schedule_start_;
+  const double driver_rate_;  // this driver's share of the rate, messages per second
+  uint64_t scheduled_ = 0;    // messages handed out so far (open loop)
   int ep_ = -1;
 };
 
@@ -221,6 +280,28 @@ void CloseAll(std::vector<Connection>& conns) {
   for (auto& c : conns) {
     if (c.fd >= 0) close(c.fd);
     c.fd = -1;
+  }
+}
+
+// Extends the warm-up until every connection has had a reply, so that the window measures the
+// steady state and not a burst of connections still waiting to be accepted. Gives up when no new
+// connection has been answered for kNoProgress (a pool that starves some connections by design)
+// or at `deadline`.
+template <typename Stopped>
+void WaitUntilEveryConnectionAnswered(const Window& window, size_t connections, Clock::time_point deadline,
+                                      Stopped stopped) {
+  constexpr auto kNoProgress = std::chrono::milliseconds(500);
+  uint64_t seen = window.answered.load();
+  auto last_progress = Clock::now();
+  while (seen < connections && !stopped()) {
+    const auto now = Clock::now();
+    if (now >= deadline || now - last_progress >= kNoProgress) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const uint64_t answered = window.answered.load();
+    if (answered != seen) {
+      seen = answered;
+      last_progress = Clock::now();
+    }
   }
 }
 
@@ -235,27 +316,35 @@ LoadResult RunLoad(const LoadConfig& config) {
     return result;
   }
   const MessagePattern pattern(config.size);
-  const auto window_start = Clock::now() + config.warmup;
-  const auto window_end = window_start + config.duration;
+  Window window;
   const int threads = std::clamp(config.threads, 1, config.connections);
   std::vector<std::unique_ptr<Driver>> drivers;
   std::vector<std::thread> loops;
+  const auto started = Clock::now();
   for (int t = 0; t < threads; ++t) {
     const size_t begin = conns.size() * t / threads, end = conns.size() * (t + 1) / threads;
-    drivers.push_back(std::make_unique<Driver>(config, pattern, conns, begin, end, window_start, window_end));
+    drivers.push_back(std::make_unique<Driver>(config, pattern, conns, begin, end, window));
     loops.emplace_back([d = drivers.back().get()] { d->Run(); });
   }
-  std::this_thread::sleep_until(window_start);
+  const auto stopped = [&] { return config.stop && *config.stop; };
+  std::this_thread::sleep_until(started + config.warmup);
+  WaitUntilEveryConnectionAnswered(window, conns.size(), started + config.warmup + config.max_extra_warmup, stopped);
+  const auto window_start = Clock::now();
+  const auto window_end = window_start + config.duration;
+  window.start_ns = Window::Ns(window_start);
+  window.end_ns = Window::Ns(window_end);
   if (config.on_window_start) config.on_window_start();
-  while (Clock::now() < window_end && !(config.stop && *config.stop)) {
+  while (Clock::now() < window_end && !stopped()) {
     std::this_thread::sleep_until(std::min(window_end, Clock::now() + std::chrono::milliseconds(50)));
   }
   if (config.on_window_end) config.on_window_end();
   const auto measured_to = Clock::now();
+  window.end_ns = std::min(window.end_ns.load(), Window::Ns(measured_to));  // an interrupted run ends now
   for (auto& l : loops) l.join();
   CloseAll(conns);
 
-  result.interrupted = config.stop && *config.stop;
+  result.interrupted = stopped();
+  result.warmup_seconds = std::chrono::duration<double>(window_start - started).count();
   // Round trips are counted in [window_start, window_end); an interrupted run counts until the stop.
   result.window_seconds = std::chrono::duration<double>(std::min(measured_to, window_end) - window_start).count();
   for (auto& d : drivers) {

@@ -1,11 +1,11 @@
-// The echo load generator: closed loop, every byte checked.
+// The echo load generator: closed or open loop, every byte checked.
 //
 // Opens `connections` TCP connections (non-blocking connects, a bounded number in flight, so a burst
 // of 10k does not overflow the server's accept backlog), then each of `threads` epoll loops drives
 // its share: send a message, read until all `size` bytes are back, check every byte, record the
 // round trip, send the next. Only round trips that complete inside the measurement window (after
 // warm-up) are counted. Every loop is bounded by the window's end and stops by itself; a connection
-// that never gets a reply is counted as starved, never waited for.
+// that never gets a reply is counted as starved, never waited for past the warm-up's bound.
 #pragma once
 
 #include <atomic>
@@ -24,9 +24,18 @@ struct LoadConfig {
   harness::Endpoint target;
   int connections = 1;
   size_t size = 64;
+  // The window opens after `warmup` and once every connection has had a reply (the steady state),
+  // waiting at most `max_extra_warmup` more, and no longer than 500 ms without a new connection
+  // answered (a pool that starves connections by design).
   harness::Duration warmup = std::chrono::milliseconds(200);
+  harness::Duration max_extra_warmup = std::chrono::seconds(30);
   harness::Duration duration = std::chrono::seconds(1);
   int threads = 1;
+  // 0: closed loop (each connection sends its next message when the reply is back). Otherwise an
+  // open loop: `rate` messages per second in all, on a fixed schedule over the connections, with
+  // latency measured from each message's scheduled time, so a slow server cannot hide its delay
+  // by slowing the client (no coordinated omission).
+  double rate = 0;
   harness::Duration connect_timeout = std::chrono::seconds(15);
   int max_connects_in_flight = 128;
   const std::atomic<bool>* stop = nullptr;  // optional: set to end the run early (Ctrl-C)
@@ -44,6 +53,7 @@ struct LoadResult {
   std::vector<uint64_t> per_connection;  // round trips inside the window, per connection
   harness::Histogram latency;            // round-trip time in ns, inside the window
   double window_seconds = 0;
+  double warmup_seconds = 0;             // as it turned out: at least the configured warm-up
   bool interrupted = false;
 };
 
