@@ -48,12 +48,16 @@ class AsioContextPool {
     for (auto& context : contexts_) threads_.emplace_back([&context] { context->run(); });
   }
 
-  // Stops every loop, joins every thread, then destroys the contexts and with them every pending
-  // handler and the sessions those handlers own.
+  // Stops every loop and joins every thread. The contexts, and with them every pending handler
+  // and the sessions those handlers own, go with the pool, after the owner's own sockets.
   void Stop() {
     guards_.clear();
     for (auto& context : contexts_) context->stop();
     for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+  ~AsioContextPool() {
     acceptor_.reset();
     contexts_.clear();
   }

@@ -68,9 +68,43 @@ class AsioServer final : public EchoServer {
   AsioContextPool pool_;
 };
 
+// UDP: one socket served by one event-loop thread, receive -> upper-case -> send -> receive.
+// `workers` does not apply: a socket's handlers run on its one context.
+class AsioUdpServer final : public EchoServer {
+ public:
+  explicit AsioUdpServer(const ServerConfig&) : pool_(1), socket_(pool_.first()) {}
+
+  void Start(int fd) override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    socket_.assign(addr.ss_family == AF_INET6 ? asio::ip::udp::v6() : asio::ip::udp::v4(), fd);
+    Receive();
+    pool_.Run();
+  }
+
+  void Stop() override { pool_.Stop(); }
+
+ private:
+  void Receive() {
+    socket_.async_receive_from(asio::buffer(buffer_), peer_, [this](boost::system::error_code ec, size_t n) {
+      if (ec == asio::error::operation_aborted) return;
+      if (ec) return Receive();
+      UpperCase(buffer_.data(), n);
+      socket_.async_send_to(asio::buffer(buffer_.data(), n), peer_,
+                            [this](boost::system::error_code, size_t) { Receive(); });
+    });
+  }
+
+  AsioContextPool pool_;
+  asio::ip::udp::socket socket_;
+  asio::ip::udp::endpoint peer_;
+  std::array<char, 65536> buffer_;
+};
+
 }  // namespace
 
-ECHO_REGISTER_MODEL("asio", "Boost.Asio callbacks, `workers` event-loop threads (an io_context each)",
-                    (Workers{"1", false}), AsioServer);
+ECHO_REGISTER_MODEL_WITH_UDP("asio", "Boost.Asio callbacks, `workers` event-loop threads (an io_context each)",
+                             (Workers{"1", false}), AsioServer, AsioUdpServer);
 
 }  // namespace echo

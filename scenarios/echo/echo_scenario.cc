@@ -30,6 +30,10 @@ nlohmann::json ParseParam(const std::string& name, const std::string& value) {
     if (name == "size") return harness::ParseCount(value, 1, kMaxSize);
     if (name == "workers") return harness::ParseCount(value, 1, 20000);
     if (name == "rate") return harness::ParseCount(value, 1, 10'000'000);
+    if (name == "transport") {
+      if (value != "tcp" && value != "udp") throw std::invalid_argument("must be tcp or udp: '" + value + "'");
+      return value;
+    }
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("--" + name + ": " + e.what());
   }
@@ -44,16 +48,32 @@ double CpuSeconds(clockid_t clock) {
 
 // Reads "listening on HOST:PORT" from a freshly started server.
 harness::Endpoint AwaitListening(harness::ChildProcess& server) {
-  const auto line = server.ReadLine(10s);
+  // Generous: a pool of 10,000 processes takes a while to fork.
+  const auto line = server.ReadLine(60s);
   const std::string prefix = "listening on ";
   if (!line || line->rfind(prefix, 0) != 0) {
     server.Stop(1s);
-    std::string why = server.exit_description().empty() ? "no 'listening on' line within 10 s"
+    std::string why = server.exit_description().empty() ? "no 'listening on' line within 60 s"
                                                          : server.exit_description();
     const std::string tail = server.StderrTail();
     throw std::runtime_error("server did not start: " + why + (tail.empty() ? "" : ": " + tail));
   }
   return harness::ParseEndpoint(line->substr(prefix.size()), false);
+}
+
+// A UDP run needs a model with a UDP server and a size that fits a datagram with its header.
+// False: skip this run (a model without UDP that the user did not name); throws on a bad request.
+bool CheckTransport(const ModelEntry* m, const nlohmann::json& p, bool models_named) {
+  if (p.value("transport", "tcp") != "udp") return true;
+  if (m && !m->make_udp) {
+    if (!models_named) return false;
+    throw std::invalid_argument("model '" + m->name + "' has no UDP server (see: list)");
+  }
+  const auto size = p["size"].get<uint64_t>();
+  if (size < 16 || size > 65507) {
+    throw std::invalid_argument("--size: a UDP message is 16 to 65507 bytes, not " + std::to_string(size));
+  }
+  return true;
 }
 
 class EchoScenario final : public harness::Scenario {
@@ -65,7 +85,7 @@ class EchoScenario final : public harness::Scenario {
 
   std::vector<harness::ModelInfo> models() const override {
     std::vector<harness::ModelInfo> out;
-    for (const auto& m : Models()) out.push_back({m.name, m.description});
+    for (const auto& m : Models()) out.push_back({m.name, m.description + (m.make_udp ? " [tcp, udp]" : " [tcp]")});
     return out;
   }
 
@@ -76,6 +96,7 @@ class EchoScenario final : public harness::Scenario {
         {"size", "message size in bytes (K, M suffixes)", {{"smoke", "64"}, {"quick", "64"}, {"full", "64,4096"}}},
         {"workers", "server worker threads or processes (models that take it; default: the model's)", {}},
         {"rate", "open loop: messages per second in all, latency from the scheduled send (default: closed loop)", {}},
+        {"transport", "tcp or udp (udp: models with a UDP server; size 16..65507; loss counted)", {}},
     };
   }
 
@@ -115,13 +136,14 @@ class EchoScenario final : public harness::Scenario {
     }
     std::vector<harness::RunSpec> runs;
     for (const ModelEntry* m : chosen) {
-      std::vector<std::string> used = {"connections", "rate", "size"};
+      std::vector<std::string> used = {"connections", "rate", "size", "transport"};
       harness::Options with_defaults = options;
       if (m && m->workers.default_list) {
         used.push_back("workers");
         with_defaults.params.try_emplace("workers", m->workers.default_list);
       }
       for (auto& p : harness::ParamProduct(params(), with_defaults, used, &ParseParam)) {
+        if (!CheckTransport(m, p, !options.models.empty())) continue;
         harness::RunSpec run;
         run.scenario = "echo";
         run.model = m ? m->name : "external";
@@ -165,6 +187,7 @@ harness::Repetition EchoScenario::MeasureOrThrow(const harness::RunSpec& run) {
     std::vector<std::string> argv = {run.self_path, "serve", "--scenario=echo", "--model=" + run.model,
                                      "--listen=127.0.0.1:0"};
     if (run.params.contains("workers")) argv.push_back("--workers=" + run.params["workers"].dump());
+    if (run.params.contains("transport")) argv.push_back("--transport=" + run.params["transport"].get<std::string>());
     server = std::make_unique<harness::ChildProcess>(argv);
     config.target = AwaitListening(*server);
     sampled = server->pid();
@@ -172,6 +195,7 @@ harness::Repetition EchoScenario::MeasureOrThrow(const harness::RunSpec& run) {
   config.connections = run.params["connections"].get<int>();
   config.size = run.params["size"].get<size_t>();
   config.rate = run.params.value("rate", 0.0);
+  config.udp = run.params.value("transport", "tcp") == "udp";
   config.warmup = run.warmup;
   config.duration = run.duration;
   config.stop = &harness::g_interrupted;
@@ -219,6 +243,10 @@ harness::Repetition EchoScenario::MeasureOrThrow(const harness::RunSpec& run) {
   m["wrong_bytes"] = load.wrong_bytes;
   m["broken_connections"] = load.broken_connections;
   m["errors"] = load.wrong_bytes + load.broken_connections;
+  if (config.udp) {
+    m["lost"] = load.lost;
+    m["loss_rate"] = static_cast<double>(load.lost) / (msgs + static_cast<double>(load.lost));
+  }
   m["connections"] = config.connections;
   m["starved_connections"] = std::count(load.per_connection.begin(), load.per_connection.end(), 0);
   m["fairness"] = harness::JainFairness(load.per_connection);
@@ -262,14 +290,17 @@ int EchoScenario::Serve(const harness::ServeOptions& options) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  const bool udp = options.params.count("transport") && ParseParam("transport", options.params.at("transport")) == "udp";
+  if (udp && !model->make_udp) throw std::invalid_argument("model '" + model->name + "' has no UDP server (see: list)");
   uint16_t port = 0;
   int fd = -1;
   try {
-    fd = Listen(options.listen.host, options.listen.port, &port);
+    fd = udp ? BindUdp(options.listen.host, options.listen.port, &port)
+             : Listen(options.listen.host, options.listen.port, &port);
   } catch (const std::runtime_error& e) {
     throw std::invalid_argument(e.what());
   }
-  auto server = model->make(config);
+  auto server = (udp ? model->make_udp : model->make)(config);
   try {
     server->Start(fd);
   } catch (const std::runtime_error& e) {

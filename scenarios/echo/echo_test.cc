@@ -287,3 +287,92 @@ TEST(LoadGeneratorTest, ConnectionRefusedIsAnError) {
 
 }  // namespace
 }  // namespace echo
+
+namespace echo {
+namespace {
+
+// Every model with a UDP server, with every byte of every datagram checked.
+class UdpModelTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    const ModelEntry* entry = FindModel(GetParam());
+    ASSERT_NE(entry, nullptr);
+    const int fd = BindUdp("127.0.0.1", 0, &port_);
+    server_ = entry->make_udp(ServerConfig{2});
+    server_->Start(fd);
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+  }
+  uint16_t port_ = 0;
+  std::unique_ptr<EchoServer> server_;
+};
+
+TEST_P(UdpModelTest, EchoesEveryDatagram) {
+  for (size_t size : {size_t{16}, size_t{64}, size_t{1400}, size_t{8192}}) {
+    SCOPED_TRACE("size " + std::to_string(size));
+    LoadConfig config;
+    config.target = {"127.0.0.1", port_};
+    config.udp = true;
+    config.connections = 16;
+    config.size = size;
+    config.warmup = 50ms;
+    config.duration = 300ms;
+    const LoadResult r = RunLoad(config);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.wrong_bytes, 0u);
+    EXPECT_GT(r.messages, 16u);
+    for (uint64_t n : r.per_connection) EXPECT_GT(n, 0u);
+  }
+}
+
+std::vector<std::string> UdpModels() {
+  std::vector<std::string> names;
+  for (const auto& m : Models()) {
+    if (m.make_udp) names.push_back(m.name);
+  }
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryUdpModel, UdpModelTest, ::testing::ValuesIn(UdpModels()));
+
+TEST(UdpLoadTest, CountsLostAndCorruptDatagrams) {
+  uint16_t port = 0;
+  const int fd = BindUdp("127.0.0.1", 0, &port);
+  std::atomic<bool> stop{false};
+  // Drops every 10th datagram, flips a payload byte in every 7th, answers the rest correctly.
+  std::thread server([&] {
+    char buf[65536];
+    timeval tv{0, 20000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (uint64_t i = 1; !stop; ++i) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof peer;
+      const ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
+      if (n <= 0) continue;
+      if (i % 10 == 0) continue;
+      UpperCase(buf, static_cast<size_t>(n));
+      if (i % 7 == 0) buf[n - 1] ^= 0x01;
+      sendto(fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&peer), len);
+    }
+  });
+  LoadConfig config;
+  config.target = {"127.0.0.1", port};
+  config.udp = true;
+  config.connections = 4;
+  config.size = 64;
+  config.loss_timeout = 20ms;
+  config.warmup = 50ms;
+  config.duration = 500ms;
+  const LoadResult r = RunLoad(config);
+  stop = true;
+  server.join();
+  close(fd);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_GT(r.lost, 0u);
+  EXPECT_GT(r.wrong_bytes, 0u);
+  EXPECT_GT(r.messages, 0u);
+}
+
+}  // namespace
+}  // namespace echo

@@ -13,29 +13,12 @@
 #include <cstring>
 #include <thread>
 
+#include "scenarios/echo/load_driver.h"
 #include "scenarios/echo/protocol.h"
 #include "scenarios/echo/server.h"
 
 namespace echo {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-struct Connection {
-  int fd = -1;
-  uint64_t send_seq = 0;   // message being written
-  size_t sent = 0;         // bytes of it written
-  uint64_t recv_seq = 0;   // message whose reply is being read
-  size_t received = 0;     // bytes of that reply read
-  // When each message not yet answered was due: the send time in a closed loop, the scheduled time
-  // in an open loop. Oldest first; front() belongs to recv_seq.
-  std::deque<Clock::time_point> due;
-  uint64_t completed = 0;  // inside the window
-  bool want_write = false;
-  bool broken = false;
-
-  size_t unwritten() const { return due.size() - static_cast<size_t>(send_seq - recv_seq); }
-};
 
 sockaddr_storage ToSockaddr(const harness::Endpoint& e, socklen_t* len) {
   sockaddr_storage addr{};
@@ -64,13 +47,14 @@ std::string ConnectAll(const LoadConfig& config, std::vector<Connection>& conns)
   std::string error;
   while (done < conns.size() && error.empty()) {
     while (next < conns.size() && in_flight < static_cast<size_t>(config.max_connects_in_flight)) {
-      const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      const int type = config.udp ? SOCK_DGRAM : SOCK_STREAM;
+      const int fd = socket(addr.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd < 0) {
         error = std::string("socket: ") + strerror(errno) + " after " + std::to_string(next) + " connections";
         break;
       }
       conns[next].fd = fd;
-      SetNoDelay(fd);
+      if (!config.udp) SetNoDelay(fd);
       if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) == 0) {
         ++done;
       } else if (errno == EINPROGRESS) {
@@ -107,33 +91,17 @@ std::string ConnectAll(const LoadConfig& config, std::vector<Connection>& conns)
   return error;
 }
 
-// The measurement window, opened and closed by the calling thread while the drivers run.
-struct Window {
-  std::atomic<int64_t> start_ns{INT64_MAX};  // steady-clock ns; INT64_MAX: not yet open
-  std::atomic<int64_t> end_ns{INT64_MAX};
-  std::atomic<uint64_t> answered{0};  // connections that have had at least one reply
-
-  static int64_t Ns(Clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  }
-  bool Inside(Clock::time_point t) const {
-    const int64_t ns = Ns(t);
-    return ns >= start_ns.load(std::memory_order_relaxed) && ns < end_ns.load(std::memory_order_relaxed);
-  }
-  bool Over(Clock::time_point t) const { return Ns(t) >= end_ns.load(std::memory_order_relaxed); }
-};
-
-// One event loop driving conns[begin, end).
-class Driver {
+// One event loop driving the TCP connections conns[begin, end).
+class TcpDriver final : public Driver {
  public:
-  Driver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns,
-         size_t begin, size_t end, Window& window)
+  TcpDriver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns,
+            size_t begin, size_t end, Window& window)
       : config_(config), pattern_(pattern), conns_(conns), begin_(begin), end_(end),
         window_(window), scratch_(std::max<size_t>(kBufferSize, 65536)),
         schedule_start_(Clock::now()),
         driver_rate_(config.rate * static_cast<double>(end - begin) / static_cast<double>(conns.size())) {}
 
-  void Run() {
+  void Run() override {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     const auto start = Clock::now();
     for (size_t i = begin_; i < end_; ++i) {
@@ -161,8 +129,6 @@ class Driver {
     close(ep_);
   }
 
-  harness::Histogram latency;
-  uint64_t wrong_bytes = 0;
 
  private:
   // Open loop: hands out every message due by `now` (message j of this driver is due at
@@ -323,7 +289,11 @@ LoadResult RunLoad(const LoadConfig& config) {
   const auto started = Clock::now();
   for (int t = 0; t < threads; ++t) {
     const size_t begin = conns.size() * t / threads, end = conns.size() * (t + 1) / threads;
-    drivers.push_back(std::make_unique<Driver>(config, pattern, conns, begin, end, window));
+    if (config.udp) {
+      drivers.push_back(MakeUdpDriver(config, pattern, conns, begin, end, window));
+    } else {
+      drivers.push_back(std::make_unique<TcpDriver>(config, pattern, conns, begin, end, window));
+    }
     loops.emplace_back([d = drivers.back().get()] { d->Run(); });
   }
   const auto stopped = [&] { return config.stop && *config.stop; };
@@ -350,6 +320,7 @@ LoadResult RunLoad(const LoadConfig& config) {
   for (auto& d : drivers) {
     result.latency.Merge(d->latency);
     result.wrong_bytes += d->wrong_bytes;
+    result.lost += d->lost;
   }
   for (const auto& c : conns) {
     result.per_connection.push_back(c.completed);

@@ -36,6 +36,11 @@ struct LoadConfig {
   // latency measured from each message's scheduled time, so a slow server cannot hide its delay
   // by slowing the client (no coordinated omission).
   double rate = 0;
+  // UDP: each connection is a connected UDP socket; a message is one datagram (size 16..65507)
+  // starting with its sequence number in 16 upper-case hex digits. A message with no reply within
+  // `loss_timeout` is lost; a closed loop then sends the next.
+  bool udp = false;
+  harness::Duration loss_timeout = std::chrono::milliseconds(200);
   harness::Duration connect_timeout = std::chrono::seconds(15);
   int max_connects_in_flight = 128;
   const std::atomic<bool>* stop = nullptr;  // optional: set to end the run early (Ctrl-C)
@@ -50,6 +55,7 @@ struct LoadResult {
   uint64_t messages = 0;                 // round trips completed inside the window
   uint64_t wrong_bytes = 0;              // received bytes that differ from the expected reply
   uint64_t broken_connections = 0;       // closed or reset by the server during the run
+  uint64_t lost = 0;                     // UDP: due in the window, no reply within loss_timeout
   std::vector<uint64_t> per_connection;  // round trips inside the window, per connection
   harness::Histogram latency;            // round-trip time in ns, inside the window
   double window_seconds = 0;

@@ -31,7 +31,9 @@ const ModelEntry* FindModel(const std::string& name) {
   return nullptr;
 }
 
-int Listen(const std::string& host, uint16_t port, uint16_t* bound_port) {
+namespace {
+
+int Bind(const std::string& host, uint16_t port, int type, uint16_t* bound_port) {
   sockaddr_storage addr{};
   socklen_t len = 0;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
@@ -47,17 +49,31 @@ int Listen(const std::string& host, uint16_t port, uint16_t* bound_port) {
   } else {
     throw std::runtime_error("not a numeric address: " + host);
   }
-  const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = socket(addr.ss_family, type | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error(std::string("socket: ") + strerror(errno));
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, SOMAXCONN) != 0) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+      (type == SOCK_STREAM && listen(fd, SOMAXCONN) != 0)) {
     const int err = errno;
     close(fd);
     throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " + strerror(err));
   }
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   *bound_port = ntohs(addr.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+  return fd;
+}
+
+}  // namespace
+
+int Listen(const std::string& host, uint16_t port, uint16_t* bound_port) {
+  return Bind(host, port, SOCK_STREAM, bound_port);
+}
+
+int BindUdp(const std::string& host, uint16_t port, uint16_t* bound_port) {
+  const int fd = Bind(host, port, SOCK_DGRAM, bound_port);
+  const int buffer = 4 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
   return fd;
 }
 

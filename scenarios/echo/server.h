@@ -34,11 +34,14 @@ struct Workers {
 };
 inline constexpr Workers kNoWorkers{nullptr, false};
 
+using ServerFactory = std::unique_ptr<EchoServer> (*)(const ServerConfig&);
+
 struct ModelEntry {
   std::string name;
   std::string description;
   Workers workers;
-  std::unique_ptr<EchoServer> (*make)(const ServerConfig&);
+  ServerFactory make;      // TCP: Start() gets a listening stream socket
+  ServerFactory make_udp;  // UDP: Start() gets a bound datagram socket; nullptr where UDP makes no sense
 };
 
 void RegisterModel(ModelEntry entry);
@@ -48,6 +51,9 @@ const ModelEntry* FindModel(const std::string& name);
 // Creates a TCP socket bound to host:port and listening (backlog SOMAXCONN, SO_REUSEADDR).
 // Throws std::runtime_error with the reason. *bound_port receives the port actually bound.
 int Listen(const std::string& host, uint16_t port, uint16_t* bound_port);
+// The same for UDP: a bound datagram socket with a 4 MiB receive buffer (bursts of replies to
+// thousands of clients overflow the default).
+int BindUdp(const std::string& host, uint16_t port, uint16_t* bound_port);
 
 // Sets TCP_NODELAY: without it Nagle and delayed ACKs add ~40 ms stalls to request/response.
 void SetNoDelay(int fd);
@@ -63,4 +69,7 @@ std::unique_ptr<EchoServer> MakeServer(const ServerConfig& config) {
 #define ECHO_CONCAT(a, b) ECHO_CONCAT_INNER(a, b)
 #define ECHO_REGISTER_MODEL(name, description, workers, Type)                                    \
   static const bool ECHO_CONCAT(echo_model_registered_, __LINE__) =                              \
-      (::echo::RegisterModel({name, description, workers, &::echo::MakeServer<Type>}), true)
+      (::echo::RegisterModel({name, description, workers, &::echo::MakeServer<Type>, nullptr}), true)
+#define ECHO_REGISTER_MODEL_WITH_UDP(name, description, workers, TcpType, UdpType)                \
+  static const bool ECHO_CONCAT(echo_model_registered_, __LINE__) = (::echo::RegisterModel(      \
+      {name, description, workers, &::echo::MakeServer<TcpType>, &::echo::MakeServer<UdpType>}), true)

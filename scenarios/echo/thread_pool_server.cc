@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "scenarios/echo/blocking_echo.h"
+#include "scenarios/echo/protocol.h"
 #include "scenarios/echo/server.h"
 
 namespace echo {
@@ -90,9 +91,46 @@ class ThreadPoolServer final : public EchoServer {
   std::set<int> active_;    // guarded by mu_: being served
 };
 
+// UDP (seed 004's loop, on a pool): `workers` threads each blocking in recvfrom on the one socket
+// and answering what they receive. Datagrams need no connection, so no client waits for a worker.
+class ThreadPoolUdpServer final : public EchoServer {
+ public:
+  explicit ThreadPoolUdpServer(const ServerConfig& config) : workers_(config.workers) {}
+
+  void Start(int fd) override {
+    fd_ = fd;
+    for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { Work(); });
+  }
+
+  void Stop() override {
+    stopping_ = true;
+    shutdown(fd_, SHUT_RDWR);  // wakes every thread blocked in recvfrom
+    for (auto& t : threads_) t.join();
+    close(fd_);
+  }
+
+ private:
+  void Work() {
+    char buf[65536];
+    while (!stopping_) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof peer;
+      const ssize_t n = recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
+      if (n <= 0 || stopping_) continue;
+      UpperCase(buf, static_cast<size_t>(n));
+      sendto(fd_, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&peer), len);
+    }
+  }
+
+  const int workers_;
+  int fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::vector<std::thread> threads_;
+};
+
 }  // namespace
 
-ECHO_REGISTER_MODEL("thread_pool", "connections are tasks of a pool of `workers` threads (seed 001); the rest wait",
-                    (Workers{"4", true}), ThreadPoolServer);
+ECHO_REGISTER_MODEL_WITH_UDP("thread_pool", "connections are tasks of a pool of `workers` threads (seed 001); the rest wait",
+                             (Workers{"4", true}), ThreadPoolServer, ThreadPoolUdpServer);
 
 }  // namespace echo

@@ -1,0 +1,65 @@
+// The load generator's internals shared by its TCP and UDP drivers. Not a public interface.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "harness/histogram.h"
+#include "scenarios/echo/load_generator.h"
+#include "scenarios/echo/protocol.h"
+
+namespace echo {
+
+using Clock = std::chrono::steady_clock;
+
+struct Connection {
+  int fd = -1;
+  uint64_t send_seq = 0;   // message being written
+  size_t sent = 0;         // bytes of it written
+  uint64_t recv_seq = 0;   // message whose reply is being read
+  size_t received = 0;     // bytes of that reply read
+  // When each message not yet answered was due: the send time in a closed loop, the scheduled time
+  // in an open loop. Oldest first; front() belongs to recv_seq.
+  std::deque<Clock::time_point> due;
+  uint64_t completed = 0;  // inside the window
+  bool want_write = false;
+  bool broken = false;
+
+  size_t unwritten() const { return due.size() - static_cast<size_t>(send_seq - recv_seq); }
+};
+
+// The measurement window, opened and closed by the calling thread while the drivers run.
+struct Window {
+  std::atomic<int64_t> start_ns{INT64_MAX};  // steady-clock ns; INT64_MAX: not yet open
+  std::atomic<int64_t> end_ns{INT64_MAX};
+  std::atomic<uint64_t> answered{0};  // connections that have had at least one reply
+
+  static int64_t Ns(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  }
+  bool Inside(Clock::time_point t) const {
+    const int64_t ns = Ns(t);
+    return ns >= start_ns.load(std::memory_order_relaxed) && ns < end_ns.load(std::memory_order_relaxed);
+  }
+  bool Over(Clock::time_point t) const { return Ns(t) >= end_ns.load(std::memory_order_relaxed); }
+};
+
+// One event loop driving conns[begin, end) until the window closes.
+class Driver {
+ public:
+  virtual ~Driver() = default;
+  virtual void Run() = 0;
+
+  harness::Histogram latency;  // round trips completed inside the window
+  uint64_t wrong_bytes = 0;
+  uint64_t lost = 0;           // UDP: messages due inside the window never answered in time
+};
+
+std::unique_ptr<Driver> MakeUdpDriver(const LoadConfig& config, const MessagePattern& pattern,
+                                      std::vector<Connection>& conns, size_t begin, size_t end, Window& window);
+
+}  // namespace echo

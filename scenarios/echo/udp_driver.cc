@@ -1,0 +1,177 @@
+// The UDP driver of the load generator. Datagrams may be lost, duplicated or reordered, so every
+// message carries its sequence number and replies are matched by it, not by arrival order.
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "scenarios/echo/load_driver.h"
+
+namespace echo {
+namespace {
+
+constexpr size_t kHeader = 16;  // the sequence number, upper-case hex: upper-casing leaves it as is
+
+struct Pending {
+  Clock::time_point due;
+  bool answered = false;
+};
+
+struct UdpState {
+  uint64_t next_seq = 0;        // the next message to send
+  uint64_t base_seq = 0;        // the message pending.front() belongs to
+  std::deque<Pending> pending;  // messages sent and not yet answered or expired, oldest first
+};
+
+class UdpDriver final : public Driver {
+ public:
+  UdpDriver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns,
+            size_t begin, size_t end, Window& window)
+      : config_(config), pattern_(pattern), conns_(conns), begin_(begin), end_(end), window_(window),
+        state_(end - begin), out_(pattern.size()), in_(pattern.size() + 1), schedule_start_(Clock::now()),
+        driver_rate_(config.rate * static_cast<double>(end - begin) / static_cast<double>(conns.size())) {}
+
+  void Run() override {
+    const int ep = epoll_create1(EPOLL_CLOEXEC);
+    const auto start = Clock::now();
+    for (size_t i = begin_; i < end_; ++i) {
+      epoll_event ev{EPOLLIN, {.u64 = i}};
+      epoll_ctl(ep, EPOLL_CTL_ADD, conns_[i].fd, &ev);
+      if (config_.rate == 0) Send(i, start);
+    }
+    epoll_event events[512];
+    auto next_expiry = start;
+    while (true) {
+      const auto now = Clock::now();
+      if (window_.Over(now) || (config_.stop && *config_.stop)) break;
+      if (now >= next_expiry) {
+        Expire(now);
+        next_expiry = now + std::chrono::milliseconds(5);
+      }
+      const Clock::time_point wake = std::min(config_.rate > 0 ? SendDue(now) : next_expiry, next_expiry);
+      const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now),
+                                   std::chrono::nanoseconds(0), std::chrono::nanoseconds(10'000'000));
+      const timespec timeout{0, static_cast<long>(wait.count())};
+      const int n = epoll_pwait2(ep, events, 512, &timeout, nullptr);
+      for (int i = 0; i < n; ++i) Receive(events[i].data.u64);
+    }
+    close(ep);
+  }
+
+ private:
+  UdpState& State(size_t index) { return state_[index - begin_]; }
+
+  Clock::time_point SendDue(Clock::time_point now) {
+    const size_t count = end_ - begin_;
+    while (true) {
+      const auto due = schedule_start_ + std::chrono::nanoseconds(static_cast<int64_t>(
+                                             static_cast<double>(scheduled_) * 1e9 / driver_rate_));
+      if (due > now) return due;
+      Send(begin_ + scheduled_ % count, due);
+      ++scheduled_;
+    }
+  }
+
+  // Sends the connection's next message. A datagram the kernel refuses (buffer full) is as lost
+  // as one dropped on the way: it will expire unanswered.
+  void Send(size_t index, Clock::time_point due) {
+    UdpState& s = State(index);
+    const uint64_t seq = s.next_seq++;
+    s.pending.push_back({due});
+    char header[kHeader + 1];
+    std::snprintf(header, sizeof header, "%016llX", static_cast<unsigned long long>(seq));
+    std::memcpy(out_.data(), header, kHeader);
+    std::memcpy(out_.data() + kHeader, pattern_.Request(seq) + kHeader, pattern_.size() - kHeader);
+    while (send(conns_[index].fd, out_.data(), out_.size(), 0) < 0 && errno == EINTR) {
+    }
+  }
+
+  void Receive(size_t index) {
+    while (true) {
+      const ssize_t n = recv(conns_[index].fd, in_.data(), in_.size(), 0);
+      if (n < 0) return;  // EAGAIN, or an ICMP error reported on the socket: nothing to read
+      Answer(index, static_cast<size_t>(n));
+    }
+  }
+
+  void Answer(size_t index, size_t n) {
+    UdpState& s = State(index);
+    unsigned long long seq = 0;
+    char header[kHeader + 1] = {};
+    std::memcpy(header, in_.data(), std::min(n, kHeader));
+    char* end = nullptr;
+    seq = std::strtoull(header, &end, 16);
+    if (n != pattern_.size() || end != header + kHeader) {
+      wrong_bytes += std::max(n, pattern_.size());  // not a reply to anything we sent
+      return;
+    }
+    if (seq < s.base_seq || seq >= s.next_seq || s.pending[seq - s.base_seq].answered) return;  // late or twice
+    Pending& p = s.pending[seq - s.base_seq];
+    p.answered = true;
+    const char* expected = pattern_.Reply(seq) + kHeader;
+    if (std::memcmp(in_.data() + kHeader, expected, n - kHeader) != 0) {
+      for (size_t i = kHeader; i < n; ++i) wrong_bytes += in_[i] != expected[i - kHeader];
+    }
+    const auto now = Clock::now();
+    if (!answered_once_[index - begin_]) {
+      answered_once_[index - begin_] = true;
+      window_.answered.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (window_.Inside(now)) {
+      latency.Record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - p.due).count()));
+      ++conns_[index].completed;
+    }
+    Trim(s);
+    if (config_.rate == 0) Send(index, now);  // closed loop: the next message goes now
+  }
+
+  // Drops answered messages from the front.
+  static void Trim(UdpState& s) {
+    while (!s.pending.empty() && s.pending.front().answered) {
+      s.pending.pop_front();
+      ++s.base_seq;
+    }
+  }
+
+  // Messages unanswered after loss_timeout are lost; a closed loop moves on to the next.
+  void Expire(Clock::time_point now) {
+    for (size_t i = begin_; i < end_; ++i) {
+      UdpState& s = State(i);
+      bool expired = false;
+      while (!s.pending.empty() && (s.pending.front().answered || s.pending.front().due + config_.loss_timeout <= now)) {
+        if (!s.pending.front().answered) {
+          expired = true;
+          if (window_.Inside(s.pending.front().due)) ++lost;
+        }
+        s.pending.pop_front();
+        ++s.base_seq;
+      }
+      if (expired && config_.rate == 0 && s.pending.empty()) Send(i, now);
+    }
+  }
+
+  const LoadConfig& config_;
+  const MessagePattern& pattern_;
+  std::vector<Connection>& conns_;
+  const size_t begin_, end_;
+  Window& window_;
+  std::vector<UdpState> state_;
+  std::vector<bool> answered_once_ = std::vector<bool>(end_ - begin_, false);
+  std::vector<char> out_, in_;
+  const Clock::time_point schedule_start_;
+  const double driver_rate_;
+  uint64_t scheduled_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> MakeUdpDriver(const LoadConfig& config, const MessagePattern& pattern,
+                                      std::vector<Connection>& conns, size_t begin, size_t end, Window& window) {
+  return std::make_unique<UdpDriver>(config, pattern, conns, begin, end, window);
+}
+
+}  // namespace echo
