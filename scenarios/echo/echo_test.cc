@@ -326,6 +326,22 @@ TEST_P(UdpModelTest, EchoesEveryDatagram) {
   }
 }
 
+TEST_P(UdpModelTest, OpenLoopKeepsToItsSchedule) {
+  LoadConfig config;
+  config.target = {"127.0.0.1", port_};
+  config.udp = true;
+  config.connections = 10;
+  config.size = 100;
+  config.rate = 2000;
+  config.warmup = 100ms;
+  config.duration = 500ms;
+  const LoadResult r = RunLoad(config);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.wrong_bytes, 0u);
+  EXPECT_LE(r.messages, 1000u + 10u);  // 1000 due in the window: never ahead of the schedule
+  EXPECT_GE(r.messages, 500u);
+}
+
 std::vector<std::string> UdpModels() {
   std::vector<std::string> names;
   for (const auto& m : Models()) {

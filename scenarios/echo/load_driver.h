@@ -48,6 +48,32 @@ struct Window {
   bool Over(Clock::time_point t) const { return Ns(t) >= end_ns.load(std::memory_order_relaxed); }
 };
 
+// An open loop's schedule for one driver: its share of the rate, message j due at start + j / rate,
+// dealt to its connections [begin, end) in turn.
+class OpenLoopSchedule {
+ public:
+  OpenLoopSchedule(double total_rate, size_t total_connections, size_t begin, size_t end)
+      : start_(Clock::now()), begin_(begin), count_(end - begin),
+        rate_(total_rate * static_cast<double>(end - begin) / static_cast<double>(total_connections)) {}
+
+  // Calls send(connection_index, due) for every message due by `now`; returns when the next is due.
+  template <typename Send>
+  Clock::time_point Release(Clock::time_point now, Send&& send) {
+    while (true) {
+      const auto due = start_ + std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(released_) * 1e9 / rate_));
+      if (due > now) return due;
+      send(begin_ + released_ % count_, due);
+      ++released_;
+    }
+  }
+
+ private:
+  const Clock::time_point start_;
+  const size_t begin_, count_;
+  const double rate_;
+  uint64_t released_ = 0;
+};
+
 // One event loop driving conns[begin, end) until the window closes.
 class Driver {
  public:

@@ -98,8 +98,7 @@ class TcpDriver final : public Driver {
             size_t begin, size_t end, Window& window)
       : config_(config), pattern_(pattern), conns_(conns), begin_(begin), end_(end),
         window_(window), scratch_(std::max<size_t>(kBufferSize, 65536)),
-        schedule_start_(Clock::now()),
-        driver_rate_(config.rate * static_cast<double>(end - begin) / static_cast<double>(conns.size())) {}
+        schedule_(config.rate, conns.size(), begin, end) {}
 
   void Run() override {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
@@ -115,7 +114,9 @@ class TcpDriver final : public Driver {
       if (window_.Over(now) || (config_.stop && *config_.stop)) break;
       // Wake for the next scheduled send, and at least every 10 ms to see the window close.
       const auto cap = std::chrono::nanoseconds(std::chrono::milliseconds(10));
-      const Clock::time_point wake = config_.rate > 0 ? SendDue(now) : now + cap;
+      const Clock::time_point wake = config_.rate > 0 ? schedule_.Release(now, [this](size_t index, Clock::time_point due) {
+        if (!conns_[index].broken) Enqueue(index, due);
+      }) : now + cap;
       const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now);
       const auto wait = std::clamp(left, std::chrono::nanoseconds(0), cap);
       const timespec timeout{static_cast<time_t>(wait.count() / 1000000000), static_cast<long>(wait.count() % 1000000000)};
@@ -131,20 +132,6 @@ class TcpDriver final : public Driver {
 
 
  private:
-  // Open loop: hands out every message due by `now` (message j of this driver is due at
-  // start + j / rate, round robin over its connections). Returns when the next one is due.
-  Clock::time_point SendDue(Clock::time_point now) {
-    const size_t count = end_ - begin_;
-    while (true) {
-      const auto due = schedule_start_ + std::chrono::nanoseconds(static_cast<int64_t>(
-                                             static_cast<double>(scheduled_) * 1e9 / driver_rate_));
-      if (due > now) return due;
-      const size_t index = begin_ + scheduled_ % count;
-      ++scheduled_;
-      if (!conns_[index].broken) Enqueue(index, due);
-    }
-  }
-
   void Enqueue(size_t index, Clock::time_point due) {
     conns_[index].due.push_back(due);
     Send(index);
@@ -236,9 +223,7 @@ class TcpDriver final : public Driver {
   size_t begin_, end_;
   Window& window_;
   std::vector<char> scratch_;
-  const Clock::time_point schedule_start_;
-  const double driver_rate_;  // this driver's share of the rate, messages per second
-  uint64_t scheduled_ = 0;    // messages handed out so far (open loop)
+  OpenLoopSchedule schedule_;
   int ep_ = -1;
 };
 

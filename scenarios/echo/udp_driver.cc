@@ -32,8 +32,8 @@ class UdpDriver final : public Driver {
   UdpDriver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns,
             size_t begin, size_t end, Window& window)
       : config_(config), pattern_(pattern), conns_(conns), begin_(begin), end_(end), window_(window),
-        state_(end - begin), out_(pattern.size()), in_(pattern.size() + 1), schedule_start_(Clock::now()),
-        driver_rate_(config.rate * static_cast<double>(end - begin) / static_cast<double>(conns.size())) {}
+        state_(end - begin), out_(pattern.size()), in_(pattern.size() + 1),
+        schedule_(config.rate, conns.size(), begin, end) {}
 
   void Run() override {
     const int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -52,7 +52,10 @@ class UdpDriver final : public Driver {
         Expire(now);
         next_expiry = now + std::chrono::milliseconds(5);
       }
-      const Clock::time_point wake = std::min(config_.rate > 0 ? SendDue(now) : next_expiry, next_expiry);
+      const Clock::time_point next_send = config_.rate > 0 ? schedule_.Release(now, [this](size_t index, Clock::time_point due) {
+        Send(index, due);
+      }) : next_expiry;
+      const Clock::time_point wake = std::min(next_send, next_expiry);
       const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now),
                                    std::chrono::nanoseconds(0), std::chrono::nanoseconds(10'000'000));
       const timespec timeout{0, static_cast<long>(wait.count())};
@@ -64,17 +67,6 @@ class UdpDriver final : public Driver {
 
  private:
   UdpState& State(size_t index) { return state_[index - begin_]; }
-
-  Clock::time_point SendDue(Clock::time_point now) {
-    const size_t count = end_ - begin_;
-    while (true) {
-      const auto due = schedule_start_ + std::chrono::nanoseconds(static_cast<int64_t>(
-                                             static_cast<double>(scheduled_) * 1e9 / driver_rate_));
-      if (due > now) return due;
-      Send(begin_ + scheduled_ % count, due);
-      ++scheduled_;
-    }
-  }
 
   // Sends the connection's next message. A datagram the kernel refuses (buffer full) is as lost
   // as one dropped on the way: it will expire unanswered.
@@ -162,9 +154,7 @@ class UdpDriver final : public Driver {
   std::vector<UdpState> state_;
   std::vector<bool> answered_once_ = std::vector<bool>(end_ - begin_, false);
   std::vector<char> out_, in_;
-  const Clock::time_point schedule_start_;
-  const double driver_rate_;
-  uint64_t scheduled_ = 0;
+  OpenLoopSchedule schedule_;
 };
 
 }  // namespace
