@@ -224,7 +224,7 @@ TEST(LoadGeneratorTest, ServerThatNeverRepliesEndsOnTimeWithEveryConnectionStarv
   });
   const auto start = std::chrono::steady_clock::now();
   const LoadResult r = Drive(server.port(), 8, 64, 300ms);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);  // 5 s waiting for a first answer, then the window
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.messages, 0u);
   EXPECT_EQ(std::count(r.per_connection.begin(), r.per_connection.end(), 0u), 8);

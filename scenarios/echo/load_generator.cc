@@ -236,17 +236,20 @@ void CloseAll(std::vector<Connection>& conns) {
 
 // Extends the warm-up until every connection has had a reply, so that the window measures the
 // steady state and not a burst of connections still waiting to be accepted. Gives up when no new
-// connection has been answered for kNoProgress (a pool that starves some connections by design)
-// or at `deadline`.
+// connection has been answered for kNoProgress (a pool that starves some connections by design),
+// when nothing at all has been answered for kNoFirstAnswer (a server slow to start, such as
+// 10,000 processes waking, gets that long), or at `deadline`.
 template <typename Stopped>
 void WaitUntilEveryConnectionAnswered(const Window& window, size_t connections, Clock::time_point deadline,
                                       Stopped stopped) {
   constexpr auto kNoProgress = std::chrono::milliseconds(500);
+  constexpr auto kNoFirstAnswer = std::chrono::seconds(5);
   uint64_t seen = window.answered.load();
   auto last_progress = Clock::now();
   while (seen < connections && !stopped()) {
     const auto now = Clock::now();
-    if (now >= deadline || now - last_progress >= kNoProgress) return;
+    const auto patience = seen == 0 ? Clock::duration(kNoFirstAnswer) : Clock::duration(kNoProgress);
+    if (now >= deadline || now - last_progress >= patience) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     const uint64_t answered = window.answered.load();
     if (answered != seen) {

@@ -25,8 +25,9 @@ struct LoadConfig {
   int connections = 1;
   size_t size = 64;
   // The window opens after `warmup` and once every connection has had a reply (the steady state),
-  // waiting at most `max_extra_warmup` more, and no longer than 500 ms without a new connection
-  // answered (a pool that starves connections by design).
+  // waiting at most `max_extra_warmup` more, no longer than 500 ms without a new connection
+  // answered once answers have begun (a pool that starves connections by design), and no longer
+  // than 5 s for the first answer.
   harness::Duration warmup = std::chrono::milliseconds(200);
   harness::Duration max_extra_warmup = std::chrono::seconds(30);
   harness::Duration duration = std::chrono::seconds(1);
