@@ -64,6 +64,9 @@ class UsageErrors(unittest.TestCase):
     def test_bad_target(self):
         self.assert_usage_error("load", "--target=localhost", mentions="HOST:PORT")
 
+    def test_stray_argument(self):
+        self.assert_usage_error("run", "--scenario=micro", "bogus", mentions="'bogus'")
+
     def test_help(self):
         p = run("--help")
         self.assertEqual(p.returncode, 0)
@@ -117,6 +120,24 @@ class Runs(unittest.TestCase):
                            text=True, timeout=TIMEOUT)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("echo/asio/connections:10/size:64/workers:1", p.stdout)
+
+    def test_micro_runs_google_benchmark_with_its_own_flags_into_the_same_file(self):
+        out = os.path.join(self.dir, "micro.json")
+        p = run("run", "--scenario=echo,micro", "--model=threads", "--connections=1", "--duration=100ms",
+                "--repetitions=2", "--benchmark_filter=^spawn/", "--benchmark_min_time=0.01", f"--out={out}")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIsNone(validate.validate(out, SCHEMA))
+        doc = load_json(out)
+        micro = [b for b in doc["benchmarks"] if b["scenario"] == "micro"]
+        names = {b["name"] for b in micro}
+        # --model=threads became a filter on the model; --benchmark_filter then won (spawn only).
+        self.assertIn("micro/spawn/threads", names)
+        self.assertTrue(all(b["params"]["primitive"] == "spawn" for b in micro), names)
+        self.assertIn("micro/spawn/threads_median", names)  # Google Benchmark's own aggregates
+        self.assertEqual({b["scenario"] for b in doc["benchmarks"]}, {"echo", "micro"})  # one file, one context
+        for b in micro:
+            self.assertEqual(b["status"], "ok")
+            self.assertGreater(b["real_time"], 0)
 
     def test_serve_and_load(self):
         server = subprocess.Popen([HARNESS, "serve", "--model=asio", "--workers=2"], stdout=subprocess.PIPE,

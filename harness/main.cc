@@ -173,6 +173,7 @@ int Main(int argc, char** argv) {
   RunFlags run_flags;
   CLI::App* run = app.add_subcommand("run", "measure scenarios x models x parameters");
   AddRunFlags(run, run_flags, true);
+  run->allow_extras();  // --benchmark_* flags go to Google Benchmark (scenario micro)
   app.add_subcommand("list", "scenarios, models, parameters, profiles");
 
   std::string serve_scenario = "echo", serve_model, listen = "127.0.0.1:0";
@@ -227,6 +228,10 @@ int Main(int argc, char** argv) {
     }
     const RunFlags& flags = run_flags;  // also the default suite: no subcommand, every default
     Options options = ToOptions(flags);
+    for (const std::string& extra : run->remaining()) {
+      if (extra.rfind("--benchmark_", 0) != 0) throw UsageError("unexpected argument '" + extra + "' (see --help)");
+      options.passthrough.push_back(extra);
+    }
     const auto scenarios = flags.scenarios.empty() ? AllScenarioNames() : SplitList(flags.scenarios);
     auto runs = PlanAll(scenarios, options);
     const std::string out = flags.out.empty() ? DefaultOut() : UserPath(flags.out);

@@ -39,6 +39,7 @@ std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const
 namespace {
 
 std::string Outcome(const std::vector<Repetition>& reps) {
+  if (!reps.empty() && !reps.front().entries.empty()) return std::to_string(reps.front().entries.size()) + " entries";
   int failed = 0;
   std::vector<double> rates;
   for (const auto& r : reps) {
@@ -75,10 +76,19 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
       Repetition rep = runs[i].scenario->Measure(spec, r);
       if (g_interrupted && !rep.ok) break;  // a run cut short by Ctrl-C is not a failure of the model
       if (!rep.ok) ++failures;
-      writer.Add(IterationEntry(spec, rep, r, family_index, instance_index));
+      if (rep.entries.empty()) {
+        writer.Add(IterationEntry(spec, rep, r, family_index, instance_index));
+      }
+      for (auto& e : rep.entries) {
+        // Keep the tool's own family numbering apart from ours.
+        e["family_index"] = 1000 * (family_index + 1) + e.value("family_index", 0);
+        if (e.value("status", "ok") != "ok") ++failures;
+        writer.Add(std::move(e));
+      }
       reps.push_back(std::move(rep));
     }
-    if (reps.size() == static_cast<size_t>(spec.repetitions) && spec.repetitions > 1) {
+    const bool ready_made = !reps.empty() && !reps.front().entries.empty();
+    if (!ready_made && reps.size() == static_cast<size_t>(spec.repetitions) && spec.repetitions > 1) {
       for (auto& e : AggregateEntries(spec, reps, family_index, instance_index)) writer.Add(std::move(e));
     }
     progress.Finished(static_cast<int>(i), spec.name, Outcome(reps));

@@ -41,6 +41,7 @@ struct Options {
   std::optional<int> server_pid;                            // `load`: sample this process's usage
   std::string filter;                                       // regex over run names
   std::string self_path;                                    // the harness binary, to start servers
+  std::vector<std::string> passthrough;                     // --benchmark_* flags for Google Benchmark
 };
 
 // One concrete run: a scenario, a model, and one value of every parameter.
@@ -66,6 +67,9 @@ struct Repetition {
   double cpu_time_ns = 0;                             // the server's / executor's CPU per operation
   nlohmann::json metrics = nlohmann::json::object();  // numeric: aggregated across repetitions
   nlohmann::json detail = nlohmann::json::object();   // not aggregated: histogram, timeline
+  // Ready-made result entries from a scenario that measures with another tool (Google Benchmark
+  // for micro): written as they are, with their own aggregates, instead of one iteration entry.
+  std::vector<nlohmann::json> entries;
 
   static Repetition Failed(std::string why) {
     Repetition r;

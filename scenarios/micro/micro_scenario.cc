@@ -1,0 +1,170 @@
+// The micro scenario: runs the Google Benchmark binary of the primitives in a child process, with
+// Google Benchmark's own repetitions, aggregates and flags, and hands its JSON entries to the
+// harness renamed micro/... and tagged with scenario, model and params. Google Benchmark does the
+// measuring; this file only starts it and translates names.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+
+#include "harness/child_process.h"
+#include "harness/scenario.h"
+
+namespace micro {
+namespace {
+
+using harness::Duration;
+using namespace std::chrono_literals;
+
+// The binary sits beside the harness in Bazel's output tree (a data dependency of //harness).
+std::string BinaryPath(const std::string& self_path) {
+  const auto path = std::filesystem::path(self_path).parent_path().parent_path() / "scenarios" / "micro" /
+                    "micro_benchmarks";
+  return path.string();
+}
+
+std::string SelfPath() {
+  char exe[4096] = {};
+  return readlink("/proc/self/exe", exe, sizeof exe - 1) > 0 ? exe : "";
+}
+
+// "switch/threads/real_time" -> primitive "switch", model "threads".
+std::pair<std::string, std::string> Split(const std::string& gb_name) {
+  const size_t slash = gb_name.find('/');
+  if (slash == std::string::npos) return {gb_name, gb_name};
+  const size_t next = gb_name.find('/', slash + 1);
+  return {gb_name.substr(0, slash), gb_name.substr(slash + 1, next - slash - 1)};
+}
+
+class MicroScenario final : public harness::Scenario {
+ public:
+  std::string name() const override { return "micro"; }
+  std::string description() const override {
+    return "Google Benchmark micro-benchmarks of the primitives: spawn, submit, switch, mutex, queue";
+  }
+
+  // The models are whatever the binary's benchmarks are named after (spawn/threads -> threads).
+  std::vector<harness::ModelInfo> models() const override {
+    std::vector<harness::ModelInfo> out;
+    std::map<std::string, std::string> primitives;
+    for (const std::string& gb : ListBenchmarks()) {
+      const auto [primitive, model] = Split(gb);
+      auto& list = primitives[model];
+      if (list.find(primitive) == std::string::npos) list += (list.empty() ? "" : ", ") + primitive;
+    }
+    for (const auto& [model, list] : primitives) out.push_back({model, list});
+    return out;
+  }
+
+  std::vector<harness::ParamInfo> params() const override { return {}; }
+  Duration default_duration(const std::string& profile) const override {
+    return profile == "smoke" ? Duration(10ms) : profile == "full" ? Duration(500ms) : Duration(100ms);
+  }
+  Duration default_warmup(const std::string&) const override { return Duration(0); }
+  int default_repetitions(const std::string& profile) const override {
+    return profile == "smoke" ? 1 : profile == "full" ? 5 : 3;
+  }
+  std::vector<harness::SummaryColumn> summary_columns() const override {
+    return {{"real_time", "real ns", "{:>11.1f}"}, {"cpu_time", "cpu ns", "{:>11.1f}"}};
+  }
+
+  std::vector<harness::RunSpec> Plan(const harness::Options& options) const override {
+    harness::RunSpec run;
+    run.scenario = "micro";
+    run.model = "benchmarks";
+    run.name = "micro/benchmarks";
+    run.self_path = options.self_path;
+    run.duration = options.duration.value_or(default_duration(options.profile));
+    run.repetitions = 1;  // Google Benchmark repeats itself
+    std::vector<std::string> args = {
+        "--benchmark_min_time=" + std::to_string(std::chrono::duration<double>(run.duration).count()),
+        "--benchmark_repetitions=" + std::to_string(options.repetitions.value_or(default_repetitions(options.profile)))};
+    if (!options.models.empty()) {
+      // Only the models micro has: `run --model=epoll` means no micro run, not a failed one.
+      std::set<std::string> known;
+      for (const auto& m : models()) known.insert(m.name);
+      std::string alternatives;
+      for (const auto& m : options.models) {
+        if (known.count(m)) alternatives += (alternatives.empty() ? "" : "|") + m;
+      }
+      if (alternatives.empty()) return {};
+      args.push_back("--benchmark_filter=^[^/]+/(" + alternatives + ")(/|$)");
+    }
+    // Google Benchmark's own flags come last and win.
+    for (const auto& a : options.passthrough) args.push_back(a);
+    run.params = {{"args", args}};
+    return {run};
+  }
+
+  harness::Repetition Measure(const harness::RunSpec& run, int) override {
+    try {
+      return MeasureOrThrow(run);
+    } catch (const std::exception& e) {
+      return harness::Repetition::Failed(e.what());
+    }
+  }
+
+ private:
+  static std::vector<std::string> ListBenchmarks() {
+    const std::string binary = BinaryPath(SelfPath());
+    std::vector<std::string> names;
+    if (!std::filesystem::exists(binary)) return names;
+    harness::ChildProcess child({binary, "--benchmark_list_tests=true"});
+    while (auto line = child.ReadLine(10s)) names.push_back(*line);
+    return names;
+  }
+
+  harness::Repetition MeasureOrThrow(const harness::RunSpec& run) {
+    const std::string binary = BinaryPath(run.self_path);
+    if (!std::filesystem::exists(binary)) throw std::runtime_error("micro-benchmark binary not found: " + binary);
+    const std::string out = (std::filesystem::temp_directory_path() /
+                             ("harness-micro-" + std::to_string(getpid()) + ".json")).string();
+    std::vector<std::string> argv = {binary, "--benchmark_out=" + out, "--benchmark_out_format=json"};
+    for (const auto& a : run.params["args"]) argv.push_back(a.get<std::string>());
+    harness::ChildProcess child(argv);
+    // The console table goes to stdout: drain it while waiting, bounded by an hour.
+    const auto deadline = std::chrono::steady_clock::now() + 1h;
+    while (child.Running() && std::chrono::steady_clock::now() < deadline) child.ReadLine(200ms);
+    const std::string how = child.Stop(2s);
+    std::ifstream in(out);
+    if (how != "exited with status 0" || !in) {
+      std::filesystem::remove(out);
+      const std::string tail = child.StderrTail();
+      throw std::runtime_error("micro-benchmarks " + how + (tail.empty() ? "" : ": " + tail));
+    }
+    const nlohmann::json doc = nlohmann::json::parse(in);
+    std::filesystem::remove(out);
+    harness::Repetition rep;
+    rep.ok = true;
+    for (nlohmann::json e : doc.at("benchmarks")) rep.entries.push_back(Translate(std::move(e)));
+    return rep;
+  }
+
+  static nlohmann::json Translate(nlohmann::json e) {
+    const std::string gb_run_name = e.value("run_name", e.value("name", ""));
+    const auto [primitive, model] = Split(gb_run_name);
+    e["name"] = "micro/" + e.value("name", "");
+    e["run_name"] = "micro/" + gb_run_name;
+    e["scenario"] = "micro";
+    e["model"] = model;
+    e["params"] = {{"primitive", primitive}, {"threads", e.value("threads", 1)}};
+    const bool failed = e.value("error_occurred", false);
+    e["status"] = failed ? "failed" : "ok";
+    if (failed) {
+      e["error"] = e.value("error_message", "failed");
+      e.erase("real_time");  // no figures for a failed benchmark
+      e.erase("cpu_time");
+    }
+    return e;
+  }
+};
+
+}  // namespace
+
+HARNESS_REGISTER_SCENARIO(MicroScenario);
+
+}  // namespace micro
