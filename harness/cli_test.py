@@ -206,7 +206,7 @@ class Runs(unittest.TestCase):
         # Kill the server the harness starts, mid-run: the run is failed with the reason, the file
         # still validates, the exit code says a run failed, and no server is left behind.
         out = os.path.join(self.dir, "crash.json")
-        proc = subprocess.Popen([HARNESS, "run", "--model=threads", "--connections=2", "--duration=3s",
+        proc = subprocess.Popen([HARNESS, "run", "--scenario=echo", "--model=threads", "--connections=2", "--duration=3s",
                                  "--warmup=0.1s", "--repetitions=1", f"--out={out}"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 10

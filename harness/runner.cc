@@ -116,7 +116,7 @@ std::string SummaryTable(const nlohmann::json& document) {
     const auto columns = scenario->summary_columns();
     size_t width = 10;
     for (const auto* row : rows) width = std::max(width, (*row)["run_name"].get<std::string>().size());
-    out += fmt::format("\n{:<{}}", scenario_name, width);
+    out += fmt::format("\n{:<{}}", scenario_name + " (medians of repetitions)", width);
     for (const auto& c : columns) out += fmt::format(" {:>11}", c.header);
     out += "\n";
     for (const auto* row : rows) {
