@@ -48,14 +48,13 @@ struct ModelCase {
   int workers;
 };
 
-class ModelTest : public ::testing::TestWithParam<ModelCase> {
+// One server of a model, serving on port_ for the test, stopped after it.
+template <typename Param>
+class ServerTest : public ::testing::TestWithParam<Param> {
  protected:
-  void SetUp() override {
+  void Serve(ServerFactory make, int fd, int workers) {
     signal(SIGPIPE, SIG_IGN);
-    const ModelEntry* entry = FindModel(GetParam().model);
-    ASSERT_NE(entry, nullptr);
-    const int fd = Listen("127.0.0.1", 0, &port_);
-    server_ = entry->make(ServerConfig{GetParam().workers});
+    server_ = make(ServerConfig{workers});
     server_->Start(fd);
   }
   void TearDown() override {
@@ -63,6 +62,15 @@ class ModelTest : public ::testing::TestWithParam<ModelCase> {
   }
   uint16_t port_ = 0;
   std::unique_ptr<EchoServer> server_;
+};
+
+class ModelTest : public ServerTest<ModelCase> {
+ protected:
+  void SetUp() override {
+    const ModelEntry* entry = FindModel(GetParam().model);
+    ASSERT_NE(entry, nullptr);
+    Serve(entry->make, Listen("127.0.0.1", 0, &port_), GetParam().workers);
+  }
 };
 
 TEST_P(ModelTest, EchoesEveryByteOfEverySize) {
@@ -292,20 +300,13 @@ namespace echo {
 namespace {
 
 // Every model with a UDP server, with every byte of every datagram checked.
-class UdpModelTest : public ::testing::TestWithParam<std::string> {
+class UdpModelTest : public ServerTest<std::string> {
  protected:
   void SetUp() override {
     const ModelEntry* entry = FindModel(GetParam());
     ASSERT_NE(entry, nullptr);
-    const int fd = BindUdp("127.0.0.1", 0, &port_);
-    server_ = entry->make_udp(ServerConfig{2});
-    server_->Start(fd);
+    Serve(entry->make_udp, BindUdp("127.0.0.1", 0, &port_), 2);
   }
-  void TearDown() override {
-    if (server_) server_->Stop();
-  }
-  uint16_t port_ = 0;
-  std::unique_ptr<EchoServer> server_;
 };
 
 TEST_P(UdpModelTest, EchoesEveryDatagram) {
