@@ -199,7 +199,15 @@ void ResultsWriter::Add(nlohmann::json entry) {
 
 void ResultsWriter::Flush() {
   const std::string tmp = path_ + ".tmp";
-  const std::string text = doc_.dump(2) + "\n";
+  // The context pretty-printed, then one line per entry: a latency histogram has hundreds of
+  // buckets, and one line per number would make files of megabytes that no diff can read.
+  std::string text = "{\n\"context\": " + doc_["context"].dump(2) + ",\n\"benchmarks\": [";
+  const char* separator = "\n";
+  for (const auto& entry : doc_["benchmarks"]) {
+    text += separator + entry.dump();
+    separator = ",\n";
+  }
+  text += "\n]\n}\n";
   const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("cannot write " + tmp + ": " + strerror(errno));
   size_t done = 0;

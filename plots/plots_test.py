@@ -1,0 +1,151 @@
+"""The plots and the comparison, on a fixture written by a real (small) harness run."""
+import contextlib
+import copy
+import io
+import json
+import os
+import tempfile
+import unittest
+
+from plots import compare, report, results
+
+WORKSPACE = os.path.join(os.environ.get("TEST_SRCDIR", "."), "concurrency_harness")
+FIXTURE = os.path.join(WORKSPACE, "plots", "testdata", "fixture.json")
+
+
+def run_main(main, argv):
+    """Runs a main(); returns (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+class Report(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.out = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        cls.code, cls.stdout, cls.stderr = run_main(report.main, [FIXTURE, "--out", cls.out])
+
+    def test_every_figure_is_a_non_empty_png_and_svg(self):
+        self.assertEqual(self.code, 0, self.stderr)
+        for name, _ in report.FIGURES:
+            png = os.path.join(self.out, name + ".png")
+            with open(png, "rb") as f:
+                data = f.read()
+            self.assertTrue(data.startswith(b"\x89PNG\r\n\x1a\n"), name)
+            self.assertGreater(len(data), 5000, name)
+            self.assertGreater(os.path.getsize(os.path.join(self.out, name + ".svg")), 1000, name)
+
+    def test_report_is_self_contained_with_figures_tables_and_context(self):
+        with open(os.path.join(self.out, "report.html"), encoding="utf-8") as f:
+            page = f.read()
+        self.assertEqual(page.count("data:image/png;base64,"), len(report.FIGURES))
+        self.assertNotIn("src='http", page)
+        self.assertIn("echo/asio/connections:10/size:64/workers:1", page)
+        self.assertIn("micro/", page)
+        self.assertIn("git_commit", page)
+
+    def test_summary_has_a_table_per_scenario(self):
+        with open(os.path.join(self.out, "summary.md"), encoding="utf-8") as f:
+            summary = f.read()
+        self.assertIn("### echo", summary)
+        self.assertIn("### micro", summary)
+        self.assertIn("| echo/threads/connections:1/size:64 |", summary)
+
+    def test_merged_histogram_percentiles_match_the_harness(self):
+        # One repetition's histogram, read back in Python, gives the p50 and p99 the C++ side wrote.
+        doc = results.load(FIXTURE)
+        for entry in results.iterations(doc, "echo"):
+            p50, p99 = results.histogram_percentiles([entry["latency_histogram"]], [50, 99])
+            self.assertAlmostEqual(p50, entry["p50_us"], places=6, msg=entry["name"])
+            self.assertAlmostEqual(p99, entry["p99_us"], places=6, msg=entry["name"])
+
+
+class BadInput(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def assert_rejected(self, main, argv, mentions):
+        code, _, err = run_main(main, argv)
+        self.assertEqual(code, 2)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertIn(mentions, err)
+        self.assertNotIn("Traceback", err)
+
+    def test_missing_file(self):
+        self.assert_rejected(report.main, [os.path.join(self.dir, "nope.json")], "no such file")
+        self.assert_rejected(compare.main, [FIXTURE, os.path.join(self.dir, "nope.json")], "no such file")
+
+    def test_not_json(self):
+        path = self.write("bad.json", "this is not json")
+        self.assert_rejected(report.main, [path], "not JSON")
+        self.assert_rejected(compare.main, [path, FIXTURE], "not JSON")
+
+    def test_json_of_another_shape(self):
+        path = self.write("other.json", json.dumps({"hello": [1, 2, 3]}))
+        self.assert_rejected(report.main, [path], "not a harness result file")
+        self.assert_rejected(compare.main, [FIXTURE, path], "not a harness result file")
+
+    def test_bad_threshold(self):
+        self.assert_rejected(compare.main, [FIXTURE, FIXTURE, "--threshold=lots"], "--threshold")
+
+
+class Compare(unittest.TestCase):
+    def slowed_copy(self, factor):
+        """The fixture with every repetition `factor` times slower in every compared metric."""
+        doc = results.load(FIXTURE)
+        slowed = copy.deepcopy(doc)
+        for b in slowed["benchmarks"]:
+            if b.get("run_type") != "iteration":
+                continue
+            for key in ("real_time", "cpu_time", "p99_us", "server_cpu_us_per_msg"):
+                if key in b:
+                    b[key] *= factor
+            if "msgs_per_second" in b:
+                b["msgs_per_second"] /= factor
+        path = os.path.join(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")), "slowed.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(slowed, f)
+        return path
+
+    def test_a_file_against_itself_finds_nothing(self):
+        code, out, _ = run_main(compare.main, [FIXTURE, FIXTURE])
+        self.assertEqual(code, 0)
+        self.assertNotIn("REGRESSION", out)
+
+    def test_finds_a_thirty_percent_slowdown_in_each_direction(self):
+        code, out, _ = run_main(compare.main, [FIXTURE, self.slowed_copy(1.3), "--format=json"])
+        self.assertEqual(code, 1)
+        rows = json.loads(out[:out.rindex("]") + 1])
+        echo = [r for r in rows if r["run"] == "echo/asio/connections:10/size:64/workers:1"]
+        verdicts = {r["metric"]: r["verdict"] for r in echo}
+        self.assertEqual(verdicts["msgs/s"], "REGRESSION")   # lower throughput is worse
+        self.assertEqual(verdicts["p99"], "REGRESSION")      # higher latency is worse
+        self.assertEqual(verdicts["time/op"], "REGRESSION")
+        # Micro entries have 3 repetitions: too few for a test at alpha 0.05, and said so.
+        self.assertIn("too few", {r["verdict"] for r in rows if r["run"].startswith("micro/")})
+
+    def test_an_improvement_is_not_a_regression(self):
+        code, out, _ = run_main(compare.main, [self.slowed_copy(1.3), FIXTURE])
+        self.assertEqual(code, 0)
+        self.assertIn("improvement", out)
+
+    def test_a_change_under_the_threshold_passes(self):
+        code, _, _ = run_main(compare.main, [FIXTURE, self.slowed_copy(1.03), "--threshold=5%"])
+        self.assertEqual(code, 0)
+
+    def test_markdown_format(self):
+        code, out, _ = run_main(compare.main, [FIXTURE, FIXTURE, "--format=md"])
+        self.assertEqual(code, 0)
+        self.assertTrue(out.startswith("| run | metric |"))
+
+
+if __name__ == "__main__":
+    unittest.main()

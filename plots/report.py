@@ -1,0 +1,292 @@
+"""Plots a harness result file into figures, a self-contained report.html and a summary.md.
+
+Usage: bazel run //plots -- RESULTS.json [--out DIR]
+
+Writes one PNG and one SVG per figure into DIR (default: reports/<name of the results file>/ in
+the workspace), then report.html (figures embedded, tables, the run's context) and summary.md (for
+a CI job summary). Exits 2 with one line on a missing, malformed or foreign file.
+"""
+import argparse
+import base64
+import html
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from plots import results  # noqa: E402
+
+SPECTRUM = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
+
+
+def _echo_lines(doc, key):
+    """{series label: ([connections], [values])} for one echo figure, from the median rows."""
+    lines = {}
+    for row in results.medians(doc, "echo"):
+        if key not in row or "connections" not in row.get("params", {}):
+            continue
+        xs, ys = lines.setdefault(results.series_key(row), ([], []))
+        xs.append(row["params"]["connections"])
+        ys.append(row[key])
+    return {label: tuple(zip(*sorted(zip(xs, ys)))) for label, (xs, ys) in sorted(lines.items())}
+
+
+def _plain(v):
+    return f"{v:,.0f}" if v >= 10 else f"{v:g}"
+
+
+def _line_figure(doc, key, ylabel, title, logy=True, scale=1.0):
+    lines = _echo_lines(doc, key)
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, (xs, ys) in lines.items():
+        ax.plot(xs, [y * scale for y in ys], marker="o", label=label)
+    ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _plain(v)))  # 30,000, not 3x10^4
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _plain(v) if f"{v:.1e}"[0] in "25" else ""))
+    else:
+        ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel("connections")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def fig_throughput(doc):
+    return _line_figure(doc, "msgs_per_second", "round trips per second", "Echo throughput (median)")
+
+
+def fig_p99(doc):
+    return _line_figure(doc, "p99_us", "p99 round trip (us)", "Echo p99 latency (median of repetitions)")
+
+
+def fig_cpu(doc):
+    return _line_figure(doc, "server_cpu_us_per_msg", "server CPU per round trip (us)", "Server CPU per message",
+                        logy=False)
+
+
+def fig_rss(doc):
+    return _line_figure(doc, "server_peak_rss_bytes", "peak RSS (MiB)", "Server memory", scale=1 / 2**20)
+
+
+def fig_fairness(doc):
+    fair = _echo_lines(doc, "fairness")
+    starved = _echo_lines(doc, "starved_connections")
+    if not fair:
+        return None
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    for label, (xs, ys) in fair.items():
+        top.plot(xs, ys, marker="o", label=label)
+    for label, (xs, ys) in starved.items():
+        bottom.plot(xs, ys, marker="o", label=label)
+    top.set_ylabel("Jain's fairness index")
+    top.set_ylim(0, 1.05)
+    top.set_title("Fairness across connections, and connections never answered")
+    bottom.set_ylabel("starved connections")
+    bottom.set_xlabel("connections")
+    bottom.set_xscale("log")
+    for ax in (top, bottom):
+        ax.grid(True, which="both", alpha=0.3)
+    top.legend(fontsize=8)
+    return fig
+
+
+def spectrum_load(doc):
+    """The connection count to draw the spectrum at: 100 where measured, else the largest."""
+    loads = {b["params"]["connections"] for b in results.iterations(doc, "echo") if "latency_histogram" in b}
+    if not loads:
+        return None
+    return 100 if 100 in loads else max(loads)
+
+
+def fig_spectrum(doc):
+    load = spectrum_load(doc)
+    if load is None:
+        return None
+    groups = {}
+    starved = {}
+    for b in results.iterations(doc, "echo"):
+        if b["params"].get("connections") == load and "latency_histogram" in b:
+            label = results.series_key(b)
+            groups.setdefault(label, []).append(b["latency_histogram"])
+            starved[label] = max(starved.get(label, 0), b.get("starved_connections", 0))
+    # A pool's latencies are those of the connections it answered: say how many it did not.
+    groups = {(f"{label} [{starved[label]} of {load} never answered]" if starved[label] else label): h
+              for label, h in groups.items()}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    nines = [-__import__("math").log10(1 - p / 100) for p in SPECTRUM]
+    for label, histograms in sorted(groups.items()):
+        ax.plot(nines, results.histogram_percentiles(histograms, SPECTRUM), marker=".", label=label)
+    ax.set_xticks(nines)
+    ax.set_xticklabels([f"p{p:g}" for p in SPECTRUM], rotation=45)
+    ax.set_yscale("log")
+    ax.set_ylabel("round trip (us)")
+    ax.set_title(f"Latency spectrum at {load} connections (all repetitions merged)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def fig_micro(doc):
+    rows = [r for r in results.medians(doc, "micro") if "real_time" in r]
+    if not rows:
+        return None
+    rows.sort(key=lambda r: r["run_name"])
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.5))
+    labels = [r["run_name"].removeprefix("micro/").replace("/real_time", "") for r in rows]
+    ax.barh(labels, [r["real_time"] for r in rows])
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set_xlabel("wall time per operation (ns, log)")
+    ax.set_title("Primitives (Google Benchmark, median)")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    return fig
+
+
+FIGURES = [
+    ("echo_throughput", fig_throughput),
+    ("echo_p99", fig_p99),
+    ("echo_latency_spectrum", fig_spectrum),
+    ("echo_server_cpu", fig_cpu),
+    ("echo_server_rss", fig_rss),
+    ("echo_fairness", fig_fairness),
+    ("micro_primitives", fig_micro),
+]
+
+
+def write_figures(doc, out_dir):
+    """Draws every figure the data allows; returns [(name, png_path)]."""
+    written = []
+    for name, draw in FIGURES:
+        fig = draw(doc)
+        if fig is None:
+            continue
+        fig.tight_layout()
+        png = os.path.join(out_dir, name + ".png")
+        fig.savefig(png, dpi=110)
+        fig.savefig(os.path.join(out_dir, name + ".svg"))
+        plt.close(fig)
+        written.append((name, png))
+    return written
+
+
+ECHO_COLUMNS = [("msgs/s", "msgs_per_second", "{:,.0f}"), ("p50 us", "p50_us", "{:,.1f}"),
+                ("p99 us", "p99_us", "{:,.1f}"), ("errors", "errors", "{:.0f}"),
+                ("starved", "starved_connections", "{:.0f}"), ("fairness", "fairness", "{:.3f}"),
+                ("srv CPU us/msg", "server_cpu_us_per_msg", "{:.2f}"),
+                ("srv RSS MiB", "server_peak_rss_bytes", "{:.1f}")]
+
+
+def table_rows(doc):
+    """(scenario, headers, rows) for the tables of the report and the summary."""
+    tables = []
+    echo = sorted(results.medians(doc, "echo"), key=lambda r: r["run_name"])
+    if echo:
+        rows = []
+        for r in echo:
+            cells = []
+            for _, key, fmt in ECHO_COLUMNS:
+                v = r.get(key)
+                if key == "server_peak_rss_bytes" and v is not None:
+                    v = v / 2**20
+                cells.append(fmt.format(v) if isinstance(v, (int, float)) else "-")
+            rows.append([r["run_name"]] + cells)
+        tables.append(("echo", ["run"] + [c[0] for c in ECHO_COLUMNS], rows))
+    micro = sorted((r for r in results.medians(doc, "micro") if "real_time" in r), key=lambda r: r["run_name"])
+    if micro:
+        tables.append(("micro", ["benchmark", "real ns", "cpu ns"],
+                       [[r["run_name"], f"{r['real_time']:,.1f}", f"{r['cpu_time']:,.1f}"] for r in micro]))
+    failed = [b for b in doc["benchmarks"] if b.get("status") == "failed"]
+    if failed:
+        tables.append(("failed", ["run", "error"], [[b["name"], b.get("error", "")] for b in failed]))
+    return tables
+
+
+def write_summary(doc, out_dir):
+    ctx = doc["context"]
+    lines = [f"## Concurrency harness: {ctx.get('profile', '?')} profile, {ctx.get('date', '')}", "",
+             f"{ctx.get('machine', {}).get('cpu_model', '?')}, {ctx.get('num_cpus', '?')} cores; "
+             f"commit `{ctx.get('git_commit', '?')}`. {ctx.get('note', '')}", ""]
+    for scenario, headers, rows in table_rows(doc):
+        lines += [f"### {scenario}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+        lines.append("")
+    path = os.path.join(out_dir, "summary.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def write_html(doc, figures, out_dir, title):
+    ctx = doc["context"]
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;font-size:13px;margin-bottom:2em}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+             "img{max-width:100%;border:1px solid #eee;margin:1em 0}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>",
+             f"<p>{html.escape(ctx.get('note', ''))}</p>"]
+    for name, png in figures:
+        with open(png, "rb") as f:
+            data = base64.b64encode(f.read()).decode("ascii")
+        parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2>"
+                     f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
+    for scenario, headers, rows in table_rows(doc):
+        parts.append(f"<h2>{html.escape(scenario)} table</h2><table><tr>" +
+                     "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows]
+        parts.append("</table>")
+    parts.append("<h2>context</h2><table>")
+    for key, value in sorted(ctx.items()):
+        parts.append(f"<tr><td>{html.escape(key)}</td><td>{html.escape(str(value))}</td></tr>")
+    parts.append("</table></body></html>")
+    path = os.path.join(out_dir, "report.html")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(parts))
+    return path
+
+
+def user_path(path):
+    """Relative paths are relative to where the user ran `bazel run`, not to the runfiles tree."""
+    base = os.environ.get("BUILD_WORKING_DIRECTORY")
+    return path if os.path.isabs(path) or not base else os.path.join(base, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", help="a results file written by the harness")
+    parser.add_argument("--out", "-o", help="output folder (default: reports/<name>/ in the workspace)")
+    args = parser.parse_args(argv)
+    try:
+        doc = results.load(user_path(args.results))
+    except results.BadInput as e:
+        print(f"plots: error: {e}", file=sys.stderr)
+        return 2
+    name = os.path.splitext(os.path.basename(args.results))[0]
+    workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".")
+    out_dir = user_path(args.out) if args.out else os.path.join(workspace, "reports", name)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        print(f"plots: error: --out: cannot create {out_dir}: {e.strerror}", file=sys.stderr)
+        return 2
+    figures = write_figures(doc, out_dir)
+    report = write_html(doc, figures, out_dir, f"Concurrency harness: {name}")
+    summary = write_summary(doc, out_dir)
+    print(f"{len(figures)} figures, {report}, {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
