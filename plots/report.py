@@ -233,7 +233,7 @@ def write_html(doc, figures, out_dir, title):
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;font-size:13px;margin-bottom:2em}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-             "img{max-width:100%;border:1px solid #eee;margin:1em 0}</style></head><body>",
+             "img{max-width:100%;border:1px solid #eee;margin:1em 0}table.context td{text-align:left}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
              f"<p>{html.escape(ctx.get('note', ''))}</p>"]
     for name, png in figures:
@@ -246,7 +246,7 @@ def write_html(doc, figures, out_dir, title):
                      "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows]
         parts.append("</table>")
-    parts.append("<h2>context</h2><table>")
+    parts.append("<h2>context</h2><table class='context'>")
     for key, value in sorted(ctx.items()):
         parts.append(f"<tr><td>{html.escape(key)}</td><td>{html.escape(str(value))}</td></tr>")
     parts.append("</table></body></html>")
