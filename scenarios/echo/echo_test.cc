@@ -391,5 +391,44 @@ TEST(UdpLoadTest, CountsLostAndCorruptDatagrams) {
   EXPECT_GT(r.messages, 0u);
 }
 
+TEST(UdpLoadTest, DatagramsOfAnotherRunAreStraysNotWrongBytes) {
+  uint16_t port = 0;
+  const int fd = BindUdp("127.0.0.1", 0, &port);
+  std::atomic<bool> stop{false};
+  // Before each correct reply, sends a datagram whose header carries another run's nonce, as a
+  // late reply to an earlier run on a reused port would.
+  std::thread server([&] {
+    char buf[65536];
+    timeval tv{0, 20000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (!stop) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof peer;
+      const ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
+      if (n <= 0) continue;
+      UpperCase(buf, static_cast<size_t>(n));
+      std::string stray(buf, static_cast<size_t>(n));
+      stray[0] = stray[0] == '0' ? '1' : '0';  // another nonce
+      sendto(fd, stray.data(), stray.size(), 0, reinterpret_cast<sockaddr*>(&peer), len);
+      sendto(fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&peer), len);
+    }
+  });
+  LoadConfig config;
+  config.target = {"127.0.0.1", port};
+  config.udp = true;
+  config.connections = 4;
+  config.size = 64;
+  config.warmup = 50ms;
+  config.duration = 300ms;
+  const LoadResult r = RunLoad(config);
+  stop = true;
+  server.join();
+  close(fd);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.wrong_bytes, 0u);
+  EXPECT_GT(r.strays, 0u);
+  EXPECT_GT(r.messages, 0u);
+}
+
 }  // namespace
 }  // namespace echo

@@ -309,6 +309,7 @@ LoadResult RunLoad(const LoadConfig& config) {
     result.latency.Merge(d->latency);
     result.wrong_bytes += d->wrong_bytes;
     result.lost += d->lost;
+    result.strays += d->strays;
   }
   for (const auto& c : conns) {
     result.per_connection.push_back(c.completed);

@@ -57,6 +57,7 @@ struct LoadResult {
   uint64_t wrong_bytes = 0;              // received bytes that differ from the expected reply
   uint64_t broken_connections = 0;       // closed or reset by the server during the run
   uint64_t lost = 0;                     // UDP: due in the window, no reply within loss_timeout
+  uint64_t strays = 0;                   // UDP: datagrams of another run (a reused port), ignored
   std::vector<uint64_t> per_connection;  // round trips inside the window, per connection
   harness::Histogram latency;            // round-trip time in ns, inside the window
   double window_seconds = 0;

@@ -8,13 +8,17 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <random>
 
 #include "scenarios/echo/load_driver.h"
 
 namespace echo {
 namespace {
 
-constexpr size_t kHeader = 16;  // the sequence number, upper-case hex: upper-casing leaves it as is
+// The run's nonce and the message's sequence number, 8 + 8 upper-case hex digits: upper-casing
+// leaves them as they are. The nonce tells this run's replies from late datagrams of an earlier run
+// that reach a reused port.
+constexpr size_t kHeader = 16;
 
 struct Pending {
   Clock::time_point due;
@@ -75,7 +79,7 @@ class UdpDriver final : public Driver {
     const uint64_t seq = s.next_seq++;
     s.pending.push_back({due});
     char header[kHeader + 1];
-    std::snprintf(header, sizeof header, "%016llX", static_cast<unsigned long long>(seq));
+    std::snprintf(header, sizeof header, "%08X%08X", nonce_, static_cast<unsigned>(seq & 0xffffffffu));
     std::memcpy(out_.data(), header, kHeader);
     std::memcpy(out_.data() + kHeader, pattern_.Request(seq) + kHeader, pattern_.size() - kHeader);
     while (send(conns_[index].fd, out_.data(), out_.size(), 0) < 0 && errno == EINTR) {
@@ -92,16 +96,20 @@ class UdpDriver final : public Driver {
 
   void Answer(size_t index, size_t n) {
     UdpState& s = State(index);
-    unsigned long long seq = 0;
+    unsigned nonce = 0, seq32 = 0;
     char header[kHeader + 1] = {};
     std::memcpy(header, in_.data(), std::min(n, kHeader));
-    char* end = nullptr;
-    seq = std::strtoull(header, &end, 16);
-    if (n != pattern_.size() || end != header + kHeader) {
-      wrong_bytes += std::max(n, pattern_.size());  // not a reply to anything we sent
+    if (n < kHeader || std::sscanf(header, "%8X%8X", &nonce, &seq32) != 2 || nonce != nonce_) {
+      ++strays;  // not from this run: a message of ours it displaced times out as lost
       return;
     }
-    if (seq < s.base_seq || seq >= s.next_seq || s.pending[seq - s.base_seq].answered) return;  // late or twice
+    // The full sequence number: the pending one whose low 32 bits match.
+    const uint64_t seq = s.base_seq + static_cast<uint32_t>(seq32 - static_cast<uint32_t>(s.base_seq));
+    if (n != pattern_.size()) {
+      wrong_bytes += std::max(n, pattern_.size());  // our header, but cut short or padded
+      return;
+    }
+    if (seq >= s.next_seq || s.pending[seq - s.base_seq].answered) return;  // late (expired) or twice
     Pending& p = s.pending[seq - s.base_seq];
     p.answered = true;
     const char* expected = pattern_.Reply(seq) + kHeader;
@@ -155,6 +163,7 @@ class UdpDriver final : public Driver {
   std::vector<bool> answered_once_ = std::vector<bool>(end_ - begin_, false);
   std::vector<char> out_, in_;
   OpenLoopSchedule schedule_;
+  const unsigned nonce_ = std::random_device{}();
 };
 
 }  // namespace
