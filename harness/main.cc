@@ -182,11 +182,10 @@ int Main(int argc, char** argv) {
   serve->add_option("--scenario", serve_scenario, "scenario (default echo)");
   serve->add_option("--model", serve_model, "model")->required();
   serve->add_option("--listen", listen, "address to listen on, HOST:PORT (port 0: any)");
-  for (const char* name : {"workers", "transport"}) {
-    serve->add_option_function<std::string>(std::string("--") + name,
-                                            [&serve_params, name](const std::string& v) { serve_params[name] = v; },
-                                            std::string(name) == "workers" ? "worker threads or processes" : "tcp or udp");
-  }
+  serve->add_option_function<std::string>("--workers", [&](const std::string& v) { serve_params["workers"] = v; },
+                                          "worker threads or processes");
+  serve->add_option_function<std::string>("--transport", [&](const std::string& v) { serve_params["transport"] = v; },
+                                          "tcp (default) or udp");
 
   RunFlags load_flags;
   std::string target, server_pid;

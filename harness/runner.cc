@@ -23,11 +23,31 @@ std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const
       throw std::invalid_argument("--filter: not a regular expression: '" + options.filter + "'");
     }
   }
-  std::vector<PlannedRun> runs;
+  std::vector<Scenario*> selected;
+  std::set<std::string> known;  // every model of the selected scenarios
   for (const std::string& name : scenarios) {
     Scenario* scenario = FindScenario(name);
     if (scenario == nullptr) throw std::invalid_argument("unknown scenario '" + name + "' (see: list)");
-    for (RunSpec& spec : scenario->Plan(options)) {
+    selected.push_back(scenario);
+    for (const auto& m : scenario->models()) known.insert(m.name);
+  }
+  for (const std::string& m : options.models) {
+    if (!known.count(m)) throw std::invalid_argument("unknown model '" + m + "' (see: list)");
+  }
+  std::vector<PlannedRun> runs;
+  for (Scenario* scenario : selected) {
+    // Each scenario plans the requested models it has; one that has none of them is skipped.
+    Options scoped = options;
+    if (!options.models.empty()) {
+      scoped.models.clear();
+      for (const auto& m : scenario->models()) {
+        if (std::find(options.models.begin(), options.models.end(), m.name) != options.models.end()) {
+          scoped.models.push_back(m.name);
+        }
+      }
+      if (scoped.models.empty()) continue;
+    }
+    for (RunSpec& spec : scenario->Plan(scoped)) {
       if (filter && !std::regex_search(spec.name, *filter)) continue;
       runs.push_back({scenario, std::move(spec)});
     }
