@@ -1,0 +1,258 @@
+// The pipeline scenario: seed 002's download -> parse, under each executor, in the harness process.
+// Checks every item was parsed exactly once (the checksum), and reports makespan against the lower
+// bound, item latency, CPU utilisation, peak threads and memory, and the timeline.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "harness/params.h"
+#include "harness/process_usage.h"
+#include "harness/scenario.h"
+#include "scenarios/pipeline/executor.h"
+#include "scenarios/pipeline/lower_bound.h"
+
+namespace pipeline {
+namespace {
+
+using harness::Duration;
+using namespace std::chrono_literals;
+
+// "uniform:10ms:30ms"
+std::pair<Duration, Duration> ParseDistribution(const std::string& text) {
+  const size_t a = text.find(':'), b = text.rfind(':');
+  if (text.rfind("uniform:", 0) != 0 || a == b) {
+    throw std::invalid_argument("--download: expected uniform:MIN:MAX, e.g. uniform:10ms:30ms, not '" + text + "'");
+  }
+  const Duration lo = harness::ParseDuration(text.substr(a + 1, b - a - 1));
+  const Duration hi = harness::ParseDuration(text.substr(b + 1));
+  if (hi < lo) throw std::invalid_argument("--download: MAX is below MIN in '" + text + "'");
+  return {lo, hi};
+}
+
+nlohmann::json ParseParam(const std::string& name, const std::string& value) {
+  try {
+    if (name == "items") return harness::ParseCount(value, 1, 100000);
+    if (name == "workers") return harness::ParseCount(value, 1, 4096);
+    if (name == "seed") return harness::ParseCount(value, 0, UINT32_MAX);
+    if (name == "parse") return harness::FormatDuration(harness::ParseDuration(value));
+    if (name == "download") {
+      ParseDistribution(value);  // validates
+      return value;
+    }
+    if (name == "mode") {
+      if (value != "coupled" && value != "decoupled") throw std::invalid_argument("must be coupled or decoupled: '" + value + "'");
+      return value;
+    }
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    throw std::invalid_argument(what.rfind("--", 0) == 0 ? what : "--" + name + ": " + what);
+  }
+  throw std::invalid_argument("pipeline has no parameter --" + name);
+}
+
+uint64_t ThreadsNow() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoull(line.substr(8));
+  }
+  return 0;
+}
+
+// Samples this process's thread count every millisecond while a run goes on; its own CPU time is
+// reported so that it can be taken out of the run's.
+class ThreadSampler {
+ public:
+  ThreadSampler() : thread_([this] {
+    while (!stop_) {
+      peak_ = std::max<uint64_t>(peak_, ThreadsNow());
+      std::this_thread::sleep_for(1ms);
+    }
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    cpu_s_ = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  }) {}
+  // Returns the peak, not counting the sampler itself.
+  uint64_t Stop() {
+    stop_ = true;
+    thread_.join();
+    return peak_ - 1;
+  }
+  double cpu_seconds() const { return cpu_s_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> peak_{0};
+  double cpu_s_ = 0;
+  std::thread thread_;
+};
+
+// Resets VmHWM, so that the peak RSS read after a run is that run's (Linux 4.0+).
+void ResetPeakRss() {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5";
+}
+
+double Percentile(std::vector<double> xs, double p) {
+  std::sort(xs.begin(), xs.end());
+  const size_t rank = std::max<size_t>(1, static_cast<size_t>(std::ceil(p / 100 * static_cast<double>(xs.size()))));
+  return xs[rank - 1];
+}
+
+double ProcessCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+class PipelineScenario final : public harness::Scenario {
+ public:
+  std::string name() const override { return "pipeline"; }
+  std::string description() const override {
+    return "download -> parse (seed 002): coupled or decoupled, against its lower bound, in the harness process";
+  }
+  std::vector<harness::ModelInfo> models() const override {
+    std::vector<harness::ModelInfo> out;
+    for (const auto& e : Executors()) out.push_back({e.name, e.description});
+    return out;
+  }
+  std::vector<harness::ParamInfo> params() const override {
+    return {
+        {"items", "pages to download and parse", {{"smoke", "20"}, {"quick", "100"}, {"full", "100"}}},
+        {"download", "download time distribution, uniform:MIN:MAX",
+         {{"smoke", "uniform:2ms:6ms"}, {"quick", "uniform:10ms:30ms"}, {"full", "uniform:10ms:30ms"}}},
+        {"parse", "CPU time to parse one page (calibrated once)", {{"smoke", "200us"}, {"quick", "1ms"}, {"full", "1ms"}}},
+        {"workers", "pool threads (models that take it)",
+         {{"smoke", "4"}, {"quick", "9"}, {"full", "1,2,4,8,16,32,64,128,256"}}},
+        {"mode", "coupled (download task parses) or decoupled (its done-callback submits the parse)",
+         {{"smoke", "coupled,decoupled"}, {"quick", "coupled,decoupled"}, {"full", "coupled,decoupled"}}},
+        {"seed", "seed of the download times", {{"smoke", "1"}, {"quick", "1"}, {"full", "1"}}},
+    };
+  }
+  Duration default_duration(const std::string&) const override { return Duration(0); }
+  Duration default_warmup(const std::string&) const override { return Duration(0); }
+  int default_repetitions(const std::string& profile) const override {
+    return profile == "smoke" ? 2 : profile == "full" ? 5 : 3;
+  }
+  std::vector<harness::SummaryColumn> summary_columns() const override {
+    return {{"makespan_s", "makespan s", "{:>11.3f}"}, {"lower_bound_s", "bound s", "{:>11.3f}"},
+            {"efficiency", "efficiency", "{:>11.3f}"}, {"items_per_second", "items/s", "{:>11.1f}"},
+            {"p99_ms", "p99 ms", "{:>11.1f}"}, {"cpu_utilization", "cpu util", "{:>11.2f}"},
+            {"peak_threads", "threads", "{:>11.0f}"}};
+  }
+
+  std::vector<harness::RunSpec> Plan(const harness::Options& options) const override {
+    std::vector<const ExecutorEntry*> chosen;
+    for (const auto& e : Executors()) {
+      if (options.models.empty() || std::count(options.models.begin(), options.models.end(), e.name)) chosen.push_back(&e);
+    }
+    std::vector<harness::RunSpec> runs;
+    for (const ExecutorEntry* e : chosen) {
+      std::vector<std::string> used = {"items", "download", "parse", "seed"};
+      if (e->traits & kTakesWorkers) used.push_back("workers");
+      if (e->traits & kHasModes) used.push_back("mode");
+      for (auto& p : harness::ParamProduct(params(), options, used, &ParseParam)) {
+        harness::RunSpec run;
+        run.scenario = "pipeline";
+        run.model = e->name;
+        run.name = harness::RunName(run.scenario, run.model, p);
+        run.params = std::move(p);
+        run.repetitions = options.repetitions.value_or(default_repetitions(options.profile));
+        runs.push_back(std::move(run));
+      }
+    }
+    return runs;
+  }
+
+  harness::Repetition Measure(const harness::RunSpec& run, int) override {
+    try {
+      return MeasureOrThrow(run);
+    } catch (const std::exception& e) {
+      return harness::Repetition::Failed(e.what());
+    }
+  }
+
+ private:
+  harness::Repetition MeasureOrThrow(const harness::RunSpec& run);
+};
+
+harness::Repetition PipelineScenario::MeasureOrThrow(const harness::RunSpec& run) {
+  const ExecutorEntry* executor = FindExecutor(run.model);
+  if (executor == nullptr) throw std::invalid_argument("unknown pipeline model " + run.model);
+  RunConfig config;
+  config.workload.items = run.params["items"].get<int>();
+  std::tie(config.workload.download_min, config.workload.download_max) =
+      ParseDistribution(run.params["download"].get<std::string>());
+  config.workload.parse = harness::ParseDuration(run.params["parse"].get<std::string>());
+  config.workload.seed = run.params["seed"].get<uint64_t>();
+  config.workers = run.params.value("workers", 1);
+  config.decoupled = run.params.value("mode", "coupled") == "decoupled";
+  config.units = UnitsFor(config.workload.parse);
+  config.downloads = DownloadTimes(config.workload);
+  const uint64_t expected = ExpectedChecksum(config.workload, config.units);
+
+  std::vector<ItemTimes> times(static_cast<size_t>(config.workload.items));
+  ResetPeakRss();
+  ThreadSampler sampler;
+  const double cpu_before = ProcessCpuSeconds();
+  Recorder recorder;
+  executor->run(config, recorder, times);
+  const double makespan = recorder.Now();
+  const double cpu_with_sampler = ProcessCpuSeconds() - cpu_before;
+  const uint64_t peak_threads = sampler.Stop();
+  const double cpu = std::max(0.0, cpu_with_sampler - sampler.cpu_seconds());
+
+  uint64_t checksum = 0;
+  std::vector<double> latency_ms;
+  nlohmann::json timeline = nlohmann::json::array();
+  for (const ItemTimes& t : times) {
+    checksum += t.result;
+    latency_ms.push_back(t.parse_end * 1e3);
+    timeline.push_back({t.worker, t.download_start * 1e3, t.download_end * 1e3, t.parse_start * 1e3, t.parse_end * 1e3});
+  }
+  if (checksum != expected) {
+    return harness::Repetition::Failed("checksum " + std::to_string(checksum) + " != " + std::to_string(expected) +
+                                       ": an item was parsed twice or never");
+  }
+  BoundInput in;
+  for (const auto& d : config.downloads) in.download_s.push_back(std::chrono::duration<double>(d).count());
+  in.parse_s = std::chrono::duration<double>(config.workload.parse).count();
+  in.workers = (executor->traits & kTakesWorkers) ? config.workers : (executor->traits & kDownloadsHoldWorkers) ? 1 : 0;
+  in.cores = static_cast<int>(std::thread::hardware_concurrency());
+  in.downloads_occupy_workers = executor->traits & kDownloadsHoldWorkers;
+  const Bound bound = LowerBound(in);
+
+  harness::Repetition rep;
+  rep.ok = true;
+  const double items = config.workload.items;
+  rep.iterations = static_cast<uint64_t>(items);
+  rep.real_time_ns = makespan * 1e9 / items;
+  rep.cpu_time_ns = cpu * 1e9 / items;
+  auto& m = rep.metrics;
+  m["items"] = config.workload.items;
+  m["makespan_s"] = makespan;
+  m["items_per_second"] = items / makespan;
+  m["lower_bound_s"] = bound.value();
+  m["efficiency"] = bound.value() / makespan;
+  m["p50_ms"] = Percentile(latency_ms, 50);
+  m["p99_ms"] = Percentile(latency_ms, 99);
+  m["cpu_utilization"] = cpu / (makespan * in.cores);
+  m["peak_threads"] = peak_threads;  // of the harness process: its main thread included
+  if (auto u = harness::ReadProcessUsage(getpid())) m["peak_rss_bytes"] = u->peak_rss_bytes;
+  rep.detail["checksum"] = std::to_string(checksum);  // as a string: JSON readers lose 64-bit integers
+  rep.detail["timeline"] = std::move(timeline);
+  rep.detail["lower_bounds_s"] = {{"cpu", bound.cpu}, {"critical_path", bound.critical}, {"workers", bound.workers}};
+  return rep;
+}
+
+}  // namespace
+
+HARNESS_REGISTER_SCENARIO(PipelineScenario);
+
+}  // namespace pipeline

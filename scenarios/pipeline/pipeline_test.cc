@@ -1,0 +1,114 @@
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "scenarios/pipeline/executor.h"
+#include "scenarios/pipeline/lower_bound.h"
+#include "scenarios/pipeline/workload.h"
+
+namespace pipeline {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(LowerBoundTest, TheLargestOfItsThreeBounds) {
+  BoundInput in;
+  in.download_s = {1, 2, 3, 1, 2, 3, 1, 2, 3};  // seed 002: 9 pages, 1-3 s, parse 1 s
+  in.parse_s = 1;
+  in.cores = 2;
+  in.workers = 9;
+  in.downloads_occupy_workers = true;
+  Bound b = LowerBound(in);
+  EXPECT_DOUBLE_EQ(b.cpu, 4.5);       // 9 s of parsing on 2 cores
+  EXPECT_DOUBLE_EQ(b.critical, 4);    // the 3 s download and its parse
+  EXPECT_DOUBLE_EQ(b.workers, 3);     // 27 s of work over 9 workers
+  EXPECT_DOUBLE_EQ(b.value(), 4.5);
+  in.workers = 1;  // sequential: the sum of all work
+  EXPECT_DOUBLE_EQ(LowerBound(in).value(), 27);
+  in.workers = 0;  // unbounded threads, downloads hold none
+  in.downloads_occupy_workers = false;
+  b = LowerBound(in);
+  EXPECT_DOUBLE_EQ(b.workers, 0);
+  EXPECT_DOUBLE_EQ(b.value(), 4.5);
+}
+
+TEST(WorkloadTest, RepeatableAndWithinItsDistribution) {
+  Workload w;
+  w.items = 50;
+  const auto a = DownloadTimes(w), b = DownloadTimes(w);
+  EXPECT_EQ(a, b);
+  for (auto d : a) {
+    EXPECT_GE(d, w.download_min);
+    EXPECT_LE(d, w.download_max);
+  }
+  w.seed = 2;
+  EXPECT_NE(DownloadTimes(w), a);
+  EXPECT_EQ(Parse(Page(w, 3), 1000), Parse(Page(w, 3), 1000));
+  EXPECT_NE(Parse(Page(w, 3), 1000), Parse(Page(w, 4), 1000));
+  EXPECT_GE(UnitsFor(1ms), 1u);
+}
+
+struct Case {
+  std::string executor;
+  bool decoupled;
+};
+
+class ExecutorTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ExecutorTest, ParsesEveryItemOnceInOrderOfItsSteps) {
+  const ExecutorEntry* entry = FindExecutor(GetParam().executor);
+  ASSERT_NE(entry, nullptr);
+  RunConfig config;
+  config.workload.items = 12;
+  config.workload.download_min = 1ms;
+  config.workload.download_max = 3ms;
+  config.workload.parse = 200us;
+  config.workers = 3;
+  config.decoupled = GetParam().decoupled;
+  config.units = 1000;
+  config.downloads = DownloadTimes(config.workload);
+  std::vector<ItemTimes> times(12);
+  Recorder recorder;
+  entry->run(config, recorder, times);
+  const double makespan = recorder.Now();
+
+  uint64_t checksum = 0;
+  std::set<int> workers;
+  for (size_t i = 0; i < times.size(); ++i) {
+    const ItemTimes& t = times[i];
+    checksum += t.result;
+    workers.insert(t.worker);
+    EXPECT_LE(t.download_start, t.download_end) << i;
+    EXPECT_GE(t.download_end - t.download_start, std::chrono::duration<double>(config.downloads[i]).count()) << i;
+    EXPECT_LE(t.download_end, t.parse_start) << i;
+    EXPECT_LE(t.parse_start, t.parse_end) << i;
+    EXPECT_LE(t.parse_end, makespan) << i;
+  }
+  EXPECT_EQ(checksum, ExpectedChecksum(config.workload, config.units));
+  if (entry->traits & kTakesWorkers) EXPECT_LE(workers.size(), 3u);  // never more parsing threads than workers
+
+  BoundInput in;
+  for (const auto& d : config.downloads) in.download_s.push_back(std::chrono::duration<double>(d).count());
+  in.parse_s = 0;  // units were set by hand: only the downloads are known for sure
+  in.workers = (entry->traits & kTakesWorkers) ? config.workers : (entry->traits & kDownloadsHoldWorkers) ? 1 : 0;
+  in.cores = static_cast<int>(std::thread::hardware_concurrency());
+  in.downloads_occupy_workers = entry->traits & kDownloadsHoldWorkers;
+  EXPECT_GE(makespan, LowerBound(in).value());  // no schedule beats the bound
+}
+
+std::vector<Case> AllExecutors() {
+  std::vector<Case> cases;
+  for (const auto& e : Executors()) {
+    cases.push_back({e.name, false});
+    if (e.traits & kHasModes) cases.push_back({e.name, true});
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryExecutor, ExecutorTest, ::testing::ValuesIn(AllExecutors()), [](const auto& info) {
+  return info.param.executor + (info.param.decoupled ? "_decoupled" : "_coupled");
+});
+
+}  // namespace
+}  // namespace pipeline

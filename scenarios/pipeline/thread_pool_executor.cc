@@ -1,0 +1,17 @@
+// `thread_pool`: seed 002's ThreadPoolExecutor: `workers` threads; a download blocks its worker.
+#include "scenarios/pipeline/executor.h"
+
+namespace pipeline {
+namespace {
+
+void RunThreadPool(const RunConfig& config, Recorder& recorder, std::vector<ItemTimes>& times) {
+  ThreadPool pool(config.workers);
+  RunOnExecutor(pool, config, recorder, times);
+}
+
+}  // namespace
+
+PIPELINE_REGISTER_EXECUTOR("thread_pool", "a pool of `workers` threads (ThreadPoolExecutor); downloads hold a worker",
+                           kTakesWorkers | kDownloadsHoldWorkers | kHasModes, RunThreadPool);
+
+}  // namespace pipeline
