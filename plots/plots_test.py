@@ -51,6 +51,7 @@ class Report(unittest.TestCase):
             summary = f.read()
         self.assertIn("### echo", summary)
         self.assertIn("### micro", summary)
+        self.assertIn("### pipeline", summary)
         self.assertIn("| echo/threads/connections:1/size:64 |", summary)
 
     def test_merged_histogram_percentiles_match_the_harness(self):

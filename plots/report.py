@@ -153,6 +153,84 @@ def fig_micro(doc):
     return fig
 
 
+def _pipeline_rows(doc):
+    return [r for r in results.medians(doc, "pipeline") if "makespan_s" in r]
+
+
+def _pipeline_label(row):
+    mode = row["params"].get("mode")
+    return row["model"] + (f" ({mode})" if mode else "")
+
+
+def fig_pipeline_makespan(doc, key="makespan_s", ylabel="makespan (s)", title="Pipeline makespan against workers"):
+    rows = _pipeline_rows(doc)
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    lines, flat = {}, {}
+    for r in rows:
+        if "workers" in r["params"]:
+            lines.setdefault(_pipeline_label(r), []).append((r["params"]["workers"], r[key], r["lower_bound_s"]))
+        else:
+            flat[_pipeline_label(r)] = r[key]  # no workers: one value for every x
+    xs_all = sorted({x for pts in lines.values() for x, _, _ in pts}) or [1]
+    bounds_drawn = set()
+    for label, pts in sorted(lines.items()):
+        pts.sort()
+        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        model = label.split(" ")[0]
+        if key == "makespan_s" and model not in bounds_drawn:  # the bound does not depend on the mode
+            bounds_drawn.add(model)
+            ax.plot([p[0] for p in pts], [p[2] for p in pts], linestyle="--", color=line.get_color(), alpha=0.6,
+                    label=f"{model}: lower bound")
+    for label, value in sorted(flat.items()):
+        ax.plot(xs_all, [value] * len(xs_all), linestyle=":", label=f"{label} (no workers)")
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    if key == "makespan_s":
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    else:
+        ax.set_ylim(0, 1.05)
+    ax.set_xlabel("workers")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def fig_pipeline_efficiency(doc):
+    return fig_pipeline_makespan(doc, "efficiency", "lower bound / makespan", "Pipeline efficiency against workers")
+
+
+def fig_pipeline_gantt(doc):
+    """One timeline per model and mode, from its first repetition at the median worker count."""
+    runs = {}
+    for b in results.iterations(doc, "pipeline"):
+        if "timeline" in b and b.get("repetition_index", 0) == 0:
+            runs.setdefault(_pipeline_label(b), []).append(b)
+    if not runs:
+        return None
+    chosen = []
+    for label, entries in sorted(runs.items()):
+        entries.sort(key=lambda b: b["params"].get("workers", 0))
+        chosen.append((label, entries[len(entries) // 2]))
+    fig, axes = plt.subplots(len(chosen), 1, figsize=(9, 2.2 * len(chosen)), squeeze=False)
+    for ax, (label, b) in zip(axes[:, 0], chosen):
+        for worker, ds, de, ps, pe, download_worker in b["timeline"]:
+            if download_worker >= 0:  # a thread waited for it; a timer's download holds no row
+                ax.broken_barh([(ds, de - ds)], (download_worker - 0.4, 0.8), color="#9ecae1")
+            ax.broken_barh([(ps, pe - ps)], (worker - 0.4, 0.8), color="#08519c")
+        workers = b["params"].get("workers")
+        ax.set_title(f"{label}" + (f", {workers} workers" if workers else "") +
+                     f": makespan {b['makespan_s'] * 1e3:.0f} ms, bound {b['lower_bound_s'] * 1e3:.0f} ms", fontsize=9)
+        ax.set_ylabel("parsed by")
+        ax.axvline(b["lower_bound_s"] * 1e3, color="red", linestyle="--", linewidth=1)
+    axes[-1, 0].set_xlabel("ms since start, by thread (light: waiting for a download, dark: parsing; red: lower bound)")
+    return fig
+
+
 FIGURES = [
     ("echo_throughput", fig_throughput),
     ("echo_p99", fig_p99),
@@ -161,6 +239,9 @@ FIGURES = [
     ("echo_server_rss", fig_rss),
     ("echo_fairness", fig_fairness),
     ("micro_primitives", fig_micro),
+    ("pipeline_makespan", fig_pipeline_makespan),
+    ("pipeline_efficiency", fig_pipeline_efficiency),
+    ("pipeline_timeline", fig_pipeline_gantt),
 ]
 
 
@@ -206,6 +287,14 @@ def table_rows(doc):
     if micro:
         tables.append(("micro", ["benchmark", "real ns", "cpu ns"],
                        [[r["run_name"], f"{r['real_time']:,.1f}", f"{r['cpu_time']:,.1f}"] for r in micro]))
+    pipeline = sorted(_pipeline_rows(doc), key=lambda r: r["run_name"])
+    if pipeline:
+        keys = [("makespan s", "makespan_s", "{:.3f}"), ("bound s", "lower_bound_s", "{:.3f}"),
+                ("efficiency", "efficiency", "{:.3f}"), ("items/s", "items_per_second", "{:.1f}"),
+                ("p99 ms", "p99_ms", "{:.1f}"), ("cpu util", "cpu_utilization", "{:.2f}"),
+                ("threads", "peak_threads", "{:.0f}")]
+        tables.append(("pipeline", ["run"] + [k[0] for k in keys],
+                       [[r["run_name"]] + [f.format(r[k]) if k in r else "-" for _, k, f in keys] for r in pipeline]))
     failed = [b for b in doc["benchmarks"] if b.get("status") == "failed"]
     if failed:
         tables.append(("failed", ["run", "error"], [[b["name"], b.get("error", "")] for b in failed]))

@@ -23,6 +23,7 @@ int Recorder::WorkerId() {
 }
 
 void DownloadBlocking(const RunConfig& config, Recorder& recorder, int item, std::vector<ItemTimes>& times) {
+  times[item].download_worker = recorder.WorkerId();
   times[item].download_start = recorder.Now();
   std::this_thread::sleep_for(config.downloads[item]);
   times[item].download_end = recorder.Now();

@@ -16,7 +16,8 @@
 namespace pipeline {
 
 struct ItemTimes {
-  int worker = -1;  // which thread parsed it, numbered from 0 in order of first use
+  int worker = -1;           // which thread parsed it, numbered from 0 in order of first use
+  int download_worker = -1;  // which thread waited for its download; -1: none did (a timer)
   double download_start = 0, download_end = 0, parse_start = 0, parse_end = 0;  // s since the start
   uint64_t result = 0;
 };

@@ -214,7 +214,9 @@ harness::Repetition PipelineScenario::MeasureOrThrow(const harness::RunSpec& run
   for (const ItemTimes& t : times) {
     checksum += t.result;
     latency_ms.push_back(t.parse_end * 1e3);
-    timeline.push_back({t.worker, t.download_start * 1e3, t.download_end * 1e3, t.parse_start * 1e3, t.parse_end * 1e3});
+    // [parse worker, download start, end, parse start, end (ms), download worker or -1]
+    timeline.push_back({t.worker, t.download_start * 1e3, t.download_end * 1e3, t.parse_start * 1e3,
+                        t.parse_end * 1e3, t.download_worker});
   }
   if (checksum != expected) {
     return harness::Repetition::Failed("checksum " + std::to_string(checksum) + " != " + std::to_string(expected) +

@@ -86,7 +86,12 @@ TEST_P(ExecutorTest, ParsesEveryItemOnceInOrderOfItsSteps) {
     EXPECT_LE(t.parse_end, makespan) << i;
   }
   EXPECT_EQ(checksum, ExpectedChecksum(config.workload, config.units));
-  if (entry->traits & kTakesWorkers) EXPECT_LE(workers.size(), 3u);  // never more parsing threads than workers
+  if (entry->traits & kTakesWorkers) {
+    EXPECT_LE(workers.size(), 3u);  // never more parsing threads than workers
+  }
+  for (const ItemTimes& t : times) {
+    if (entry->traits & kDownloadsHoldWorkers) EXPECT_GE(t.download_worker, 0);  // a thread waited
+  }
 
   BoundInput in;
   for (const auto& d : config.downloads) in.download_s.push_back(std::chrono::duration<double>(d).count());
