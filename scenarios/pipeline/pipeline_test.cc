@@ -89,8 +89,8 @@ TEST_P(ExecutorTest, ParsesEveryItemOnceInOrderOfItsSteps) {
   if (entry->traits & kTakesWorkers) {
     EXPECT_LE(workers.size(), 3u);  // never more parsing threads than workers
   }
-  for (const ItemTimes& t : times) {
-    if (entry->traits & kDownloadsHoldWorkers) EXPECT_GE(t.download_worker, 0);  // a thread waited
+  if (entry->traits & kDownloadsHoldWorkers) {
+    for (const ItemTimes& t : times) EXPECT_GE(t.download_worker, 0);  // a thread waited for it
   }
 
   BoundInput in;
