@@ -218,7 +218,9 @@ def fig_pipeline_gantt(doc):
         chosen.append((label, entries[len(entries) // 2]))
     fig, axes = plt.subplots(len(chosen), 1, figsize=(9, 2.2 * len(chosen)), squeeze=False)
     for ax, (label, b) in zip(axes[:, 0], chosen):
-        for worker, ds, de, ps, pe, download_worker in b["timeline"]:
+        for item in b["timeline"]:
+            worker, ds, de, ps, pe = item[:5]
+            download_worker = item[5] if len(item) > 5 else worker  # files before the field: the parser
             if download_worker >= 0:  # a thread waited for it; a timer's download holds no row
                 ax.broken_barh([(ds, de - ds)], (download_worker - 0.4, 0.8), color="#9ecae1")
             ax.broken_barh([(ps, pe - ps)], (worker - 0.4, 0.8), color="#08519c")
