@@ -93,7 +93,12 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
     std::vector<Repetition> reps;
     for (int r = 0; r < spec.repetitions && !g_interrupted; ++r) {
       progress.Started(static_cast<int>(i), spec.name, r, spec.repetitions);
-      Repetition rep = runs[i].scenario->Measure(spec, r);
+      Repetition rep;
+      try {
+        rep = runs[i].scenario->Measure(spec, r);
+      } catch (const std::exception& e) {
+        rep = Repetition::Failed(e.what());
+      }
       if (g_interrupted && !rep.ok) break;  // a run cut short by Ctrl-C is not a failure of the model
       if (!rep.ok) ++failures;
       if (rep.entries.empty()) {

@@ -107,7 +107,8 @@ class Scenario {
 
   // Expands options into runs. Throws std::invalid_argument (shown to the user, exit 2) on bad values.
   virtual std::vector<RunSpec> Plan(const Options& options) const = 0;
-  // Measures one repetition; never throws for a failure of the thing measured (returns Failed).
+  // Measures one repetition. A failure of the thing measured returns Repetition::Failed or throws
+  // std::exception: the runner records either as a failed repetition with the message.
   virtual Repetition Measure(const RunSpec& run, int repetition_index) = 0;
 
   // `serve`: runs one server in the foreground until SIGINT/SIGTERM. Returns the exit code.

@@ -162,21 +162,12 @@ class EchoScenario final : public harness::Scenario {
     return runs;
   }
 
-  harness::Repetition Measure(const harness::RunSpec& run, int) override {
-    try {
-      return MeasureOrThrow(run);
-    } catch (const std::exception& e) {
-      return harness::Repetition::Failed(e.what());
-    }
-  }
+  harness::Repetition Measure(const harness::RunSpec& run, int) override;
 
   int Serve(const harness::ServeOptions& options) override;
-
- private:
-  harness::Repetition MeasureOrThrow(const harness::RunSpec& run);
 };
 
-harness::Repetition EchoScenario::MeasureOrThrow(const harness::RunSpec& run) {
+harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
   std::unique_ptr<harness::ChildProcess> server;
   LoadConfig config;
   std::optional<pid_t> sampled;

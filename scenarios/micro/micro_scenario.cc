@@ -94,24 +94,6 @@ class MicroScenario final : public harness::Scenario {
   }
 
   harness::Repetition Measure(const harness::RunSpec& run, int) override {
-    try {
-      return MeasureOrThrow(run);
-    } catch (const std::exception& e) {
-      return harness::Repetition::Failed(e.what());
-    }
-  }
-
- private:
-  static std::vector<std::string> ListBenchmarks() {
-    const std::string binary = BinaryPath(SelfPath());
-    std::vector<std::string> names;
-    if (!std::filesystem::exists(binary)) return names;
-    harness::ChildProcess child({binary, "--benchmark_list_tests=true"});
-    while (auto line = child.ReadLine(10s)) names.push_back(*line);
-    return names;
-  }
-
-  harness::Repetition MeasureOrThrow(const harness::RunSpec& run) {
     const std::string binary = BinaryPath(run.self_path);
     if (!std::filesystem::exists(binary)) throw std::runtime_error("micro-benchmark binary not found: " + binary);
     const std::string out = (std::filesystem::temp_directory_path() /
@@ -135,6 +117,16 @@ class MicroScenario final : public harness::Scenario {
     rep.ok = true;
     for (nlohmann::json e : doc.at("benchmarks")) rep.entries.push_back(Translate(std::move(e)));
     return rep;
+  }
+
+ private:
+  static std::vector<std::string> ListBenchmarks() {
+    const std::string binary = BinaryPath(SelfPath());
+    std::vector<std::string> names;
+    if (!std::filesystem::exists(binary)) return names;
+    harness::ChildProcess child({binary, "--benchmark_list_tests=true"});
+    while (auto line = child.ReadLine(10s)) names.push_back(*line);
+    return names;
   }
 
   static nlohmann::json Translate(nlohmann::json e) {

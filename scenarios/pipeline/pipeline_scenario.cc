@@ -170,19 +170,10 @@ class PipelineScenario final : public harness::Scenario {
     return runs;
   }
 
-  harness::Repetition Measure(const harness::RunSpec& run, int) override {
-    try {
-      return MeasureOrThrow(run);
-    } catch (const std::exception& e) {
-      return harness::Repetition::Failed(e.what());
-    }
-  }
-
- private:
-  harness::Repetition MeasureOrThrow(const harness::RunSpec& run);
+  harness::Repetition Measure(const harness::RunSpec& run, int) override;
 };
 
-harness::Repetition PipelineScenario::MeasureOrThrow(const harness::RunSpec& run) {
+harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) {
   const ExecutorEntry* executor = FindExecutor(run.model);
   if (executor == nullptr) throw std::invalid_argument("unknown pipeline model " + run.model);
   RunConfig config;

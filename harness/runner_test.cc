@@ -1,0 +1,62 @@
+#include "harness/runner.h"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+namespace harness {
+namespace {
+
+// A scenario whose second repetition throws, as a model that cannot start would.
+class ThrowingScenario final : public Scenario {
+ public:
+  std::string name() const override { return "throwing"; }
+  std::string description() const override { return "test"; }
+  std::vector<ModelInfo> models() const override { return {{"m", "test"}}; }
+  std::vector<ParamInfo> params() const override { return {}; }
+  Duration default_duration(const std::string&) const override { return Duration(1); }
+  Duration default_warmup(const std::string&) const override { return Duration(0); }
+  int default_repetitions(const std::string&) const override { return 3; }
+  std::vector<SummaryColumn> summary_columns() const override { return {}; }
+  std::vector<RunSpec> Plan(const Options&) const override {
+    RunSpec run;
+    run.scenario = "throwing";
+    run.model = "m";
+    run.name = "throwing/m";
+    run.repetitions = 3;
+    return {run};
+  }
+  Repetition Measure(const RunSpec&, int index) override {
+    if (index == 1) throw std::runtime_error("server did not start: boom");
+    Repetition r;
+    r.ok = true;
+    r.iterations = 10;
+    r.real_time_ns = 100;
+    return r;
+  }
+};
+
+TEST(RunnerTest, AThrowingRepetitionIsRecordedAsFailedAndTheRunGoesOn) {
+  RegisterScenario(std::make_unique<ThrowingScenario>());
+  auto runs = PlanAll({"throwing"}, Options{});
+  const std::string path = std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") +
+                           "/runner_test.json";
+  ResultsWriter writer(path, MakeContext("test", "quick"));
+  EXPECT_EQ(RunAll(runs, writer), 1);
+  const auto& entries = writer.document()["benchmarks"];
+  ASSERT_GE(entries.size(), 3u);
+  EXPECT_EQ(entries[0]["status"], "ok");
+  EXPECT_EQ(entries[1]["status"], "failed");
+  EXPECT_EQ(entries[1]["error"], "server did not start: boom");
+  EXPECT_EQ(entries[2]["status"], "ok");
+  EXPECT_EQ(entries.back()["failed_repetitions"], 1);  // aggregates over the two that worked
+}
+
+TEST(RunnerTest, AModelNoSelectedScenarioHasIsAnError) {
+  Options options;
+  options.models = {"nope"};
+  EXPECT_THROW(PlanAll({"throwing"}, options), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace harness
