@@ -12,6 +12,7 @@
 #include <set>
 
 #include "harness/params.h"
+#include "harness/process_usage.h"
 #include "harness/results.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
@@ -33,12 +34,6 @@ void RaiseOpenFileLimit() {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
   }
-}
-
-std::string SelfPath() {
-  char exe[4096] = {};
-  if (readlink("/proc/self/exe", exe, sizeof exe - 1) <= 0) return "";
-  return exe;
 }
 
 std::string DefaultOut() {
@@ -96,7 +91,7 @@ Options ToOptions(const RunFlags& f) {
   o.profile = f.profile;
   o.params = f.params;
   o.filter = f.filter;
-  o.self_path = SelfPath();
+  o.self_path = SelfExecutable();
   if (!f.models.empty()) o.models = SplitList(f.models);
   if (!f.duration.empty()) o.duration = ParseDuration(f.duration);
   if (!f.warmup.empty()) {

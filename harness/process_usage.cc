@@ -8,6 +8,7 @@
 #include <map>
 #include <vector>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -116,6 +117,17 @@ std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
   const uint64_t exited_ns = process.own_ns > live_ticks_ns ? process.own_ns - live_ticks_ns : 0;
   usage.cpu_ns = exact ? live_exact_ns + exited_ns : process.own_ns;
   return usage;
+}
+
+double ProcessCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+std::string SelfExecutable() {
+  char exe[4096] = {};
+  return readlink("/proc/self/exe", exe, sizeof exe - 1) > 0 ? exe : "";
 }
 
 std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace harness {
 
@@ -21,6 +22,12 @@ struct ProcessUsage {
 
 // nullopt when the process is gone or /proc cannot be read.
 std::optional<ProcessUsage> ReadProcessUsage(pid_t pid);
+
+// This process's CPU time (all threads), in seconds.
+double ProcessCpuSeconds();
+
+// The path of this process's executable (the harness runs itself as servers); "" if unreadable.
+std::string SelfExecutable();
 
 // The process and every live descendant, summed: CPU, threads, switches, and RSS. Peak RSS is the
 // sum of each process's own peak, an upper bound on the tree's (shared pages count once per

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "harness/process_usage.h"
 #include "harness/stats.h"
 
 namespace harness {
@@ -86,13 +87,11 @@ nlohmann::json MakeContext(const std::string& command_line, const std::string& p
   getloadavg(load, 3);
   const std::string mhz = FirstLineMatching("/proc/cpuinfo", "cpu MHz");
   const std::string mem_kb = FirstLineMatching("/proc/meminfo", "MemTotal");
-  char exe[4096] = {};
-  if (readlink("/proc/self/exe", exe, sizeof exe - 1) < 0) exe[0] = 0;
   return {
       // Google Benchmark's fields.
       {"date", IsoNow()},
       {"host_name", host},
-      {"executable", exe},
+      {"executable", SelfExecutable()},
       {"num_cpus", std::thread::hardware_concurrency()},
       {"mhz_per_cpu", mhz.empty() ? 0 : static_cast<int>(std::stod(mhz))},
       {"cpu_scaling_enabled", false},

@@ -21,6 +21,13 @@ double Median(std::vector<double> xs) {
   return (lower + upper) / 2;
 }
 
+double Percentile(std::vector<double> xs, double p) {
+  if (xs.empty()) return 0;
+  std::sort(xs.begin(), xs.end());
+  const double rank = std::ceil(std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(xs.size()));
+  return xs[static_cast<size_t>(std::max(1.0, rank)) - 1];
+}
+
 double Stddev(const std::vector<double>& xs) {
   if (xs.size() < 2) return 0;
   const double m = Mean(xs);

@@ -9,6 +9,9 @@ namespace harness {
 
 double Mean(const std::vector<double>& xs);
 double Median(std::vector<double> xs);
+// Nearest rank: the smallest value with at least p% of the values at or below it (the definition
+// the latency histogram follows). p in [0, 100].
+double Percentile(std::vector<double> xs, double p);
 // Sample standard deviation (n - 1 in the denominator), 0 for fewer than two values.
 double Stddev(const std::vector<double>& xs);
 // Coefficient of variation: stddev / mean, 0 when the mean is 0.

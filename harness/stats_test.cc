@@ -14,6 +14,16 @@ TEST(StatsTest, MeanMedianStddevCv) {
   EXPECT_DOUBLE_EQ(Median({3, 1, 2}), 2);
 }
 
+TEST(StatsTest, PercentileByNearestRank) {
+  const std::vector<double> xs = {15, 20, 35, 40, 50};
+  EXPECT_DOUBLE_EQ(Percentile(xs, 30), 20);
+  EXPECT_DOUBLE_EQ(Percentile(xs, 40), 20);
+  EXPECT_DOUBLE_EQ(Percentile(xs, 50), 35);
+  EXPECT_DOUBLE_EQ(Percentile(xs, 100), 50);
+  EXPECT_DOUBLE_EQ(Percentile(xs, 0), 15);
+  EXPECT_EQ(Percentile({}, 50), 0);
+}
+
 TEST(StatsTest, EdgeCases) {
   EXPECT_EQ(Mean({}), 0);
   EXPECT_EQ(Median({}), 0);

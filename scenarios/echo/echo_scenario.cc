@@ -40,12 +40,6 @@ nlohmann::json ParseParam(const std::string& name, const std::string& value) {
   throw std::invalid_argument("echo has no parameter --" + name);
 }
 
-double CpuSeconds(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 // Reads "listening on HOST:PORT" from a freshly started server.
 harness::Endpoint AwaitListening(harness::ChildProcess& server) {
   // Generous: a pool of 10,000 processes takes a while to fork.
@@ -195,11 +189,11 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
   double client_cpu_before = 0, client_cpu_after = 0;
   config.on_window_start = [&] {
     if (sampled) before = harness::ReadProcessTreeUsage(*sampled);
-    client_cpu_before = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
+    client_cpu_before = harness::ProcessCpuSeconds();
   };
   config.on_window_end = [&] {
     if (sampled) after = harness::ReadProcessTreeUsage(*sampled);
-    client_cpu_after = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
+    client_cpu_after = harness::ProcessCpuSeconds();
   };
   LoadResult load = RunLoad(config);
 

@@ -353,28 +353,55 @@ std::vector<std::string> UdpModels() {
 
 INSTANTIATE_TEST_SUITE_P(EveryUdpModel, UdpModelTest, ::testing::ValuesIn(UdpModels()));
 
+// A deliberately wrong UDP server: `answer` gets each datagram, upper-cased, with its sender, and
+// a function that sends a datagram back; it decides what goes back, if anything.
+class FakeUdpServer {
+ public:
+  using Reply = std::function<void(const char*, size_t)>;
+  explicit FakeUdpServer(std::function<void(char*, size_t, const Reply&)> answer) : answer_(std::move(answer)) {
+    fd_ = BindUdp("127.0.0.1", 0, &port_);
+    timeval tv{0, 20000};  // wake up to see stop_
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    thread_ = std::thread([this] {
+      char buf[65536];
+      while (!stop_) {
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        const ssize_t n = recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
+        if (n <= 0) continue;
+        UpperCase(buf, static_cast<size_t>(n));
+        answer_(buf, static_cast<size_t>(n), [&](const char* data, size_t size) {
+          sendto(fd_, data, size, 0, reinterpret_cast<sockaddr*>(&peer), len);
+        });
+      }
+    });
+  }
+  ~FakeUdpServer() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  std::function<void(char*, size_t, const Reply&)> answer_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 TEST(UdpLoadTest, CountsLostAndCorruptDatagrams) {
-  uint16_t port = 0;
-  const int fd = BindUdp("127.0.0.1", 0, &port);
-  std::atomic<bool> stop{false};
   // Drops every 10th datagram, flips a payload byte in every 7th, answers the rest correctly.
-  std::thread server([&] {
-    char buf[65536];
-    timeval tv{0, 20000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    for (uint64_t i = 1; !stop; ++i) {
-      sockaddr_storage peer{};
-      socklen_t len = sizeof peer;
-      const ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
-      if (n <= 0) continue;
-      if (i % 10 == 0) continue;
-      UpperCase(buf, static_cast<size_t>(n));
-      if (i % 7 == 0) buf[n - 1] ^= 0x01;
-      sendto(fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&peer), len);
-    }
+  uint64_t i = 0;
+  FakeUdpServer server([&i](char* buf, size_t n, const FakeUdpServer::Reply& reply) {
+    ++i;
+    if (i % 10 == 0) return;
+    if (i % 7 == 0) buf[n - 1] ^= 0x01;
+    reply(buf, n);
   });
   LoadConfig config;
-  config.target = {"127.0.0.1", port};
+  config.target = {"127.0.0.1", server.port()};
   config.udp = true;
   config.connections = 4;
   config.size = 64;
@@ -382,9 +409,6 @@ TEST(UdpLoadTest, CountsLostAndCorruptDatagrams) {
   config.warmup = 50ms;
   config.duration = 500ms;
   const LoadResult r = RunLoad(config);
-  stop = true;
-  server.join();
-  close(fd);
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_GT(r.lost, 0u);
   EXPECT_GT(r.wrong_bytes, 0u);
@@ -392,43 +416,28 @@ TEST(UdpLoadTest, CountsLostAndCorruptDatagrams) {
 }
 
 TEST(UdpLoadTest, DatagramsOfAnotherRunAreStraysNotWrongBytes) {
-  uint16_t port = 0;
-  const int fd = BindUdp("127.0.0.1", 0, &port);
-  std::atomic<bool> stop{false};
   // Before each correct reply, sends a datagram whose header carries another run's nonce, as a
   // late reply to an earlier run on a reused port would.
-  std::thread server([&] {
-    char buf[65536];
-    timeval tv{0, 20000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    while (!stop) {
-      sockaddr_storage peer{};
-      socklen_t len = sizeof peer;
-      const ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
-      if (n <= 0) continue;
-      UpperCase(buf, static_cast<size_t>(n));
-      std::string stray(buf, static_cast<size_t>(n));
-      stray[0] = stray[0] == '0' ? '1' : '0';  // another nonce
-      sendto(fd, stray.data(), stray.size(), 0, reinterpret_cast<sockaddr*>(&peer), len);
-      sendto(fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&peer), len);
-    }
+  FakeUdpServer server([](char* buf, size_t n, const FakeUdpServer::Reply& reply) {
+    std::string stray(buf, n);
+    stray[0] = stray[0] == '0' ? '1' : '0';  // another nonce
+    reply(stray.data(), stray.size());
+    reply(buf, n);
   });
   LoadConfig config;
-  config.target = {"127.0.0.1", port};
+  config.target = {"127.0.0.1", server.port()};
   config.udp = true;
   config.connections = 4;
   config.size = 64;
   config.warmup = 50ms;
   config.duration = 300ms;
   const LoadResult r = RunLoad(config);
-  stop = true;
-  server.join();
-  close(fd);
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.wrong_bytes, 0u);
   EXPECT_GT(r.strays, 0u);
   EXPECT_GT(r.messages, 0u);
 }
+
 
 }  // namespace
 }  // namespace echo

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "harness/child_process.h"
+#include "harness/process_usage.h"
 #include "harness/scenario.h"
 
 namespace micro {
@@ -24,11 +25,6 @@ std::string BinaryPath(const std::string& self_path) {
   const auto path = std::filesystem::path(self_path).parent_path().parent_path() / "scenarios" / "micro" /
                     "micro_benchmarks";
   return path.string();
-}
-
-std::string SelfPath() {
-  char exe[4096] = {};
-  return readlink("/proc/self/exe", exe, sizeof exe - 1) > 0 ? exe : "";
 }
 
 // "switch/threads/real_time" -> primitive "switch", model "threads".
@@ -121,7 +117,7 @@ class MicroScenario final : public harness::Scenario {
 
  private:
   static std::vector<std::string> ListBenchmarks() {
-    const std::string binary = BinaryPath(SelfPath());
+    const std::string binary = BinaryPath(harness::SelfExecutable());
     std::vector<std::string> names;
     if (!std::filesystem::exists(binary)) return names;
     harness::ChildProcess child({binary, "--benchmark_list_tests=true"});

@@ -14,6 +14,7 @@
 #include "harness/params.h"
 #include "harness/process_usage.h"
 #include "harness/scenario.h"
+#include "harness/stats.h"
 #include "scenarios/pipeline/executor.h"
 #include "scenarios/pipeline/lower_bound.h"
 
@@ -99,18 +100,6 @@ void ResetPeakRss() {
   clear << "5";
 }
 
-double Percentile(std::vector<double> xs, double p) {
-  std::sort(xs.begin(), xs.end());
-  const size_t rank = std::max<size_t>(1, static_cast<size_t>(std::ceil(p / 100 * static_cast<double>(xs.size()))));
-  return xs[rank - 1];
-}
-
-double ProcessCpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 class PipelineScenario final : public harness::Scenario {
  public:
   std::string name() const override { return "pipeline"; }
@@ -191,11 +180,11 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
   std::vector<ItemTimes> times(static_cast<size_t>(config.workload.items));
   ResetPeakRss();
   ThreadSampler sampler;
-  const double cpu_before = ProcessCpuSeconds();
+  const double cpu_before = harness::ProcessCpuSeconds();
   Recorder recorder;
   executor->run(config, recorder, times);
   const double makespan = recorder.Now();
-  const double cpu_with_sampler = ProcessCpuSeconds() - cpu_before;
+  const double cpu_with_sampler = harness::ProcessCpuSeconds() - cpu_before;
   const uint64_t peak_threads = sampler.Stop();
   const double cpu = std::max(0.0, cpu_with_sampler - sampler.cpu_seconds());
 
@@ -233,8 +222,8 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
   m["items_per_second"] = items / makespan;
   m["lower_bound_s"] = bound.value();
   m["efficiency"] = bound.value() / makespan;
-  m["p50_ms"] = Percentile(latency_ms, 50);
-  m["p99_ms"] = Percentile(latency_ms, 99);
+  m["p50_ms"] = harness::Percentile(latency_ms, 50);
+  m["p99_ms"] = harness::Percentile(latency_ms, 99);
   m["cpu_utilization"] = cpu / (makespan * in.cores);
   m["peak_threads"] = peak_threads;  // of the harness process: its main thread included
   if (auto u = harness::ReadProcessUsage(getpid())) m["peak_rss_bytes"] = u->peak_rss_bytes;
