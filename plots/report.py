@@ -227,7 +227,7 @@ def fig_pipeline_gantt(doc):
         workers = b["params"].get("workers")
         ax.set_title(f"{label}" + (f", {workers} workers" if workers else "") +
                      f": makespan {b['makespan_s'] * 1e3:.0f} ms, bound {b['lower_bound_s'] * 1e3:.0f} ms", fontsize=9)
-        ax.set_ylabel("parsed by")
+        ax.set_ylabel("thread")
         ax.axvline(b["lower_bound_s"] * 1e3, color="red", linestyle="--", linewidth=1)
     axes[-1, 0].set_xlabel("ms since start, by thread (light: waiting for a download, dark: parsing; red: lower bound)")
     return fig
