@@ -61,6 +61,18 @@ void RunOnExecutor(Executor& executor, const RunConfig& config, Recorder& record
   executor.Shutdown(true);  // waits for the parses the callbacks submit, too
 }
 
+BoundInput BoundInputFor(const ExecutorEntry& executor, const RunConfig& config, double parse_s, int cores) {
+  BoundInput in;
+  for (const auto& d : config.downloads) in.download_s.push_back(std::chrono::duration<double>(d).count());
+  in.parse_s = parse_s;
+  const bool hold = executor.traits & kDownloadsHoldWorkers;
+  in.workers = (executor.traits & kTakesWorkers) ? config.workers : hold ? 1 : 0;
+  in.cores = cores;
+  in.downloads_occupy_workers = hold;
+  in.one_parser = (executor.traits & kUsesProcesses) && config.decoupled;
+  return in;
+}
+
 void RegisterExecutor(ExecutorEntry entry) { Registry().push_back(std::move(entry)); }
 
 const std::vector<ExecutorEntry>& Executors() { return Registry(); }

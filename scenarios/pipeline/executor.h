@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "scenarios/pipeline/futures.h"
+#include "scenarios/pipeline/lower_bound.h"
 #include "scenarios/pipeline/workload.h"
 
 namespace pipeline {
@@ -53,6 +54,7 @@ enum ExecutorTraits : unsigned {
   kTakesWorkers = 1,           // --workers means something to it
   kDownloadsHoldWorkers = 2,   // a download blocks a worker (for the lower bound)
   kHasModes = 4,               // coupled and decoupled differ
+  kUsesProcesses = 8,          // items run in child processes; decoupled, the parent parses them all
 };
 
 using RunFn = void (*)(const RunConfig&, Recorder&, std::vector<ItemTimes>&);
@@ -63,6 +65,10 @@ struct ExecutorEntry {
   unsigned traits;
   RunFn run;
 };
+
+// What bounds a run of `executor` on `config`: its downloads, `parse_s` per item, the workers its
+// traits say hold downloads or parse, on `cores` cores.
+BoundInput BoundInputFor(const ExecutorEntry& executor, const RunConfig& config, double parse_s, int cores);
 
 void RegisterExecutor(ExecutorEntry entry);
 const std::vector<ExecutorEntry>& Executors();

@@ -1,6 +1,8 @@
 // The pipeline scenario: seed 002's download -> parse, under each executor, in the harness process.
 // Checks every item was parsed exactly once (the checksum), and reports makespan against the lower
 // bound, item latency, CPU utilisation, peak threads and memory, and the timeline.
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,33 +68,68 @@ uint64_t ThreadsNow() {
   return 0;
 }
 
-// Samples this process's thread count every millisecond while a run goes on; its own CPU time is
-// reported so that it can be taken out of the run's.
-class ThreadSampler {
+// The children thread `tid` of this process has forked and not yet reaped.
+std::vector<pid_t> ChildrenOf(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/children");
+  std::vector<pid_t> pids;
+  for (pid_t pid; in >> pid;) pids.push_back(pid);
+  return pids;
+}
+
+uint64_t RssBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/statm");
+  uint64_t size = 0, resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+// While a run goes on, samples this process's thread count every millisecond and, for process
+// models, the children the run's thread has forked (count every millisecond, summed RSS every 10 ms:
+// /proc reads of a hundred children each millisecond would cost the run a core). Its own CPU time
+// is reported so that it can be taken out of the run's.
+class UsageSampler {
  public:
-  ThreadSampler() : thread_([this] {
-    while (!stop_) {
-      peak_ = std::max<uint64_t>(peak_, ThreadsNow());
+  UsageSampler(pid_t run_tid, bool children) : thread_([this, run_tid, children] {
+    for (int tick = 0; !stop_; ++tick) {
+      peak_threads_ = std::max<uint64_t>(peak_threads_, ThreadsNow());
+      if (children) {
+        const auto pids = ChildrenOf(run_tid);
+        peak_children_ = std::max<uint64_t>(peak_children_, pids.size());
+        if (tick % 10 == 0) {
+          uint64_t rss = 0;
+          for (pid_t pid : pids) rss += RssBytes(pid);
+          peak_children_rss_ = std::max(peak_children_rss_.load(), rss);
+        }
+      }
       std::this_thread::sleep_for(1ms);
     }
     timespec ts{};
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     cpu_s_ = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
   }) {}
-  // Returns the peak, not counting the sampler itself.
-  uint64_t Stop() {
+  void Stop() {
     stop_ = true;
     thread_.join();
-    return peak_ - 1;
   }
+  uint64_t peak_threads() const { return peak_threads_ - 1; }  // not counting the sampler
+  uint64_t peak_children() const { return peak_children_; }
+  uint64_t peak_children_rss() const { return peak_children_rss_; }
   double cpu_seconds() const { return cpu_s_; }
 
  private:
   std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> peak_{0};
+  std::atomic<uint64_t> peak_threads_{0}, peak_children_{0}, peak_children_rss_{0};
   double cpu_s_ = 0;
   std::thread thread_;
 };
+
+// CPU time of this process's reaped children.
+double ChildrenCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_CHILDREN, &usage);
+  auto seconds = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 // Resets VmHWM, so that the peak RSS read after a run is that run's (Linux 4.0+).
 void ResetPeakRss() {
@@ -133,7 +170,7 @@ class PipelineScenario final : public harness::Scenario {
     return {{"makespan_s", "makespan s", "{:>11.3f}"}, {"lower_bound_s", "bound s", "{:>11.3f}"},
             {"efficiency", "efficiency", "{:>11.3f}"}, {"items_per_second", "items/s", "{:>11.1f}"},
             {"p99_ms", "p99 ms", "{:>11.1f}"}, {"cpu_utilization", "cpu util", "{:>11.2f}"},
-            {"peak_threads", "threads", "{:>11.0f}"}};
+            {"peak_threads", "threads", "{:>11.0f}"}, {"peak_processes", "processes", "{:>11.0f}"}};
   }
 
   std::vector<harness::RunSpec> Plan(const harness::Options& options) const override {
@@ -178,14 +215,15 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
   const uint64_t expected = ExpectedChecksum(config.workload, config.units);
 
   std::vector<ItemTimes> times(static_cast<size_t>(config.workload.items));
+  const bool processes = executor->traits & kUsesProcesses;
   ResetPeakRss();
-  ThreadSampler sampler;
-  const double cpu_before = harness::ProcessCpuSeconds();
+  UsageSampler sampler(static_cast<pid_t>(syscall(SYS_gettid)), processes);
+  const double cpu_before = harness::ProcessCpuSeconds() + ChildrenCpuSeconds();
   Recorder recorder;
-  executor->run(config, recorder, times);
+  executor->run(config, recorder, times);  // reaps every child it forked
   const double makespan = recorder.Now();
-  const double cpu_with_sampler = harness::ProcessCpuSeconds() - cpu_before;
-  const uint64_t peak_threads = sampler.Stop();
+  const double cpu_with_sampler = harness::ProcessCpuSeconds() + ChildrenCpuSeconds() - cpu_before;
+  sampler.Stop();
   const double cpu = std::max(0.0, cpu_with_sampler - sampler.cpu_seconds());
 
   uint64_t checksum = 0;
@@ -202,12 +240,8 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
     return harness::Repetition::Failed("checksum " + std::to_string(checksum) + " != " + std::to_string(expected) +
                                        ": an item was parsed twice or never");
   }
-  BoundInput in;
-  for (const auto& d : config.downloads) in.download_s.push_back(std::chrono::duration<double>(d).count());
-  in.parse_s = std::chrono::duration<double>(config.workload.parse).count();
-  in.workers = (executor->traits & kTakesWorkers) ? config.workers : (executor->traits & kDownloadsHoldWorkers) ? 1 : 0;
-  in.cores = static_cast<int>(std::thread::hardware_concurrency());
-  in.downloads_occupy_workers = executor->traits & kDownloadsHoldWorkers;
+  const BoundInput in = BoundInputFor(*executor, config, std::chrono::duration<double>(config.workload.parse).count(),
+                                     static_cast<int>(std::thread::hardware_concurrency()));
   const Bound bound = LowerBound(in);
 
   harness::Repetition rep;
@@ -225,8 +259,11 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
   m["p50_ms"] = harness::Percentile(latency_ms, 50);
   m["p99_ms"] = harness::Percentile(latency_ms, 99);
   m["cpu_utilization"] = cpu / (makespan * in.cores);
-  m["peak_threads"] = peak_threads;  // of the harness process: its main thread included
-  if (auto u = harness::ReadProcessUsage(getpid())) m["peak_rss_bytes"] = u->peak_rss_bytes;
+  m["peak_threads"] = sampler.peak_threads();  // of the harness process: its main thread included
+  m["peak_processes"] = 1 + sampler.peak_children();
+  // The harness's peak plus, for process models, the largest sampled sum of its children's RSS
+  // (pages shared with the parent counted in each, as for the echo servers).
+  if (auto u = harness::ReadProcessUsage(getpid())) m["peak_rss_bytes"] = u->peak_rss_bytes + sampler.peak_children_rss();
   rep.detail["checksum"] = std::to_string(checksum);  // as a string: JSON readers lose 64-bit integers
   rep.detail["timeline"] = std::move(timeline);
   rep.detail["lower_bounds_s"] = {{"cpu", bound.cpu}, {"critical_path", bound.critical}, {"workers", bound.workers}};

@@ -1,5 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -20,17 +27,23 @@ TEST(LowerBoundTest, TheLargestOfItsThreeBounds) {
   in.workers = 9;
   in.downloads_occupy_workers = true;
   Bound b = LowerBound(in);
-  EXPECT_DOUBLE_EQ(b.cpu, 4.5);       // 9 s of parsing on 2 cores
+  EXPECT_DOUBLE_EQ(b.cpu, 5.5);       // nothing to parse for 1 s, then 9 s of parsing on 2 cores
   EXPECT_DOUBLE_EQ(b.critical, 4);    // the 3 s download and its parse
   EXPECT_DOUBLE_EQ(b.workers, 3);     // 27 s of work over 9 workers
-  EXPECT_DOUBLE_EQ(b.value(), 4.5);
+  EXPECT_DOUBLE_EQ(b.value(), 5.5);
   in.workers = 1;  // sequential: the sum of all work
   EXPECT_DOUBLE_EQ(LowerBound(in).value(), 27);
   in.workers = 0;  // unbounded threads, downloads hold none
   in.downloads_occupy_workers = false;
   b = LowerBound(in);
   EXPECT_DOUBLE_EQ(b.workers, 0);
-  EXPECT_DOUBLE_EQ(b.value(), 4.5);
+  EXPECT_DOUBLE_EQ(b.value(), 5.5);
+  in.one_parser = true;  // a decoupled process model: the parent parses all 9 pages
+  EXPECT_DOUBLE_EQ(LowerBound(in).cpu, 10);
+  in.one_parser = false;
+  in.download_s = {1, 1, 1, 1, 1, 1, 1, 1, 10};  // a late page: its own download and parse bind
+  EXPECT_DOUBLE_EQ(LowerBound(in).cpu, 10.5);
+  EXPECT_DOUBLE_EQ(LowerBound(in).value(), 11);
 }
 
 TEST(WorkloadTest, RepeatableAndWithinItsDistribution) {
@@ -93,12 +106,8 @@ TEST_P(ExecutorTest, ParsesEveryItemOnceInOrderOfItsSteps) {
     for (const ItemTimes& t : times) EXPECT_GE(t.download_worker, 0);  // a thread waited for it
   }
 
-  BoundInput in;
-  for (const auto& d : config.downloads) in.download_s.push_back(std::chrono::duration<double>(d).count());
-  in.parse_s = 0;  // units were set by hand: only the downloads are known for sure
-  in.workers = (entry->traits & kTakesWorkers) ? config.workers : (entry->traits & kDownloadsHoldWorkers) ? 1 : 0;
-  in.cores = static_cast<int>(std::thread::hardware_concurrency());
-  in.downloads_occupy_workers = entry->traits & kDownloadsHoldWorkers;
+  // parse 0: units were set by hand, so only the downloads are known for sure
+  const BoundInput in = BoundInputFor(*entry, config, 0, static_cast<int>(std::thread::hardware_concurrency()));
   EXPECT_GE(makespan, LowerBound(in).value());  // no schedule beats the bound
 }
 
@@ -114,6 +123,54 @@ std::vector<Case> AllExecutors() {
 INSTANTIATE_TEST_SUITE_P(EveryExecutor, ExecutorTest, ::testing::ValuesIn(AllExecutors()), [](const auto& info) {
   return info.param.executor + (info.param.decoupled ? "_decoupled" : "_coupled");
 });
+
+// A process model whose child is killed mid-run: the run fails naming the signal, and no child is
+// left behind.
+class KilledChildTest : public ::testing::TestWithParam<std::string> {};
+
+std::vector<pid_t> ChildrenOf(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/children");
+  std::vector<pid_t> pids;
+  for (pid_t pid; in >> pid;) pids.push_back(pid);
+  return pids;
+}
+
+TEST_P(KilledChildTest, FailsTheRunAndReapsTheRest) {
+  const ExecutorEntry* entry = FindExecutor(GetParam());
+  ASSERT_NE(entry, nullptr);
+  RunConfig config;
+  config.workload.items = 6;
+  config.workload.download_min = config.workload.download_max = 300ms;
+  config.workers = 3;
+  config.units = 1;
+  config.downloads = DownloadTimes(config.workload);
+  std::vector<ItemTimes> times(6);
+  std::atomic<pid_t> tid{0};
+  std::string error;
+  std::thread run([&] {
+    tid = static_cast<pid_t>(syscall(SYS_gettid));
+    Recorder recorder;
+    try {
+      entry->run(config, recorder, times);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  std::vector<pid_t> children;
+  for (int i = 0; i < 200 && children.size() < 3; ++i) {
+    std::this_thread::sleep_for(5ms);
+    if (tid != 0) children = ChildrenOf(tid);
+  }
+  ASSERT_GE(children.size(), 3u);
+  kill(children[0], SIGKILL);
+  const pid_t run_tid = tid;
+  run.join();
+  EXPECT_NE(error.find("killed by"), std::string::npos) << error;
+  for (pid_t pid : children) EXPECT_EQ(waitpid(pid, nullptr, WNOHANG), -1) << pid << " was not reaped";
+  EXPECT_TRUE(ChildrenOf(run_tid).empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(ProcessModels, KilledChildTest, ::testing::Values("processes", "process_pool"));
 
 }  // namespace
 }  // namespace pipeline
