@@ -2,7 +2,11 @@
 // server as a child process (`harness serve`), drives it with the load generator, and turns what
 // both sides measured into the result names of design.md. Knows no model but by its name.
 #include <signal.h>
+#include <sys/resource.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <stdexcept>
@@ -70,6 +74,37 @@ bool CheckTransport(const ModelEntry* m, const nlohmann::json& p, bool models_na
   return true;
 }
 
+// Why a run's figures cannot stand, or "": a server that stopped answering partway through the
+// window (its throughput would average a working and a dead server), or one whose replies are not
+// the echo (wrong bytes, connections it closed). Silence is judged against the longest gap a
+// working server could leave: 1 s, half the window, or ten open-loop intervals.
+std::string Broken(const LoadResult& load, const LoadConfig& config) {
+  const double window = std::chrono::duration<double>(config.duration).count();
+  const double allowed = std::max({1.0, window / 2, config.rate > 0 ? 10 / config.rate : 0.0});
+  if (load.silent_seconds >= allowed) {
+    return fmt::format("server stopped answering: no reply in the last {:.1f} s of the {:.1f} s window "
+                       "({} round trips before)", load.silent_seconds, load.window_seconds, load.messages);
+  }
+  if (load.wrong_bytes + load.broken_connections > 0) {
+    return fmt::format("the server's replies are not the echo: {} wrong bytes, {} connections closed by it",
+                       load.wrong_bytes, load.broken_connections);
+  }
+  return "";
+}
+
+// Each connection is a file descriptor in the load generator and one in the server, both under
+// this process's open-files limit (raised to its hard limit at start); a run that cannot open them
+// is refused before any work.
+void CheckFileLimit(uint64_t connections) {
+  constexpr uint64_t kSpare = 64;  // listening socket, epoll, pipes, /proc reads
+  rlimit limit{};
+  if (connections == 0 || getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+  if (connections + kSpare > limit.rlim_cur) {
+    throw std::invalid_argument(fmt::format("--connections: {} connections need {} open files, and the limit here "
+                                            "is {} (ulimit -n)", connections, connections + kSpare, limit.rlim_cur));
+  }
+}
+
 class EchoScenario final : public harness::Scenario {
  public:
   std::string name() const override { return "echo"; }
@@ -129,6 +164,7 @@ class EchoScenario final : public harness::Scenario {
       }
     }
     std::vector<harness::RunSpec> runs;
+    uint64_t most_connections = 0;
     for (const ModelEntry* m : chosen) {
       std::vector<std::string> used = {"connections", "rate", "size", "transport"};
       harness::Options with_defaults = options;
@@ -150,7 +186,14 @@ class EchoScenario final : public harness::Scenario {
         run.target = options.target;
         run.server_pid = options.server_pid;
         run.self_path = options.self_path;
+        most_connections = std::max(most_connections, run.params["connections"].get<uint64_t>());
         runs.push_back(std::move(run));
+      }
+    }
+    CheckFileLimit(most_connections);
+    if (options.target && !runs.empty() && runs.front().params.value("transport", "tcp") == "tcp") {
+      if (std::string why = ProbeTcp(harness::ParseEndpoint(*options.target, false), 3s); !why.empty()) {
+        throw std::invalid_argument("--target: " + why);
       }
     }
     return runs;
@@ -209,6 +252,7 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
     return harness::Repetition::Failed("no round trip completed in the " +
                                        harness::FormatDuration(run.duration) + " window");
   }
+  if (std::string broken = Broken(load, config); !broken.empty()) return harness::Repetition::Failed(broken);
 
   const double msgs = static_cast<double>(load.messages);
   harness::Repetition rep;

@@ -37,6 +37,9 @@ struct Window {
   std::atomic<int64_t> start_ns{INT64_MAX};  // steady-clock ns; INT64_MAX: not yet open
   std::atomic<int64_t> end_ns{INT64_MAX};
   std::atomic<uint64_t> answered{0};  // connections that have had at least one reply
+  std::atomic<int64_t> last_reply_ns{0};  // when the latest reply of any connection came back
+
+  void Replied(Clock::time_point now) { last_reply_ns.store(Ns(now), std::memory_order_relaxed); }
 
   static int64_t Ns(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();

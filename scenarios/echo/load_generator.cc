@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -191,6 +192,7 @@ class TcpDriver final : public Driver {
   void Complete(size_t index) {
     Connection& c = conns_[index];
     const auto now = Clock::now();
+    window_.Replied(now);
     if (c.recv_seq == 0) window_.answered.fetch_add(1, std::memory_order_relaxed);
     if (window_.Inside(now) && !c.due.empty()) {
       latency.Record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.due.front()).count()));
@@ -261,6 +263,29 @@ void WaitUntilEveryConnectionAnswered(const Window& window, size_t connections, 
 
 }  // namespace
 
+std::string ProbeTcp(const harness::Endpoint& target, harness::Duration timeout) {
+  socklen_t len = 0;
+  const sockaddr_storage addr = ToSockaddr(target, &len);
+  const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::string("socket: ") + strerror(errno);
+  int err = 0;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
+    err = errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+      if (poll(&p, 1, static_cast<int>(ms)) == 1) {
+        socklen_t errlen = sizeof err;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen);
+      } else {
+        err = ETIMEDOUT;
+      }
+    }
+  }
+  close(fd);
+  return err == 0 ? "" : "cannot connect to " + target.ToString() + ": " + strerror(err);
+}
+
 LoadResult RunLoad(const LoadConfig& config) {
   LoadResult result;
   std::vector<Connection> conns(static_cast<size_t>(config.connections));
@@ -305,6 +330,9 @@ LoadResult RunLoad(const LoadConfig& config) {
   result.warmup_seconds = std::chrono::duration<double>(window_start - started).count();
   // Round trips are counted in [window_start, window_end); an interrupted run counts until the stop.
   result.window_seconds = std::chrono::duration<double>(std::min(measured_to, window_end) - window_start).count();
+  const int64_t quiet_from = std::max(window.last_reply_ns.load(), window.start_ns.load());
+  const int64_t window_over = Window::Ns(std::min(measured_to, window_end));
+  result.silent_seconds = std::max<double>(0, static_cast<double>(window_over - quiet_from) / 1e9);
   for (auto& d : drivers) {
     result.latency.Merge(d->latency);
     result.wrong_bytes += d->wrong_bytes;

@@ -61,10 +61,15 @@ struct LoadResult {
   std::vector<uint64_t> per_connection;  // round trips inside the window, per connection
   harness::Histogram latency;            // round-trip time in ns, inside the window
   double window_seconds = 0;
+  double silent_seconds = 0;             // from the window's last reply (or its start) to its end
   double warmup_seconds = 0;             // as it turned out: at least the configured warm-up
   bool interrupted = false;
 };
 
 LoadResult RunLoad(const LoadConfig& config);
+
+// Whether a TCP connection to `target` can be opened within `timeout`: "" or why not. Checked before
+// any work starts, so a wrong --target is bad input, not a failed run.
+std::string ProbeTcp(const harness::Endpoint& target, harness::Duration timeout);
 
 }  // namespace echo

@@ -117,6 +117,7 @@ class UdpDriver final : public Driver {
       for (size_t i = kHeader; i < n; ++i) wrong_bytes += in_[i] != expected[i - kHeader];
     }
     const auto now = Clock::now();
+    window_.Replied(now);
     if (!answered_once_[index - begin_]) {
       answered_once_[index - begin_] = true;
       window_.answered.fetch_add(1, std::memory_order_relaxed);

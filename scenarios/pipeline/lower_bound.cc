@@ -20,7 +20,8 @@ Bound LowerBound(const BoundInput& in) {
   for (double d : in.download_s) b.critical = std::max(b.critical, d + in.parse_s);
   if (in.downloads_occupy_workers && in.workers > 0) {
     const double downloads = std::accumulate(in.download_s.begin(), in.download_s.end(), 0.0);
-    b.workers = (downloads + items * in.parse_s) / in.workers;
+    // Parsed in the parent (one_parser), a page holds its worker only while it downloads.
+    b.workers = (downloads + (in.one_parser ? 0 : items * in.parse_s)) / in.workers;
   }
   return b;
 }

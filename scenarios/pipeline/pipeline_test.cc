@@ -40,6 +40,11 @@ TEST(LowerBoundTest, TheLargestOfItsThreeBounds) {
   EXPECT_DOUBLE_EQ(b.value(), 5.5);
   in.one_parser = true;  // a decoupled process model: the parent parses all 9 pages
   EXPECT_DOUBLE_EQ(LowerBound(in).cpu, 10);
+  in.workers = 1;  // ... and a worker holds a page only while it downloads
+  in.downloads_occupy_workers = true;
+  EXPECT_DOUBLE_EQ(LowerBound(in).workers, 18);
+  in.workers = 0;
+  in.downloads_occupy_workers = false;
   in.one_parser = false;
   in.download_s = {1, 1, 1, 1, 1, 1, 1, 1, 10};  // a late page: its own download and parse bind
   EXPECT_DOUBLE_EQ(LowerBound(in).cpu, 10.5);
