@@ -6,11 +6,15 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <set>
 
+#include "harness/merge.h"
 #include "harness/params.h"
 #include "harness/process_usage.h"
 #include "harness/results.h"
@@ -36,9 +40,9 @@ void RaiseOpenFileLimit() {
   }
 }
 
-std::string DefaultOut() {
+std::string DefaultOut(const std::string& file = "latest.json") {
   const char* workspace = std::getenv("BUILD_WORKSPACE_DIRECTORY");
-  return std::string(workspace ? workspace : ".") + "/results/latest.json";
+  return std::string(workspace ? workspace : ".") + "/results/" + file;
 }
 
 // Relative paths are relative to where the user ran `bazel run`, not to the runfiles tree.
@@ -151,6 +155,39 @@ int ListCommand() {
   return 0;
 }
 
+int MergeCommand(const std::vector<std::string>& inputs, const std::string& out_path, const std::string& command_line) {
+  std::vector<ResultsFile> files;
+  std::set<std::string> seen;
+  for (const std::string& path : inputs) {
+    std::error_code ec;
+    const std::string canonical = std::filesystem::weakly_canonical(path, ec).string();
+    if (!seen.insert(canonical).second) throw UsageError(path + ": given twice (it would be counted twice)");
+    std::ifstream in(path);
+    if (!in) throw UsageError(path + ": cannot read");
+    try {
+      files.push_back({path, nlohmann::json::parse(in)});
+    } catch (const nlohmann::json::exception& e) {
+      throw UsageError(path + ": not JSON (" + std::string(e.what()) + ")");
+    }
+  }
+  const nlohmann::json merged = MergeResults(files, command_line);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(out_path).parent_path(), ec);
+  try {
+    ResultsWriter writer(out_path, merged["context"]);
+    for (const auto& e : merged["benchmarks"]) writer.Add(e);
+  } catch (const std::runtime_error& e) {
+    throw UsageError(std::string("--out: ") + e.what());
+  }
+  for (const auto& e : merged["benchmarks"]) {
+    if (e.contains("loads") && e.value("status", "") == "ok") {
+      std::cerr << "merged " << e["loads"] << " loads: " << e["name"].get<std::string>() << "\n";
+    }
+  }
+  std::cout << SummaryTable(merged) << "\nresults: " << out_path << "\n";
+  return 0;
+}
+
 std::vector<std::string> AllScenarioNames() {
   std::vector<std::string> names;
   for (const auto& s : Scenarios()) names.push_back(s->name());
@@ -182,11 +219,26 @@ int Main(int argc, char** argv) {
   serve->add_option_function<std::string>("--transport", [&](const std::string& v) { serve_params["transport"] = v; },
                                           "tcp (default) or udp");
 
+  std::vector<std::string> merge_inputs;
+  std::string merge_out;
+  CLI::App* merge = app.add_subcommand("merge", "merge result files; runs of concurrent `load`s of one server combine");
+  merge->add_option("files", merge_inputs, "results files")->required();
+  merge->add_option("--out", merge_out, "merged file (default: results/merged.json in the workspace)");
+
   RunFlags load_flags;
-  std::string target, server_pid;
+  std::string target, server_pid, target_name = "external";
   CLI::App* load = app.add_subcommand("load", "drive any echo server at --target and measure it");
   load->add_option("--target", target, "HOST:PORT of the server")->required();
   load->add_option("--server-pid", server_pid, "also sample this local process's CPU, RSS, threads");
+  load->add_option("--name", target_name, "the server's model name in the results (default external)")
+      ->check(CLI::Validator(
+          [](const std::string& v) {
+            const bool ok = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+            });
+            return ok ? std::string() : "letters, digits, _ - . only: '" + v + "'";
+          },
+          "NAME", "name"));
   AddRunFlags(load, load_flags, false);
 
   try {
@@ -212,9 +264,16 @@ int Main(int argc, char** argv) {
       if (scenario == nullptr) throw UsageError("unknown scenario '" + serve_scenario + "' (see: list)");
       return scenario->Serve({serve_model, ParseEndpoint(listen, true), serve_params});
     }
+    if (app.got_subcommand("merge")) {
+      std::vector<std::string> inputs;
+      for (const auto& f : merge_inputs) inputs.push_back(UserPath(f));
+      const std::string out = merge_out.empty() ? DefaultOut("merged.json") : UserPath(merge_out);
+      return MergeCommand(inputs, out, command_line);
+    }
     if (app.got_subcommand("load")) {
       Options options = ToOptions(load_flags);
       options.target = ParseEndpoint(target, false).ToString();
+      options.target_name = target_name;
       if (!server_pid.empty()) options.server_pid = static_cast<int>(ParseCount(server_pid, 1, 1 << 22));
       auto runs = PlanAll({"echo"}, options);
       const std::string out = load_flags.out.empty() ? DefaultOut() : UserPath(load_flags.out);

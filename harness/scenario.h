@@ -39,6 +39,7 @@ struct Options {
   std::optional<int> repetitions;                           // unset: the profile's
   std::optional<std::string> target;                        // `load`: drive this HOST:PORT
   std::optional<int> server_pid;                            // `load`: sample this process's usage
+  std::string target_name = "external";                     // `load`: the model name in the results
   std::string filter;                                       // regex over run names
   std::string self_path;                                    // the harness binary, to start servers
   std::vector<std::string> passthrough;                     // --benchmark_* flags for Google Benchmark

@@ -176,7 +176,7 @@ class EchoScenario final : public harness::Scenario {
         if (!CheckTransport(m, p, !options.models.empty())) continue;
         harness::RunSpec run;
         run.scenario = "echo";
-        run.model = m ? m->name : "external";
+        run.model = m ? m->name : options.target_name;
         run.name = harness::RunName(run.scenario, run.model, p);
         run.params = std::move(p);
         if (options.target) run.params["target"] = *options.target;
@@ -230,13 +230,19 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
 
   std::optional<harness::TreeUsage> before, after;
   double client_cpu_before = 0, client_cpu_after = 0;
+  double window_start_unix = 0, window_end_unix = 0;  // wall clock: loads on other hosts can be lined up
+  const auto unix_now = [] {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
   config.on_window_start = [&] {
     if (sampled) before = harness::ReadProcessTreeUsage(*sampled);
     client_cpu_before = harness::ProcessCpuSeconds();
+    window_start_unix = unix_now();
   };
   config.on_window_end = [&] {
     if (sampled) after = harness::ReadProcessTreeUsage(*sampled);
     client_cpu_after = harness::ProcessCpuSeconds();
+    window_end_unix = unix_now();
   };
   LoadResult load = RunLoad(config);
 
@@ -300,6 +306,7 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
     rep.cpu_time_ns = (client_cpu_after - client_cpu_before) * 1e9 / msgs;
   }
   rep.detail["latency_histogram"] = h.ToJson("ns");
+  rep.detail["window_unix_s"] = {window_start_unix, window_end_unix};
   return rep;
 }
 
