@@ -2,9 +2,12 @@
 against the schema and that Google Benchmark's compare.py reads, serve + load."""
 import json
 import os
+import resource
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -27,6 +30,75 @@ SCHEMA = load_json(validate.SCHEMA)
 def run(*args):
     return subprocess.run([HARNESS, *args], capture_output=True, text=True, timeout=TIMEOUT,
                           stdin=subprocess.DEVNULL)
+
+
+def children_of(pid):
+    return [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+
+
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class FaultyServer(threading.Thread):
+    """An echo server on loopback that misbehaves on purpose:
+    'silent' reads and never replies; 'corrupt' flips one byte of the first reply; 'stop' answers
+    for `answer_for` seconds after its first request and then stops answering, connections open."""
+
+    def __init__(self, fault, answer_for=0.0):
+        super().__init__(daemon=True)
+        self.fault, self.answer_for = fault, answer_for
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.target = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.first_request = None
+        self.flipped = threading.Lock()
+        self.conns = []
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            now = time.monotonic()
+            self.first_request = self.first_request or now
+            if self.fault == "silent" or (self.fault == "stop" and now - self.first_request > self.answer_for):
+                continue
+            reply = bytearray(data.upper())
+            if self.fault == "corrupt" and self.flipped.acquire(blocking=False):
+                reply[0] ^= 0x01
+            try:
+                conn.sendall(reply)
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class UsageErrors(unittest.TestCase):
@@ -63,6 +135,33 @@ class UsageErrors(unittest.TestCase):
 
     def test_bad_target(self):
         self.assert_usage_error("load", "--target=localhost", mentions="HOST:PORT")
+
+    def test_nothing_listens_at_the_target(self):
+        with socket.socket() as s:  # a port that was free a moment ago
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.assert_usage_error("load", f"--target=127.0.0.1:{port}", "--duration=100ms",
+                                mentions="cannot connect to 127.0.0.1")
+
+    def test_sizes_out_of_range(self):
+        self.assert_usage_error("run", "--scenario=echo", "--size=1G", mentions="--size")
+        self.assert_usage_error("run", "--scenario=echo", "--size=0", mentions="--size")
+
+    def test_more_connections_than_open_files(self):
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        too_many = min(hard, 100000)  # past the limit, or past the largest count accepted
+        self.assert_usage_error("run", "--scenario=echo", "--model=epoll", f"--connections={too_many}",
+                                mentions="--connections")
+
+    def test_bad_load_name(self):
+        self.assert_usage_error("load", "--target=127.0.0.1:9", "--name=a/b", mentions="--name")
+
+    def test_merge_of_what_is_not_a_results_file(self):
+        path = os.path.join(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")), "x.json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("{}")
+        self.assert_usage_error("merge", path, mentions="not a results file")
+        self.assert_usage_error("merge", path + ".missing", mentions="cannot read")
 
     def test_stray_argument(self):
         self.assert_usage_error("run", "--scenario=micro", "bogus", mentions="'bogus'")
@@ -227,6 +326,150 @@ class Runs(unittest.TestCase):
         self.assertIn("SIGKILL", entry["error"])
         self.assertNotIn("msgs_per_second", entry)
         self.assertEqual(subprocess.run(["pgrep", "-P", str(proc.pid)]).returncode, 1)
+
+
+
+class Faults(unittest.TestCase):
+    """Each fault ends in a failed run with its reason (never figures), exit 1, a valid file, and
+    no process left behind."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+
+    def load_against(self, server, *extra):
+        out = os.path.join(self.dir, f"{server.fault}.json")
+        p = run("load", f"--target={server.target}", "--connections=4", "--size=100", "--warmup=100ms",
+                "--repetitions=1", f"--out={out}", *extra)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIsNone(validate.validate(out, SCHEMA))
+        entry = load_json(out)["benchmarks"][0]
+        self.assertEqual(entry["status"], "failed")
+        self.assertNotIn("msgs_per_second", entry)
+        self.assertNotIn("p99_us", entry)
+        return entry["error"]
+
+    def test_a_server_that_never_replies(self):
+        with FaultyServer("silent") as server:
+            error = self.load_against(server, "--duration=300ms")
+        self.assertIn("no round trip completed", error)
+
+    def test_a_server_that_stops_answering_mid_run(self):
+        with FaultyServer("stop", answer_for=0.5) as server:
+            error = self.load_against(server, "--duration=2s")
+        self.assertIn("server stopped answering", error)
+
+    def test_a_server_that_corrupts_one_byte(self):
+        with FaultyServer("corrupt") as server:
+            error = self.load_against(server, "--duration=300ms")
+        self.assertIn("1 wrong byte(s)", error)
+
+    def test_interrupting_a_run_keeps_what_finished_and_leaves_nothing(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with self.subTest(signal=sig.name):
+                out = os.path.join(self.dir, f"interrupted-{sig.name}.json")
+                proc = subprocess.Popen([HARNESS, "run", "--scenario=echo", "--model=threads,asio",
+                                         "--connections=2", "--duration=300ms", "--warmup=50ms", "--repetitions=2",
+                                         f"--out={out}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        stdin=subprocess.DEVNULL)
+                servers = set()
+                deadline = time.time() + 30
+                # Wait until the first run (two repetitions) is in the file, then stop mid-way.
+                while time.time() < deadline:
+                    servers.update(children_of(proc.pid))
+                    if os.path.exists(out) and len(load_json(out)["benchmarks"]) >= 2:
+                        break
+                    time.sleep(0.05)
+                time.sleep(0.2)
+                servers.update(children_of(proc.pid))
+                proc.send_signal(sig)
+                _, stderr = proc.communicate(timeout=30)
+                self.assertEqual(proc.returncode, 130, stderr)
+                self.assertIn("interrupted", stderr)
+                self.assertIsNone(validate.validate(out, SCHEMA))
+                doc = load_json(out)
+                finished = [b for b in doc["benchmarks"] if b["run_type"] == "iteration"]
+                self.assertGreaterEqual(len(finished), 2)
+                self.assertTrue(all(b["status"] == "ok" for b in finished), finished)
+                self.assertTrue(servers, "the harness started no server")
+                for pid in servers:
+                    self.assertFalse(alive(pid), f"server {pid} outlived the harness")
+
+
+class Merge(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+
+    def test_two_concurrent_loads_merge_exactly(self):
+        server = subprocess.Popen([HARNESS, "serve", "--model=epoll"], stdout=subprocess.PIPE, text=True,
+                                  stdin=subprocess.DEVNULL)
+        try:
+            target = server.stdout.readline().split()[-1]
+            outs = [os.path.join(self.dir, f"load{i}.json") for i in range(2)]
+            loads = [subprocess.Popen([HARNESS, "load", f"--target={target}", f"--connections={n}", "--size=64",
+                                       "--duration=500ms", "--warmup=100ms", "--repetitions=2", f"--out={out}"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                     for n, out in zip((3, 5), outs)]
+            for p in loads:
+                _, err = p.communicate(timeout=TIMEOUT)
+                self.assertEqual(p.returncode, 0, err)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            server.stdout.close()
+        # Loads of 3 and 5 connections have different names; a second pair with equal names merges.
+        a, b = (load_json(o) for o in outs)
+        rename = os.path.join(self.dir, "load1-as-3.json")
+        for e in b["benchmarks"]:
+            e["name"] = e["name"].replace("connections:5", "connections:3")
+            e["run_name"] = e["run_name"].replace("connections:5", "connections:3")
+        with open(rename, "w", encoding="utf-8") as f:
+            json.dump(b, f)
+        merged = os.path.join(self.dir, "merged.json")
+        p = run("merge", outs[0], rename, f"--out={merged}")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIsNone(validate.validate(merged, SCHEMA))
+        doc = load_json(merged)
+        self.assertEqual(len(doc["context"]["merged_from"]), 2)
+        parts = {0: [], 1: []}
+        for part in (a, b):
+            for e in part["benchmarks"]:
+                if e["run_type"] == "iteration":
+                    parts[e["repetition_index"]].append(e)
+        iterations = [e for e in doc["benchmarks"] if e["run_type"] == "iteration"]
+        self.assertEqual(len(iterations), 2)
+        for e in iterations:
+            with self.subTest(repetition=e["repetition_index"]):
+                pa, pb = parts[e["repetition_index"]]
+                self.assertEqual(e["name"], "echo/external/connections:8/size:64")
+                self.assertEqual(e["loads"], 2)
+                self.assertEqual(e["iterations"], pa["iterations"] + pb["iterations"])
+                self.assertEqual(e["connections"], 8)
+                self.assertAlmostEqual(e["msgs_per_second"], pa["msgs_per_second"] + pb["msgs_per_second"])
+                h = e["latency_histogram"]
+                self.assertEqual(h["count"], pa["latency_histogram"]["count"] + pb["latency_histogram"]["count"])
+                self.assertEqual(h["max"], max(pa["latency_histogram"]["max"], pb["latency_histogram"]["max"]))
+                counts = {}
+                for part in (pa, pb):
+                    for lowest, n in part["latency_histogram"]["buckets"]:
+                        counts[lowest] = counts.get(lowest, 0) + n
+                self.assertEqual({lowest: n for lowest, n in h["buckets"]}, counts)  # bucket by bucket
+                self.assertLessEqual(min(pa["p50_us"], pb["p50_us"]), e["p50_us"])
+                self.assertLessEqual(e["p50_us"], max(pa["p50_us"], pb["p50_us"]))
+                self.assertGreater(e["window_overlap"], 0.5)
+        self.assertIn("echo/external/connections:8/size:64_median", {e["name"] for e in doc["benchmarks"]})
+
+    def test_runs_of_separate_harness_runs_do_not_merge(self):
+        outs = []
+        for i in range(2):
+            out = os.path.join(self.dir, f"run{i}.json")
+            p = run("run", "--scenario=pipeline", "--model=sequential", "--items=3", "--download=uniform:1ms:2ms",
+                    "--repetitions=1", f"--out={out}")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            outs.append(out)
+        p = run("merge", *outs, f"--out={os.path.join(self.dir, 'm.json')}")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("only results of `load`", p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1)
 
 
 if __name__ == "__main__":

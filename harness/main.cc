@@ -105,7 +105,14 @@ Options ToOptions(const RunFlags& f) {
   return o;
 }
 
-void OnSignal(int) { g_interrupted = true; }
+// The first Ctrl-C ends the run at the end of the current window, keeping what finished; a second
+// one ends the harness at once (its children die with it: PR_SET_PDEATHSIG).
+void OnSignal(int signal_number) {
+  if (g_interrupted.exchange(true)) {
+    signal(signal_number, SIG_DFL);
+    raise(signal_number);
+  }
+}
 
 int Execute(std::vector<PlannedRun>& runs, const std::string& out_path, const std::string& profile,
             const std::string& command_line) {

@@ -86,7 +86,7 @@ std::string Broken(const LoadResult& load, const LoadConfig& config) {
                        "({} round trips before)", load.silent_seconds, load.window_seconds, load.messages);
   }
   if (load.wrong_bytes + load.broken_connections > 0) {
-    return fmt::format("the server's replies are not the echo: {} wrong bytes, {} connections closed by it",
+    return fmt::format("the server's replies are not the echo: {} wrong byte(s), {} connection(s) closed by it",
                        load.wrong_bytes, load.broken_connections);
   }
   return "";

@@ -12,6 +12,7 @@
 
 #include "harness/child_process.h"
 #include "harness/process_usage.h"
+#include "harness/runner.h"
 #include "harness/scenario.h"
 
 namespace micro {
@@ -99,7 +100,9 @@ class MicroScenario final : public harness::Scenario {
     harness::ChildProcess child(argv);
     // The console table goes to stdout: drain it while waiting, bounded by an hour.
     const auto deadline = std::chrono::steady_clock::now() + 1h;
-    while (child.Running() && std::chrono::steady_clock::now() < deadline) child.ReadLine(200ms);
+    while (child.Running() && std::chrono::steady_clock::now() < deadline && !harness::g_interrupted) {
+      child.ReadLine(200ms);
+    }
     const std::string how = child.Stop(2s);
     std::ifstream in(out);
     if (how != "exited with status 0" || !in) {
