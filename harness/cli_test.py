@@ -238,6 +238,24 @@ class Runs(unittest.TestCase):
             self.assertEqual(b["status"], "ok")
             self.assertGreater(b["real_time"], 0)
 
+    def test_pipeline_every_model_one_checksum_never_below_its_bound(self):
+        out = os.path.join(self.dir, "pipeline.json")
+        p = run("run", "--scenario=pipeline", "--items=6", "--download=uniform:1ms:3ms", "--parse=100us",
+                "--workers=2", "--repetitions=1", f"--out={out}")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIsNone(validate.validate(out, SCHEMA))
+        entries = [b for b in load_json(out)["benchmarks"] if b["run_type"] == "iteration"]
+        self.assertEqual({b["model"] for b in entries},
+                         {"sequential", "threads", "thread_pool", "processes", "process_pool", "fibers", "asio",
+                          "asio_coro"})
+        self.assertEqual(len({b["checksum"] for b in entries}), 1)  # calibrated once for every process
+        for b in entries:
+            self.assertEqual(b["status"], "ok", b.get("error"))
+            self.assertGreaterEqual(b["makespan_s"], b["lower_bound_s"], b["name"])
+            self.assertEqual(len(b["timeline"]), 6)
+            # The measuring process and at most one child per item (sampled: a short run may show fewer).
+            self.assertLessEqual(b["peak_processes"], 7 if b["model"] == "processes" else 3)
+
     def test_serve_and_load(self):
         server = subprocess.Popen([HARNESS, "serve", "--model=asio", "--workers=2"], stdout=subprocess.PIPE,
                                   text=True, stdin=subprocess.DEVNULL)

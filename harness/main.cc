@@ -14,6 +14,7 @@
 #include <iostream>
 #include <set>
 
+#include "harness/isolated.h"
 #include "harness/merge.h"
 #include "harness/params.h"
 #include "harness/process_usage.h"
@@ -177,7 +178,12 @@ int MergeCommand(const std::vector<std::string>& inputs, const std::string& out_
       throw UsageError(path + ": not JSON (" + std::string(e.what()) + ")");
     }
   }
-  const nlohmann::json merged = MergeResults(files, command_line);
+  nlohmann::json merged;
+  try {
+    merged = MergeResults(files, command_line);
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(std::string("merge: an entry lacks a field a result has: ") + e.what());
+  }
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path(), ec);
   try {
@@ -232,6 +238,13 @@ int Main(int argc, char** argv) {
   merge->add_option("files", merge_inputs, "results files")->required();
   merge->add_option("--out", merge_out, "merged file (default: results/merged.json in the workspace)");
 
+  // Hidden: the runner's child for a scenario that measures in a fresh process (harness/isolated.h).
+  std::string measure_spec;
+  int measure_repetition = 0;
+  CLI::App* measure = app.add_subcommand("measure", "")->group("");
+  measure->add_option("--spec", measure_spec)->required();
+  measure->add_option("--repetition", measure_repetition);
+
   RunFlags load_flags;
   std::string target, server_pid, target_name = "external";
   CLI::App* load = app.add_subcommand("load", "drive any echo server at --target and measure it");
@@ -271,6 +284,7 @@ int Main(int argc, char** argv) {
       if (scenario == nullptr) throw UsageError("unknown scenario '" + serve_scenario + "' (see: list)");
       return scenario->Serve({serve_model, ParseEndpoint(listen, true), serve_params});
     }
+    if (app.got_subcommand("measure")) return MeasureCommand(measure_spec, measure_repetition);
     if (app.got_subcommand("merge")) {
       std::vector<std::string> inputs;
       for (const auto& f : merge_inputs) inputs.push_back(UserPath(f));

@@ -78,12 +78,7 @@ Repetition Combine(const std::vector<const nlohmann::json*>& parts, const std::v
   }
   const double messages = static_cast<double>(rep.iterations);
   auto& m = rep.metrics;
-  m["p50_us"] = static_cast<double>(latency.Percentile(50)) / 1e3;
-  m["p90_us"] = static_cast<double>(latency.Percentile(90)) / 1e3;
-  m["p99_us"] = static_cast<double>(latency.Percentile(99)) / 1e3;
-  m["p999_us"] = static_cast<double>(latency.Percentile(99.9)) / 1e3;
-  m["max_us"] = static_cast<double>(latency.max()) / 1e3;
-  m["mean_us"] = latency.mean() / 1e3;
+  PutLatencyMetrics(latency, m);
   m["fairness"] = CombinedFairness(parts);
   m["warmup_s"] = warmup;
   if (m.contains("lost")) m["loss_rate"] = m["lost"].get<double>() / (messages + m["lost"].get<double>());
@@ -126,6 +121,7 @@ RunSpec MergedSpec(const std::vector<Part>& parts) {
 std::vector<nlohmann::json> MergeRun(const std::string& name, const std::vector<Part>& parts, int family) {
   std::vector<std::string> sources;
   for (const Part& p : parts) {
+    if (p.iterations.empty()) throw std::invalid_argument(p.file->path + ": run " + name + " has no repetitions");
     const nlohmann::json& e = *p.iterations.front();
     if (e.value("scenario", "") != "echo" || !e.contains("params") || !e["params"].contains("target")) {
       throw std::invalid_argument("run " + name + " is in " + parts[0].file->path + " and " + p.file->path +

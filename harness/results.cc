@@ -141,6 +141,14 @@ nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int rep
   return e;
 }
 
+void PutLatencyMetrics(const Histogram& ns, nlohmann::json& metrics) {
+  for (const auto& [key, p] : {std::pair{"p50_us", 50.0}, {"p90_us", 90.0}, {"p99_us", 99.0}, {"p999_us", 99.9}}) {
+    metrics[key] = static_cast<double>(ns.Percentile(p)) / 1e3;
+  }
+  metrics["max_us"] = static_cast<double>(ns.max()) / 1e3;
+  metrics["mean_us"] = ns.mean() / 1e3;
+}
+
 std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps,
                                              int family_index, int instance_index) {
   std::vector<const Repetition*> ok;

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "harness/histogram.h"
 #include "harness/scenario.h"
 
 namespace harness {
@@ -25,6 +26,9 @@ nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int rep
 // mean, median, stddev and cv entries over the ok repetitions; empty when none is ok.
 std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps,
                                              int family_index, int instance_index);
+
+// p50_us, p90_us, p99_us, p999_us, max_us and mean_us of a histogram of nanoseconds, into `metrics`.
+void PutLatencyMetrics(const Histogram& ns, nlohmann::json& metrics);
 
 class ResultsWriter {
  public:

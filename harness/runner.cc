@@ -8,6 +8,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "harness/isolated.h"
 #include "harness/progress.h"
 
 namespace harness {
@@ -95,7 +96,7 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
       progress.Started(static_cast<int>(i), spec.name, r, spec.repetitions);
       Repetition rep;
       try {
-        rep = runs[i].scenario->Measure(spec, r);
+        rep = runs[i].scenario->isolated() ? MeasureInChild(spec, r) : runs[i].scenario->Measure(spec, r);
       } catch (const std::exception& e) {
         rep = Repetition::Failed(e.what());
       }

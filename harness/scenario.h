@@ -57,6 +57,9 @@ struct RunSpec {
   std::optional<std::string> target;
   std::optional<int> server_pid;
   std::string self_path;
+  // The scenario's own, from Plan() to Measure() (a calibration done once, so that every model and
+  // every measuring process use the same); carried to `harness measure`, never written to results.
+  nlohmann::json plan_data = nlohmann::json::object();
 };
 
 // What one repetition measured. A failed repetition has ok = false, error set, and no figures.
@@ -111,6 +114,10 @@ class Scenario {
   // Measures one repetition. A failure of the thing measured returns Repetition::Failed or throws
   // std::exception: the runner records either as a failed repetition with the message.
   virtual Repetition Measure(const RunSpec& run, int repetition_index) = 0;
+
+  // True: the runner measures each repetition in a fresh process (harness/isolated.h), for a
+  // scenario whose models run inside the measuring process. Its RunSpecs then need self_path.
+  virtual bool isolated() const { return false; }
 
   // `serve`: runs one server in the foreground until SIGINT/SIGTERM. Returns the exit code.
   virtual int Serve(const ServeOptions& options) {

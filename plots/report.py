@@ -166,7 +166,8 @@ def fig_pipeline_makespan(doc, key="makespan_s", ylabel="makespan (s)", title="P
     rows = _pipeline_rows(doc)
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    fig.subplots_adjust(right=0.72)  # the legend goes beside the plot, not over the curves
     lines, flat = {}, {}
     for r in rows:
         if "workers" in r["params"]:
@@ -174,15 +175,17 @@ def fig_pipeline_makespan(doc, key="makespan_s", ylabel="makespan (s)", title="P
         else:
             flat[_pipeline_label(r)] = r[key]  # no workers: one value for every x
     xs_all = sorted({x for pts in lines.values() for x, _, _ in pts}) or [1]
-    bounds_drawn = set()
+    bounds_drawn = {}  # model -> its bound curve; a mode gets its own only where it differs
     for label, pts in sorted(lines.items()):
         pts.sort()
         line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
         model = label.split(" ")[0]
-        if key == "makespan_s" and model not in bounds_drawn:  # the bound does not depend on the mode
-            bounds_drawn.add(model)
-            ax.plot([p[0] for p in pts], [p[2] for p in pts], linestyle="--", color=line.get_color(), alpha=0.6,
-                    label=f"{model}: lower bound")
+        bound = [(p[0], p[2]) for p in pts]
+        if key == "makespan_s" and bounds_drawn.get(model) != bound:
+            name = model if model not in bounds_drawn else label
+            bounds_drawn[model] = bound
+            ax.plot([b[0] for b in bound], [b[1] for b in bound], linestyle="--", color=line.get_color(), alpha=0.6,
+                    label=f"{name}: lower bound")
     for label, value in sorted(flat.items()):
         ax.plot(xs_all, [value] * len(xs_all), linestyle=":", label=f"{label} (no workers)")
     ax.set_xscale("log", base=2)
@@ -196,7 +199,7 @@ def fig_pipeline_makespan(doc, key="makespan_s", ylabel="makespan (s)", title="P
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 
@@ -227,9 +230,10 @@ def fig_pipeline_gantt(doc):
         workers = b["params"].get("workers")
         ax.set_title(f"{label}" + (f", {workers} workers" if workers else "") +
                      f": makespan {b['makespan_s'] * 1e3:.0f} ms, bound {b['lower_bound_s'] * 1e3:.0f} ms", fontsize=9)
-        ax.set_ylabel("thread")
+        ax.set_ylabel("worker")
         ax.axvline(b["lower_bound_s"] * 1e3, color="red", linestyle="--", linewidth=1)
-    axes[-1, 0].set_xlabel("ms since start, by thread (light: waiting for a download, dark: parsing; red: lower bound)")
+    axes[-1, 0].set_xlabel("ms since start, by worker thread or process (light: waiting for a download, "
+                           "dark: parsing; red: lower bound)")
     return fig
 
 

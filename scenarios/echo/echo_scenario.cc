@@ -13,6 +13,7 @@
 
 #include "harness/child_process.h"
 #include "harness/process_usage.h"
+#include "harness/results.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
 #include "harness/stats.h"
@@ -269,12 +270,7 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
   m["msgs_per_second"] = msgs / load.window_seconds;
   m["bytes_per_second"] = msgs * static_cast<double>(config.size) / load.window_seconds;
   const auto& h = load.latency;
-  m["p50_us"] = static_cast<double>(h.Percentile(50)) / 1e3;
-  m["p90_us"] = static_cast<double>(h.Percentile(90)) / 1e3;
-  m["p99_us"] = static_cast<double>(h.Percentile(99)) / 1e3;
-  m["p999_us"] = static_cast<double>(h.Percentile(99.9)) / 1e3;
-  m["max_us"] = static_cast<double>(h.max()) / 1e3;
-  m["mean_us"] = h.mean() / 1e3;
+  harness::PutLatencyMetrics(h, m);
   m["wrong_bytes"] = load.wrong_bytes;
   m["broken_connections"] = load.broken_connections;
   m["errors"] = load.wrong_bytes + load.broken_connections;

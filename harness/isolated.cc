@@ -1,0 +1,98 @@
+#include "harness/isolated.h"
+
+#include <iostream>
+#include <stdexcept>
+
+#include "harness/child_process.h"
+#include "harness/runner.h"
+
+namespace harness {
+namespace {
+
+nlohmann::json SpecToJson(const RunSpec& s) {
+  nlohmann::json j = {{"scenario", s.scenario}, {"model", s.model},  {"params", s.params},
+                      {"name", s.name},         {"duration_ns", s.duration.count()},
+                      {"warmup_ns", s.warmup.count()}, {"repetitions", s.repetitions}, {"self_path", s.self_path},
+                      {"plan_data", s.plan_data}};
+  if (s.target) j["target"] = *s.target;
+  if (s.server_pid) j["server_pid"] = *s.server_pid;
+  return j;
+}
+
+RunSpec SpecFromJson(const nlohmann::json& j) {
+  RunSpec s;
+  s.scenario = j.at("scenario");
+  s.model = j.at("model");
+  s.params = j.at("params");
+  s.name = j.at("name");
+  s.duration = Duration(j.at("duration_ns").get<Duration::rep>());
+  s.warmup = Duration(j.at("warmup_ns").get<Duration::rep>());
+  s.repetitions = j.at("repetitions");
+  s.self_path = j.at("self_path");
+  s.plan_data = j.at("plan_data");
+  if (j.contains("target")) s.target = j["target"].get<std::string>();
+  if (j.contains("server_pid")) s.server_pid = j["server_pid"].get<int>();
+  return s;
+}
+
+nlohmann::json RepetitionToJson(const Repetition& r) {
+  return {{"ok", r.ok},           {"error", r.error},     {"iterations", r.iterations}, {"real_time_ns", r.real_time_ns},
+          {"cpu_time_ns", r.cpu_time_ns}, {"metrics", r.metrics}, {"detail", r.detail}};
+}
+
+Repetition RepetitionFromJson(const nlohmann::json& j) {
+  Repetition r;
+  r.ok = j.at("ok");
+  r.error = j.at("error");
+  r.iterations = j.at("iterations");
+  r.real_time_ns = j.at("real_time_ns");
+  r.cpu_time_ns = j.at("cpu_time_ns");
+  r.metrics = j.at("metrics");
+  r.detail = j.at("detail");
+  return r;
+}
+
+}  // namespace
+
+Repetition MeasureInChild(const RunSpec& spec, int repetition) {
+  ChildProcess child({spec.self_path, "measure", "--spec=" + SpecToJson(spec).dump(),
+                      "--repetition=" + std::to_string(repetition)});
+  std::optional<std::string> line;
+  while (!line && !g_interrupted) {
+    line = child.ReadLine(std::chrono::milliseconds(200));
+    if (!line && !child.Running()) line = child.ReadLine(std::chrono::milliseconds(0));  // written, then exited
+    if (!line && !child.exit_description().empty()) break;
+  }
+  const std::string how = child.Stop(std::chrono::seconds(2));
+  if (!line) {
+    if (g_interrupted) return Repetition::Failed("interrupted");
+    const std::string tail = child.StderrTail();
+    return Repetition::Failed("the measuring process " + how + (tail.empty() ? "" : ": " + tail));
+  }
+  try {
+    return RepetitionFromJson(nlohmann::json::parse(*line));
+  } catch (const nlohmann::json::exception& e) {
+    return Repetition::Failed(std::string("the measuring process wrote no result: ") + e.what());
+  }
+}
+
+int MeasureCommand(const std::string& spec_json, int repetition) {
+  RunSpec spec;
+  try {
+    spec = SpecFromJson(nlohmann::json::parse(spec_json));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(std::string("measure: bad --spec: ") + e.what());
+  }
+  Scenario* scenario = FindScenario(spec.scenario);
+  if (scenario == nullptr) throw std::invalid_argument("measure: unknown scenario '" + spec.scenario + "'");
+  Repetition rep;
+  try {
+    rep = scenario->Measure(spec, repetition);
+  } catch (const std::exception& e) {
+    rep = Repetition::Failed(e.what());
+  }
+  std::cout << RepetitionToJson(rep).dump() << std::endl;
+  return 0;
+}
+
+}  // namespace harness
