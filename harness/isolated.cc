@@ -60,7 +60,8 @@ Repetition MeasureInChild(const RunSpec& spec, int repetition) {
   std::optional<std::string> line;
   while (!line && !g_interrupted) {
     line = child.ReadLine(std::chrono::milliseconds(200));
-    if (!line && !child.Running()) line = child.ReadLine(std::chrono::milliseconds(0));  // written, then exited
+    // Exited: what it wrote is in the pipe, and the pipe ends right after it.
+    if (!line && !child.Running()) line = child.ReadLine(std::chrono::seconds(2));
     if (!line && !child.exit_description().empty()) break;
   }
   const std::string how = child.Stop(std::chrono::seconds(2));
