@@ -7,6 +7,11 @@
 #include "harness/runner.h"
 
 namespace harness {
+
+// What `harness measure` prints, field by field (not the ready-made entries: no isolated scenario
+// measures with another tool).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Repetition, ok, error, iterations, real_time_ns, cpu_time_ns, metrics, detail)
+
 namespace {
 
 nlohmann::json SpecToJson(const RunSpec& s) {
@@ -35,23 +40,6 @@ RunSpec SpecFromJson(const nlohmann::json& j) {
   return s;
 }
 
-nlohmann::json RepetitionToJson(const Repetition& r) {
-  return {{"ok", r.ok},           {"error", r.error},     {"iterations", r.iterations}, {"real_time_ns", r.real_time_ns},
-          {"cpu_time_ns", r.cpu_time_ns}, {"metrics", r.metrics}, {"detail", r.detail}};
-}
-
-Repetition RepetitionFromJson(const nlohmann::json& j) {
-  Repetition r;
-  r.ok = j.at("ok");
-  r.error = j.at("error");
-  r.iterations = j.at("iterations");
-  r.real_time_ns = j.at("real_time_ns");
-  r.cpu_time_ns = j.at("cpu_time_ns");
-  r.metrics = j.at("metrics");
-  r.detail = j.at("detail");
-  return r;
-}
-
 }  // namespace
 
 Repetition MeasureInChild(const RunSpec& spec, int repetition) {
@@ -71,7 +59,7 @@ Repetition MeasureInChild(const RunSpec& spec, int repetition) {
     return Repetition::Failed("the measuring process " + how + (tail.empty() ? "" : ": " + tail));
   }
   try {
-    return RepetitionFromJson(nlohmann::json::parse(*line));
+    return nlohmann::json::parse(*line).get<Repetition>();
   } catch (const nlohmann::json::exception& e) {
     return Repetition::Failed(std::string("the measuring process wrote no result: ") + e.what());
   }
@@ -92,7 +80,7 @@ int MeasureCommand(const std::string& spec_json, int repetition) {
   } catch (const std::exception& e) {
     rep = Repetition::Failed(e.what());
   }
-  std::cout << RepetitionToJson(rep).dump() << std::endl;
+  std::cout << nlohmann::json(rep).dump() << std::endl;
   return 0;
 }
 
