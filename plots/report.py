@@ -195,7 +195,7 @@ def fig_pipeline_makespan(doc, key="makespan_s", ylabel="makespan (s)", title="P
             ax.plot([b[0] for b in bound], [b[1] for b in bound], linestyle="--", color=line.get_color(), alpha=0.6,
                     label=f"{name}: lower bound")
     for label, value in sorted(flat.items()):
-        ax.plot(xs_all, [value] * len(xs_all), linestyle=":", label=f"{label} (no workers)")
+        ax.plot(xs_all, [value] * len(xs_all), linestyle=":", marker="x", label=f"{label} (no workers)")
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     if key == "makespan_s":
