@@ -483,6 +483,30 @@ class Merge(unittest.TestCase):
                 self.assertGreater(e["window_overlap"], 0.5)
         self.assertIn("echo/external/connections:8/size:64_median", {e["name"] for e in doc["benchmarks"]})
 
+    def test_loads_that_did_not_run_together_do_not_merge(self):
+        server = subprocess.Popen([HARNESS, "serve", "--model=epoll"], stdout=subprocess.PIPE, text=True,
+                                  stdin=subprocess.DEVNULL)
+        try:
+            target = server.stdout.readline().split()[-1]
+            outs = []
+            for i in range(2):  # one after the other
+                out = os.path.join(self.dir, f"apart{i}.json")
+                p = run("load", f"--target={target}", "--connections=2", "--duration=300ms", "--warmup=50ms",
+                        "--repetitions=1", f"--out={out}")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                outs.append(out)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            server.stdout.close()
+        merged = os.path.join(self.dir, "apart.json")
+        p = run("merge", *outs, f"--out={merged}")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        entry = load_json(merged)["benchmarks"][0]
+        self.assertEqual(entry["status"], "failed")
+        self.assertIn("did not run together", entry["error"])
+        self.assertNotIn("msgs_per_second", entry)
+
     def test_runs_of_separate_harness_runs_do_not_merge(self):
         outs = []
         for i in range(2):

@@ -192,13 +192,13 @@ int MergeCommand(const std::vector<std::string>& inputs, const std::string& out_
   } catch (const std::runtime_error& e) {
     throw UsageError(std::string("--out: ") + e.what());
   }
+  int failed = 0;  // merged repetitions that cannot stand (a part failed, or the loads were apart)
   for (const auto& e : merged["benchmarks"]) {
-    if (e.contains("loads") && e.value("status", "") == "ok") {
-      std::cerr << "merged " << e["loads"] << " loads: " << e["name"].get<std::string>() << "\n";
-    }
+    if (e.value("run_type", "") != "iteration" || !e["params"].contains("target")) continue;
+    if (e.value("status", "") != "ok") ++failed;
   }
   std::cout << SummaryTable(merged) << "\nresults: " << out_path << "\n";
-  return 0;
+  return failed ? kExitFailedRuns : 0;
 }
 
 std::vector<std::string> AllScenarioNames() {

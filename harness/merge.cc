@@ -114,7 +114,6 @@ RunSpec MergedSpec(const std::vector<Part>& parts) {
   std::string joined;
   for (const auto& t : targets) joined += (joined.empty() ? "" : ",") + t;
   run.params["target"] = joined;
-  run.repetitions = static_cast<int>(parts.front().iterations.size());
   return run;
 }
 
@@ -141,7 +140,9 @@ std::vector<nlohmann::json> MergeRun(const std::string& name, const std::vector<
   run.repetitions = static_cast<int>(repetitions);
   std::vector<nlohmann::json> out;
   for (size_t r = 0; r < reps.size(); ++r) out.push_back(IterationEntry(run, reps[r], static_cast<int>(r), family, 0));
-  for (auto& a : AggregateEntries(run, reps, family, 0)) out.push_back(std::move(a));
+  if (reps.size() > 1) {  // as the runner does: no aggregates of a single repetition
+    for (auto& a : AggregateEntries(run, reps, family, 0)) out.push_back(std::move(a));
+  }
   return out;
 }
 

@@ -1,4 +1,5 @@
-// The pipeline scenario: seed 002's download -> parse, under each executor, in the harness process.
+// The pipeline scenario: seed 002's download -> parse, under each executor, each repetition in a
+// fresh `harness measure` process (isolated()).
 // Checks every item was parsed exactly once (the checksum), and reports makespan against the lower
 // bound, item latency, CPU utilisation, peak threads and memory, and the timeline.
 #include <sys/resource.h>
@@ -127,7 +128,9 @@ class UsageSampler {
 double ChildrenCpuSeconds() {
   rusage usage{};
   getrusage(RUSAGE_CHILDREN, &usage);
-  auto seconds = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; };
+  auto seconds = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
+  };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
