@@ -153,7 +153,8 @@ void RunFibers(const RunConfig& config, Recorder& recorder, std::vector<ItemTime
     boost::fibers::use_scheduling_algorithm<SharedQueueScheduler>(shared);
     if (launches) {
       for (int i = 0; i < config.workload.items; ++i) {
-        boost::fibers::fiber(std::allocator_arg, Stack(), [&, i] { RunItem(config, recorder, i, times, left); }).detach();
+        auto item = [&, i] { RunItem(config, recorder, i, times, left); };
+        boost::fibers::fiber(std::allocator_arg, Stack(), std::move(item)).detach();
       }
     }
     left.Wait();  // runs ready fibers from the shared queue until the last item is parsed
@@ -166,7 +167,9 @@ void RunFibers(const RunConfig& config, Recorder& recorder, std::vector<ItemTime
 
 }  // namespace
 
-PIPELINE_REGISTER_EXECUTOR("fibers", "a fiber per item on `workers` threads sharing a ready queue (Boost.Fiber); downloads park fibers",
+PIPELINE_REGISTER_EXECUTOR("fibers",
+                           "a fiber per item on `workers` threads sharing a ready queue (Boost.Fiber); "
+                           "downloads park fibers",
                            kTakesWorkers | kHasModes, RunFibers);
 
 }  // namespace pipeline
