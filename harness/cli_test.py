@@ -419,6 +419,29 @@ class Faults(unittest.TestCase):
                 for pid in servers:
                     self.assertFalse(alive(pid), f"server {pid} outlived the harness")
 
+    def test_interrupting_a_pipeline_ends_its_measuring_process_and_every_child(self):
+        out = os.path.join(self.dir, "interrupted-pipeline.json")
+        proc = subprocess.Popen([HARNESS, "run", "--scenario=pipeline", "--model=processes", "--items=50",
+                                 "--download=uniform:3s:3s", "--repetitions=1", f"--out={out}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        family = set()
+        deadline = time.time() + 20
+        while time.time() < deadline and len(family) < 20:  # the measuring process and its children
+            for child in children_of(proc.pid):
+                family.add(child)
+                family.update(children_of(child))
+            time.sleep(0.05)
+        self.assertGreaterEqual(len(family), 20, "no measuring process with children")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 130, stderr)
+        self.assertIsNone(validate.validate(out, SCHEMA))
+        deadline = time.time() + 5  # orphans are reaped by init once they die
+        while time.time() < deadline and any(alive(pid) for pid in family):
+            time.sleep(0.05)
+        for pid in family:
+            self.assertFalse(alive(pid), f"{pid} outlived the harness")
+
 
 class Merge(unittest.TestCase):
     def setUp(self):
