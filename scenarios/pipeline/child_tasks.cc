@@ -10,14 +10,13 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 
 namespace pipeline {
 namespace {
 
 static_assert(sizeof(ChildReply) <= PIPE_BUF, "a reply must be written atomically");
-
-std::runtime_error SystemError(const std::string& what) { return std::runtime_error(what + ": " + std::strerror(errno)); }
 
 std::string Describe(int status) {
   if (WIFSIGNALED(status)) return std::string("killed by ") + strsignal(WTERMSIG(status));
@@ -45,7 +44,7 @@ void ChildDoItem(const RunConfig& config, const Recorder& recorder, int item, in
 
 ChildSet::ChildSet() {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw SystemError("pipe");
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
   reply_read_ = fds[0];
   reply_write_ = fds[1];
 }
@@ -63,7 +62,10 @@ ChildSet::~ChildSet() {
 pid_t ChildSet::ForkChild() {
   const pid_t parent = getpid();
   const pid_t pid = fork();
-  if (pid < 0) throw SystemError("fork (after " + std::to_string(pids_.size()) + " children)");
+  if (pid < 0) {
+    const int error = errno;  // before building the message, which may allocate
+    throw std::system_error(error, std::generic_category(), "fork (after " + std::to_string(pids_.size()) + " children)");
+  }
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);  // the parent died before prctl
@@ -85,7 +87,7 @@ bool ChildSet::ReadReply(ChildReply& reply) {
   while (got < sizeof reply) {
     const ssize_t n = read(reply_read_, bytes + got, sizeof reply - got);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw SystemError("read from children");
+    if (n < 0) throw std::system_error(errno, std::generic_category(), "read from children");
     if (n == 0) {
       if (got == 0) return false;
       throw std::runtime_error("a child's reply was cut short");
@@ -120,7 +122,7 @@ void ChildSet::Finish(int replies, int items) {
   for (pid_t pid : pids_) {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
-      if (errno != EINTR) throw SystemError("waitpid");
+      if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "waitpid");
     }
     if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && failure.empty()) {
       failure = "child " + std::to_string(pid) + " " + Describe(status);

@@ -7,8 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
-#include <stdexcept>
+#include <system_error>
 
 #include "scenarios/pipeline/child_tasks.h"
 
@@ -39,7 +38,7 @@ struct PipeEnd {
 void RunProcessPool(const RunConfig& config, Recorder& recorder, std::vector<ItemTimes>& times) {
   const int items = config.workload.items;
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
   PipeEnd task_read{fds[0]}, task_write{fds[1]};
   ChildSet children;
   for (int w = 0; w < config.workers; ++w) {
@@ -56,7 +55,7 @@ void RunProcessPool(const RunConfig& config, Recorder& recorder, std::vector<Ite
   int sent = 0, replies = 0;
   while (replies < items) {
     pollfd waits[2] = {{children.reply_fd(), POLLIN, 0}, {task_write.fd, POLLOUT, 0}};
-    if (poll(waits, 2, -1) < 0 && errno != EINTR) throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+    if (poll(waits, 2, -1) < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
     while (sent < items && (waits[1].revents & POLLOUT)) {
       const int32_t item = sent;
       if (write(task_write.fd, &item, sizeof item) != sizeof item) break;  // full again
