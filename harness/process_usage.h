@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace harness {
 
@@ -25,6 +26,12 @@ std::optional<ProcessUsage> ReadProcessUsage(pid_t pid);
 
 // This process's CPU time (all threads), in seconds.
 double ProcessCpuSeconds();
+
+// CPU time of the children this process has waited for, in seconds.
+double ReapedChildrenCpuSeconds();
+
+// The children that thread `tid` of this process forked and has not yet reaped (zombies included).
+std::vector<pid_t> ChildrenOfThread(pid_t tid);
 
 // The path of this process's executable (the harness runs itself as servers); "" if unreadable.
 std::string SelfExecutable();

@@ -2,7 +2,6 @@
 // fresh `harness measure` process (isolated()).
 // Checks every item was parsed exactly once (the checksum), and reports makespan against the lower
 // bound, item latency, CPU utilisation, peak threads and memory, and the timeline.
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -69,14 +68,6 @@ uint64_t ThreadsNow() {
   return 0;
 }
 
-// The children thread `tid` of this process has forked and not yet reaped.
-std::vector<pid_t> ChildrenOf(pid_t tid) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/children");
-  std::vector<pid_t> pids;
-  for (pid_t pid; in >> pid;) pids.push_back(pid);
-  return pids;
-}
-
 uint64_t RssBytes(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/statm");
   uint64_t size = 0, resident = 0;
@@ -94,7 +85,7 @@ class UsageSampler {
     for (int tick = 0; !stop_; ++tick) {
       peak_threads_ = std::max<uint64_t>(peak_threads_, ThreadsNow());
       if (children) {
-        const auto pids = ChildrenOf(run_tid);
+        const auto pids = harness::ChildrenOfThread(run_tid);
         peak_children_ = std::max<uint64_t>(peak_children_, pids.size());
         if (tick % 10 == 0) {
           uint64_t rss = 0;
@@ -123,16 +114,6 @@ class UsageSampler {
   double cpu_s_ = 0;
   std::thread thread_;
 };
-
-// CPU time of this process's reaped children.
-double ChildrenCpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_CHILDREN, &usage);
-  auto seconds = [](const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
-  };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
 
 // Resets VmHWM, so that the peak RSS read after a run is that run's (Linux 4.0+).
 void ResetPeakRss() {
@@ -231,11 +212,11 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
   const bool processes = executor->traits & kUsesProcesses;
   ResetPeakRss();
   UsageSampler sampler(static_cast<pid_t>(syscall(SYS_gettid)), processes);
-  const double cpu_before = harness::ProcessCpuSeconds() + ChildrenCpuSeconds();
+  const double cpu_before = harness::ProcessCpuSeconds() + harness::ReapedChildrenCpuSeconds();
   Recorder recorder;
   executor->run(config, recorder, times);  // reaps every child it forked
   const double makespan = recorder.Now();
-  const double cpu_with_sampler = harness::ProcessCpuSeconds() + ChildrenCpuSeconds() - cpu_before;
+  const double cpu_with_sampler = harness::ProcessCpuSeconds() + harness::ReapedChildrenCpuSeconds() - cpu_before;
   sampler.Stop();
   const double cpu = std::max(0.0, cpu_with_sampler - sampler.cpu_seconds());
 

@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <fstream>
 #include <set>
 #include <thread>
 
+#include "harness/process_usage.h"
 #include "scenarios/pipeline/executor.h"
 #include "scenarios/pipeline/lower_bound.h"
 #include "scenarios/pipeline/workload.h"
@@ -133,13 +133,6 @@ INSTANTIATE_TEST_SUITE_P(EveryExecutor, ExecutorTest, ::testing::ValuesIn(AllExe
 // left behind.
 class KilledChildTest : public ::testing::TestWithParam<std::string> {};
 
-std::vector<pid_t> ChildrenOf(pid_t tid) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/children");
-  std::vector<pid_t> pids;
-  for (pid_t pid; in >> pid;) pids.push_back(pid);
-  return pids;
-}
-
 TEST_P(KilledChildTest, FailsTheRunAndReapsTheRest) {
   const ExecutorEntry* entry = FindExecutor(GetParam());
   ASSERT_NE(entry, nullptr);
@@ -164,7 +157,7 @@ TEST_P(KilledChildTest, FailsTheRunAndReapsTheRest) {
   std::vector<pid_t> children;
   for (int i = 0; i < 200 && children.size() < 3; ++i) {
     std::this_thread::sleep_for(5ms);
-    if (tid != 0) children = ChildrenOf(tid);
+    if (tid != 0) children = harness::ChildrenOfThread(tid);
   }
   ASSERT_GE(children.size(), 3u);
   kill(children[0], SIGKILL);
@@ -172,7 +165,7 @@ TEST_P(KilledChildTest, FailsTheRunAndReapsTheRest) {
   run.join();
   EXPECT_NE(error.find("killed by"), std::string::npos) << error;
   for (pid_t pid : children) EXPECT_EQ(waitpid(pid, nullptr, WNOHANG), -1) << pid << " was not reaped";
-  EXPECT_TRUE(ChildrenOf(run_tid).empty());
+  EXPECT_TRUE(harness::ChildrenOfThread(run_tid).empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(ProcessModels, KilledChildTest, ::testing::Values("processes", "process_pool"));
