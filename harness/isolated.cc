@@ -48,9 +48,10 @@ Repetition MeasureInChild(const RunSpec& spec, int repetition) {
   std::optional<std::string> line;
   while (!line && !g_interrupted) {
     line = child.ReadLine(std::chrono::milliseconds(200));
-    // Exited: what it wrote is in the pipe, and the pipe ends right after it.
-    if (!line && !child.Running()) line = child.ReadLine(std::chrono::seconds(2));
-    if (!line && !child.exit_description().empty()) break;
+    if (!line && !child.Running()) {  // exited: what it wrote is in the pipe, which ends right after it
+      line = child.ReadLine(std::chrono::seconds(2));
+      break;
+    }
   }
   const std::string how = child.Stop(std::chrono::seconds(2));
   if (!line) {
