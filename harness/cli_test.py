@@ -296,17 +296,14 @@ class Runs(unittest.TestCase):
                     entry = load_json(out)["benchmarks"][0]
                     self.assertEqual(entry["errors"], 0)
                     self.assertEqual(entry["starved_connections"], 0)
-                    children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True,
-                                              text=True).stdout.split()
+                    children = children_of(server.pid)
                 finally:
                     server.send_signal(signal.SIGTERM)
                     code = server.wait(timeout=15)
                     server.stdout.close()
                 self.assertEqual(code, 0)
                 for child in children:  # process models: every worker is gone too
-                    self.assertFalse(os.path.exists(f"/proc/{child}") and
-                                     open(f"/proc/{child}/stat").read().split(")")[1].split()[0] != "Z",
-                                     f"{model}: child {child} outlived the server")
+                    self.assertFalse(alive(child), f"{model}: child {child} outlived the server")
 
     def test_serve_refuses_a_port_in_use(self):
         with subprocess.Popen([HARNESS, "serve", "--model=threads"], stdout=subprocess.PIPE, text=True) as server:
