@@ -203,8 +203,7 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
   config.workload.seed = run.params["seed"].get<uint64_t>();
   config.workers = run.params.value("workers", 1);
   config.decoupled = run.params.value("mode", "coupled") == "decoupled";
-  config.units = run.plan_data.value("parse_units", uint64_t{0});
-  if (config.units == 0) config.units = UnitsFor(config.workload.parse);
+  config.units = run.plan_data.at("parse_units").get<uint64_t>();  // calibrated once, in Plan()
   config.downloads = DownloadTimes(config.workload);
   const uint64_t expected = ExpectedChecksum(config.workload, config.units);
 
