@@ -188,7 +188,7 @@ int MergeCommand(const std::vector<std::string>& inputs, const std::string& out_
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path(), ec);
   try {
     ResultsWriter writer(out_path, merged["context"]);
-    for (const auto& e : merged["benchmarks"]) writer.Add(e);
+    writer.AddAll(merged["benchmarks"].get<std::vector<nlohmann::json>>());
   } catch (const std::runtime_error& e) {
     throw UsageError(std::string("--out: ") + e.what());
   }

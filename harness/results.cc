@@ -204,6 +204,11 @@ void ResultsWriter::Add(nlohmann::json entry) {
   Flush();
 }
 
+void ResultsWriter::AddAll(std::vector<nlohmann::json> entries) {
+  for (auto& e : entries) doc_["benchmarks"].push_back(std::move(e));
+  Flush();
+}
+
 void ResultsWriter::Flush() {
   const std::string tmp = path_ + ".tmp";
   // The context pretty-printed, then one line per entry: a latency histogram has hundreds of

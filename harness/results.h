@@ -35,6 +35,9 @@ class ResultsWriter {
   // Throws std::runtime_error when the path cannot be written (checked by a first write).
   ResultsWriter(std::string path, nlohmann::json context);
   void Add(nlohmann::json entry);
+  // Appends every entry, then rewrites the file once (a repetition's ready-made entries, a run's
+  // aggregates, a merged file): the whole file is rewritten per call, not per entry.
+  void AddAll(std::vector<nlohmann::json> entries);
   void Flush();
   const std::string& path() const { return path_; }
   const nlohmann::json& document() const { return doc_; }

@@ -109,13 +109,13 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
         // Keep the tool's own family numbering apart from ours.
         e["family_index"] = 1000 * (family_index + 1) + e.value("family_index", 0);
         if (e.value("status", "ok") != "ok") ++failures;
-        writer.Add(std::move(e));
       }
+      if (!rep.entries.empty()) writer.AddAll(rep.entries);
       reps.push_back(std::move(rep));
     }
     const bool ready_made = !reps.empty() && !reps.front().entries.empty();
     if (!ready_made && reps.size() == static_cast<size_t>(spec.repetitions) && spec.repetitions > 1) {
-      for (auto& e : AggregateEntries(spec, reps, family_index, instance_index)) writer.Add(std::move(e));
+      writer.AddAll(AggregateEntries(spec, reps, family_index, instance_index));
     }
     progress.Finished(static_cast<int>(i), spec.name, Outcome(reps));
   }
