@@ -87,6 +87,17 @@ nlohmann::json Histogram::ToJson(const char* unit) const {
           {"buckets", std::move(buckets)}};
 }
 
+namespace {
+
+uint64_t Unsigned(const nlohmann::json& j, const char* what) {
+  if (!j.is_number_unsigned()) throw std::invalid_argument(std::string("latency histogram: ") + what + " is not a count");
+  return j.get<uint64_t>();
+}
+
+}  // namespace
+
+// A histogram from a file is checked against every invariant ToJson() keeps, so that a hand-edited
+// or corrupted file is refused rather than merged into wrong percentiles.
 Histogram Histogram::FromJson(const nlohmann::json& j) {
   if (!j.is_object() || j.value("sub_bucket_bits", -1) != kSubBucketBits ||
       !j.contains("buckets") || !j["buckets"].is_array()) {
@@ -94,19 +105,37 @@ Histogram Histogram::FromJson(const nlohmann::json& j) {
                                 std::to_string(kSubBucketBits) + " and a buckets array");
   }
   Histogram h;
+  uint64_t total = 0;
+  size_t first = 0, previous = 0;
   for (const auto& b : j["buckets"]) {
-    const uint64_t lowest = b.at(0).get<uint64_t>();
+    if (!b.is_array() || b.size() != 2) throw std::invalid_argument("latency histogram: a bucket is not [lowest, count]");
+    const uint64_t lowest = Unsigned(b[0], "a bucket's lowest value");
+    const uint64_t n = Unsigned(b[1], "a bucket's count");
     const size_t index = IndexOf(lowest);
-    if (LowestAt(index) != lowest) {
+    if (lowest > kMaxValue || LowestAt(index) != lowest) {
       throw std::invalid_argument("latency histogram: " + std::to_string(lowest) +
                                   " is not the lowest value of a bucket");
     }
-    h.counts_[index] += b.at(1).get<uint64_t>();
+    if (n == 0 || (total > 0 && index <= previous)) {
+      throw std::invalid_argument("latency histogram: buckets must be non-empty and in increasing order");
+    }
+    if (__builtin_add_overflow(total, n, &total)) throw std::invalid_argument("latency histogram: counts overflow");
+    if (total == n) first = index;
+    h.counts_[index] = n;
+    previous = index;
   }
-  h.count_ = j.at("count").get<uint64_t>();
-  h.min_ = j.at("min").get<uint64_t>();
-  h.max_ = j.at("max").get<uint64_t>();
-  h.sum_ = j.at("sum").get<uint64_t>();
+  h.count_ = Unsigned(j.at("count"), "count");
+  h.min_ = Unsigned(j.at("min"), "min");
+  h.max_ = Unsigned(j.at("max"), "max");
+  h.sum_ = Unsigned(j.at("sum"), "sum");
+  if (h.count_ != total) {
+    throw std::invalid_argument("latency histogram: count " + std::to_string(h.count_) + " but its buckets hold " +
+                                std::to_string(total));
+  }
+  if (total > 0 && (IndexOf(h.min_) != first || IndexOf(h.max_) != previous ||
+                    h.min_ > h.max_)) {
+    throw std::invalid_argument("latency histogram: min and max do not fall in its first and last buckets");
+  }
   return h;
 }
 

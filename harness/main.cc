@@ -1,14 +1,18 @@
 // The harness's command line: run (default), list, serve, load. See README.md.
 //
-// Exit codes: 0 success, 1 a measured run failed, 2 bad input (one line on stderr), 130 interrupted.
+// Exit codes: 0 success, 1 a measured run failed or the results could not be written where asked
+// (they are kept in a file the message names), 2 bad input (one line on stderr), 130 interrupted.
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -129,13 +133,23 @@ int Execute(std::vector<PlannedRun>& runs, const std::string& out_path, const st
   action.sa_handler = OnSignal;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
-  const int failures = RunAll(runs, *writer);
-  std::cout << SummaryTable(writer->document()) << "\nresults: " << out_path << "\n";
+  int failures = 0;
+  try {
+    failures = RunAll(runs, *writer);
+  } catch (const std::runtime_error& e) {  // the results file and its fallback both failed
+    std::cerr << "harness: error: " << e.what() << "\n";
+    return kExitFailedRuns;
+  }
+  std::cout << SummaryTable(writer->document()) << "\nresults: " << writer->path() << "\n";
   if (g_interrupted) {
     std::cerr << "harness: interrupted; the results file holds every finished repetition\n";
     return kExitInterrupted;
   }
-  return failures ? kExitFailedRuns : 0;
+  if (writer->fell_back()) {
+    std::cerr << "harness: error: the results could not be written to " << out_path << "; they are in "
+              << writer->path() << "\n";
+  }
+  return failures || writer->fell_back() ? kExitFailedRuns : 0;
 }
 
 int ListCommand() {
@@ -165,11 +179,12 @@ int ListCommand() {
 
 int MergeCommand(const std::vector<std::string>& inputs, const std::string& out_path, const std::string& command_line) {
   std::vector<ResultsFile> files;
-  std::set<std::string> seen;
+  std::set<std::pair<dev_t, ino_t>> seen;  // one file by two names (a hard link) is still one file
   for (const std::string& path : inputs) {
-    std::error_code ec;
-    const std::string canonical = std::filesystem::weakly_canonical(path, ec).string();
-    if (!seen.insert(canonical).second) throw UsageError(path + ": given twice (it would be counted twice)");
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) throw UsageError(path + ": cannot read: " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) throw UsageError(path + ": not a regular file");
+    if (!seen.insert({st.st_dev, st.st_ino}).second) throw UsageError(path + ": given twice (it would be counted twice)");
     std::ifstream in(path);
     if (!in) throw UsageError(path + ": cannot read");
     try {

@@ -1,6 +1,7 @@
 #include "harness/merge.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -117,17 +118,116 @@ RunSpec MergedSpec(const std::vector<Part>& parts) {
   return run;
 }
 
+// A finite, non-negative number, or the reason it is not.
+std::string NotAFigure(const nlohmann::json& e, const char* key) {
+  if (!e.contains(key)) return std::string("no ") + key;
+  const auto& v = e[key];
+  if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0) {
+    return std::string(key) + " is " + v.dump() + ", not a finite figure >= 0";
+  }
+  return "";
+}
+
+// What a sound `load` repetition has, checked before anything is combined: merged figures are only
+// as right as their parts, and a hand-edited or corrupted part would pass into them unseen.
+void CheckLoadIteration(const nlohmann::json& e) {
+  if (e["status"] != "ok") {
+    if (!e.contains("error") || !e["error"].is_string()) throw std::invalid_argument("a failed repetition without its error");
+    return;
+  }
+  for (const char* key : {"msgs_per_second", "bytes_per_second", "client_cpu_us_per_msg", "warmup_s", "fairness"}) {
+    if (std::string why = NotAFigure(e, key); !why.empty()) throw std::invalid_argument(why);
+  }
+  for (const char* key : kSums) {
+    if (e.contains(key)) {
+      if (std::string why = NotAFigure(e, key); !why.empty()) throw std::invalid_argument(why);
+    }
+  }
+  if (!e.contains("iterations") || !e["iterations"].is_number_unsigned()) throw std::invalid_argument("iterations is not a count");
+  if (!e.contains("connections") || !e["connections"].is_number_unsigned() || e["connections"] == 0) {
+    throw std::invalid_argument("connections is not a count >= 1");
+  }
+  if (e["fairness"].get<double>() > 1) throw std::invalid_argument("fairness is above 1");
+  const auto& w = e.value("window_unix_s", nlohmann::json());
+  if (!w.is_array() || w.size() != 2 || !w[0].is_number() || !w[1].is_number() || !(w[0] <= w[1])) {
+    throw std::invalid_argument("no window_unix_s [start, end]: merge cannot tell whether the loads ran together");
+  }
+  if (!e.contains("latency_histogram")) throw std::invalid_argument("no latency_histogram");
+  const Histogram h = Histogram::FromJson(e["latency_histogram"]);
+  if (h.count() != e["iterations"].get<uint64_t>()) {
+    throw std::invalid_argument("its latency histogram holds " + std::to_string(h.count()) + " round trips, not its " +
+                                e["iterations"].dump() + " iterations");
+  }
+}
+
+// The fields every entry has, so that nothing below can meet a missing or mistyped one.
+void CheckEntry(const nlohmann::json& e) {
+  if (!e.is_object()) throw std::invalid_argument("an entry is not an object");
+  for (const char* key : {"name", "run_name", "run_type"}) {
+    if (!e.contains(key) || !e[key].is_string() || e[key].get<std::string>().empty()) {
+      throw std::invalid_argument(std::string("an entry has no ") + key);
+    }
+  }
+  const std::string type = e["run_type"];
+  if (type != "iteration" && type != "aggregate") throw std::invalid_argument("run_type '" + type + "'");
+  if (type == "iteration" && (!e.contains("status") || (e["status"] != "ok" && e["status"] != "failed"))) {
+    throw std::invalid_argument(e["name"].get<std::string>() + ": status is neither ok nor failed");
+  }
+  if (e.contains("params") && !e["params"].is_object()) throw std::invalid_argument("params is not an object");
+}
+
+bool IsLoad(const nlohmann::json& e) {
+  return e.contains("params") && e["params"].contains("target") && e.value("scenario", "") == "echo";
+}
+
+void CheckFile(const ResultsFile& f) {
+  if (!f.doc.is_object() || !f.doc.contains("context") || !f.doc["context"].is_object() ||
+      !f.doc.contains("benchmarks") || !f.doc["benchmarks"].is_array()) {
+    throw std::invalid_argument(f.path + ": not a results file (no context and benchmarks)");
+  }
+  const auto& version = f.doc["context"].value("schema_version", nlohmann::json());
+  if (!version.is_number_integer() || version.get<int>() != kSchemaVersion) {
+    throw std::invalid_argument(f.path + ": schema_version " + (version.is_null() ? "missing" : version.dump()) +
+                                "; this harness reads version " + std::to_string(kSchemaVersion));
+  }
+  for (const auto& e : f.doc["benchmarks"]) {
+    try {
+      CheckEntry(e);
+      if (e["run_type"] == "iteration" && IsLoad(e)) CheckLoadIteration(e);
+    } catch (const std::invalid_argument& error) {
+      const std::string name = e.is_object() ? e.value("name", "?") : "?";
+      throw std::invalid_argument(f.path + ": " + name + ": " + error.what());
+    }
+  }
+}
+
+// Two parts with the same measurement window are one load given twice (a copy, a link): summing
+// them would double its figures.
+void CheckDistinct(const std::string& name, const std::vector<Part>& parts) {
+  std::map<std::string, std::string> windows;
+  for (const Part& p : parts) {
+    for (const auto* e : p.iterations) {
+      if (!e->contains("window_unix_s")) continue;
+      const auto [it, fresh] = windows.emplace((*e)["window_unix_s"].dump(), p.file->path);
+      if (!fresh) {
+        throw std::invalid_argument(it->second + " and " + p.file->path + " hold the same load of " + name +
+                                    " (identical windows): a file given twice?");
+      }
+    }
+  }
+}
+
 std::vector<nlohmann::json> MergeRun(const std::string& name, const std::vector<Part>& parts, int family) {
   std::vector<std::string> sources;
   for (const Part& p : parts) {
     if (p.iterations.empty()) throw std::invalid_argument(p.file->path + ": run " + name + " has no repetitions");
-    const nlohmann::json& e = *p.iterations.front();
-    if (e.value("scenario", "") != "echo" || !e.contains("params") || !e["params"].contains("target")) {
+    if (!IsLoad(*p.iterations.front())) {
       throw std::invalid_argument("run " + name + " is in " + parts[0].file->path + " and " + p.file->path +
                                   ": only results of `load` (loads of one server at the same time) merge");
     }
     sources.push_back(p.file->path);
   }
+  CheckDistinct(name, parts);
   size_t repetitions = SIZE_MAX;
   for (const Part& p : parts) repetitions = std::min(repetitions, p.iterations.size());
   std::vector<Repetition> reps;
@@ -146,13 +246,6 @@ std::vector<nlohmann::json> MergeRun(const std::string& name, const std::vector<
   return out;
 }
 
-void CheckShape(const ResultsFile& f) {
-  if (!f.doc.is_object() || !f.doc.contains("context") || !f.doc.contains("benchmarks") ||
-      !f.doc["benchmarks"].is_array()) {
-    throw std::invalid_argument(f.path + ": not a results file (no context and benchmarks)");
-  }
-}
-
 }  // namespace
 
 nlohmann::json MergeResults(const std::vector<ResultsFile>& files, const std::string& command_line) {
@@ -160,7 +253,7 @@ nlohmann::json MergeResults(const std::vector<ResultsFile>& files, const std::st
   std::vector<std::string> order;                  // run names in order of first appearance
   std::map<std::string, std::vector<Part>> parts;  // by run name, one per file
   for (const ResultsFile& f : files) {
-    CheckShape(f);
+    CheckFile(f);
     for (const auto& e : f.doc["benchmarks"]) {
       const std::string name = e.value("run_name", e.value("name", ""));
       auto& list = parts[name];

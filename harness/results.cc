@@ -1,11 +1,9 @@
 #include "harness/results.h"
 
-#include <fcntl.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <boost/version.hpp>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -195,7 +193,7 @@ std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vect
 }
 
 ResultsWriter::ResultsWriter(std::string path, nlohmann::json context)
-    : path_(std::move(path)), doc_{{"context", std::move(context)}, {"benchmarks", nlohmann::json::array()}} {
+    : file_(std::move(path)), doc_{{"context", std::move(context)}, {"benchmarks", nlohmann::json::array()}} {
   Flush();
 }
 
@@ -210,7 +208,6 @@ void ResultsWriter::AddAll(std::vector<nlohmann::json> entries) {
 }
 
 void ResultsWriter::Flush() {
-  const std::string tmp = path_ + ".tmp";
   // The context pretty-printed, then one line per entry: a latency histogram has hundreds of
   // buckets, and one line per number would make files of megabytes that no diff can read.
   std::string text = "{\n\"context\": " + doc_["context"].dump(2) + ",\n\"benchmarks\": [";
@@ -220,24 +217,7 @@ void ResultsWriter::Flush() {
     separator = ",\n";
   }
   text += "\n]\n}\n";
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot write " + tmp + ": " + strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      close(fd);
-      throw std::runtime_error("cannot write " + tmp + ": " + strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  fsync(fd);
-  close(fd);
-  if (rename(tmp.c_str(), path_.c_str()) != 0) {
-    throw std::runtime_error("cannot rename " + tmp + " to " + path_ + ": " + strerror(errno));
-  }
+  file_.Write(text);
 }
 
 }  // namespace harness

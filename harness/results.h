@@ -1,8 +1,8 @@
 // Results in Google Benchmark's JSON format, with the harness's own fields riding along.
 //
-// The writer owns one output path. Every Add*() is followed by Flush(), which rewrites the whole
-// file atomically (write to NAME.tmp, fsync, rename): a crash or Ctrl-C keeps every finished run and
-// never leaves half a file.
+// The writer owns one output file (harness/output_file.h). Every Add*() is followed by Flush(),
+// which rewrites the whole file atomically: a crash or Ctrl-C keeps every finished run and never
+// leaves half a file.
 #pragma once
 
 #include <string>
@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/histogram.h"
+#include "harness/output_file.h"
 #include "harness/scenario.h"
 
 namespace harness {
@@ -32,18 +33,21 @@ void PutLatencyMetrics(const Histogram& ns, nlohmann::json& metrics);
 
 class ResultsWriter {
  public:
-  // Throws std::runtime_error when the path cannot be written (checked by a first write).
+  // Throws std::runtime_error when the path is refused or cannot be written (checked by a first
+  // write); see OutputFile.
   ResultsWriter(std::string path, nlohmann::json context);
   void Add(nlohmann::json entry);
   // Appends every entry, then rewrites the file once (a repetition's ready-made entries, a run's
   // aggregates, a merged file): the whole file is rewritten per call, not per entry.
   void AddAll(std::vector<nlohmann::json> entries);
   void Flush();
-  const std::string& path() const { return path_; }
+  // Where the results are: the path asked for, or the fallback a failed write switched to.
+  const std::string& path() const { return file_.path(); }
+  bool fell_back() const { return file_.fell_back(); }
   const nlohmann::json& document() const { return doc_; }
 
  private:
-  std::string path_;
+  OutputFile file_;
   nlohmann::json doc_;
 };
 

@@ -11,6 +11,7 @@ Exit status: 1 when a regression is found, 0 otherwise, 2 on bad input.
 """
 import argparse
 import json
+import math
 import sys
 
 import numpy as np
@@ -59,7 +60,8 @@ def compare(base_doc, new_doc, threshold):
             if not a or not b:
                 continue
             ma, mb = float(np.median(a)), float(np.median(b))
-            change = (mb - ma) / ma if ma else 0.0
+            # From a base of 0 any new value is an infinite relative change, in its own direction.
+            change = (mb - ma) / ma if ma else (0.0 if mb == ma else math.copysign(math.inf, mb))
             worse = -change if higher_is_better else change
             if min(len(a), len(b)) < 2 or (a == b):
                 p = None if min(len(a), len(b)) < 2 else 1.0
@@ -78,11 +80,15 @@ def compare(base_doc, new_doc, threshold):
     return rows
 
 
+def format_change(change):
+    return "from 0" if math.isinf(change) else f"{change:+.1%}"
+
+
 def format_rows(rows, fmt):
-    if fmt == "json":
-        return json.dumps(rows, indent=2)
+    if fmt == "json":  # strict JSON has no Infinity: a change from 0 is null there
+        return json.dumps([{**r, "change": None if math.isinf(r["change"]) else r["change"]} for r in rows], indent=2)
     header = ["run", "metric", "base", "new", "change", "p", "reps", "verdict"]
-    table = [[r["run"], r["metric"], f"{r['base']:.4g}", f"{r['new']:.4g}", f"{r['change']:+.1%}",
+    table = [[r["run"], r["metric"], f"{r['base']:.4g}", f"{r['new']:.4g}", format_change(r["change"]),
               "-" if r["p_value"] is None else f"{r['p_value']:.3f}", "{}v{}".format(*r["repetitions"]),
               r["verdict"]] for r in rows]
     if fmt == "md":

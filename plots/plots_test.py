@@ -97,6 +97,51 @@ class BadInput(unittest.TestCase):
     def test_bad_threshold(self):
         self.assert_rejected(compare.main, [FIXTURE, FIXTURE, "--threshold=lots"], "--threshold")
 
+    def hostile_copy(self, name, edit):
+        """The fixture with `edit(first echo iteration, document)` applied, as raw text."""
+        with open(FIXTURE, encoding="utf-8") as f:
+            doc = json.load(f)
+        entry = next(b for b in doc["benchmarks"] if b.get("scenario") == "echo" and b["run_type"] == "iteration")
+        edit(entry, doc)
+        return self.write(name, json.dumps(doc))
+
+    def test_impossible_figures_are_refused_by_plots_and_compare(self):
+        def bucket(value):
+            def edit(e, _):
+                e["latency_histogram"]["buckets"][0][1] = value
+            return edit
+
+        def set_key(key, value):
+            def edit(e, _):
+                e[key] = value
+            return edit
+
+        def drop(key):
+            def edit(e, _):
+                del e[key]
+            return edit
+
+        cases = {
+            "negative bucket count": (bucket(-5), "impossible"),
+            "bucket count 2^64-1": (bucket(2 ** 64 - 1), "impossible"),
+            "count disagreeing with buckets": (bucket(7), "but its buckets hold"),
+            "NaN": (set_key("msgs_per_second", float("nan")), "NaN is not a figure"),
+            "infinity": (set_key("p99_us", float("inf")), "Infinity is not a figure"),
+            "negative rate": (set_key("msgs_per_second", -4999968573), "which no run gives"),
+            "no run_name": (drop("run_name"), "no run_name"),
+            "params not an object": (set_key("params", [1]), "params"),
+            "no params": (drop("params"), "no params"),
+        }
+        for label, (edit, mentions) in cases.items():
+            with self.subTest(label):
+                path = self.hostile_copy(label.replace(" ", "_") + ".json", edit)
+                self.assert_rejected(report.main, [path, "--out", self.dir], mentions)
+                self.assert_rejected(compare.main, [FIXTURE, path], mentions)
+                self.assert_rejected(compare.main, [path, FIXTURE], mentions)
+
+    def test_a_directory_is_refused(self):
+        self.assert_rejected(report.main, [self.dir], "directory")
+
 
 class Compare(unittest.TestCase):
     def slowed_copy(self, factor):
@@ -141,6 +186,27 @@ class Compare(unittest.TestCase):
     def test_a_change_under_the_threshold_passes(self):
         code, _, _ = run_main(compare.main, [FIXTURE, self.slowed_copy(1.03), "--threshold=5%"])
         self.assertEqual(code, 0)
+
+    def test_a_change_from_zero_is_reported_in_its_direction(self):
+        with open(FIXTURE, encoding="utf-8") as f:
+            doc = json.load(f)
+        zero, huge = copy.deepcopy(doc), copy.deepcopy(doc)
+        for d, value in ((zero, 0), (huge, 1e6)):
+            for b in d["benchmarks"]:
+                if "server_cpu_us_per_msg" in b and b["run_type"] == "iteration":
+                    b["server_cpu_us_per_msg"] = value * (1 + 0.01 * b["repetition_index"])
+        paths = []
+        for name, d in (("zero.json", zero), ("huge.json", huge)):
+            paths.append(os.path.join(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")), name))
+            with open(paths[-1], "w", encoding="utf-8") as f:
+                json.dump(d, f)
+        code, out, _ = run_main(compare.main, paths)
+        rows = [line for line in out.splitlines() if "srv cpu/msg" in line]
+        self.assertTrue(rows)
+        self.assertTrue(all("from 0" in line for line in rows), rows)
+        self.assertNotIn("same", " ".join(rows))
+        self.assertEqual(code, 1 if any("REGRESSION" in line for line in rows) else 0)
+        self.assertTrue(any("REGRESSION" in line or "too few" in line for line in rows))
 
     def test_markdown_format(self):
         code, out, _ = run_main(compare.main, [FIXTURE, FIXTURE, "--format=md"])

@@ -8,24 +8,86 @@ class BadInput(Exception):
     """A file that is missing, not JSON, or not a harness result file; the message is one line."""
 
 
+# Counts above this cannot be held exactly in a float, and no run records that many round trips.
+MAX_COUNT = 2 ** 53
+
+
+def _refuse_constant(name):
+    raise BadInput(f"{name} is not a figure")
+
+
 def load(path):
-    """Returns the parsed result file, or raises BadInput."""
+    """Returns the parsed result file, or raises BadInput: for a file that is not a harness result
+    file, and for figures no run can produce (NaN, infinities, negative values, a latency
+    histogram whose buckets disagree with its count), which would otherwise be drawn or compared."""
     try:
         with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+            doc = json.load(f, parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise BadInput(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise BadInput(f"{path}: is a directory") from None
     except (OSError, UnicodeDecodeError) as e:
         raise BadInput(f"{path}: cannot read: {e}") from None
     except json.JSONDecodeError as e:
         raise BadInput(f"{path}: not JSON ({e.msg} at line {e.lineno})") from None
+    except BadInput as e:
+        raise BadInput(f"{path}: {e}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list) or \
             not isinstance(doc.get("context"), dict):
         raise BadInput(f"{path}: not a harness result file (expected 'context' and 'benchmarks')")
     for entry in doc["benchmarks"]:
-        if not isinstance(entry, dict) or "name" not in entry:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise BadInput(f"{path}: not a harness result file (an entry without a name)")
+        try:
+            check_entry(entry)
+        except BadInput as e:
+            raise BadInput(f"{path}: {entry['name']}: {e}") from None
     return doc
+
+
+def check_entry(entry):
+    """Raises BadInput for an entry the plots and the comparison cannot use as it stands."""
+    for key in ("run_name", "run_type"):
+        if not isinstance(entry.get(key), str):
+            raise BadInput(f"no {key}")
+    if entry["run_type"] not in ("iteration", "aggregate"):
+        raise BadInput(f"run_type '{entry['run_type']}'")
+    if not isinstance(entry.get("params", {}), dict):
+        raise BadInput("params is not an object")
+    if entry.get("scenario") in ("echo", "pipeline") and not isinstance(entry.get("params"), dict):
+        raise BadInput("no params")
+    for key, value in entry.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value < 0 or value > MAX_COUNT * 1e6:
+            raise BadInput(f"{key} is {value}, which no run gives")
+    if "latency_histogram" in entry:
+        check_histogram(entry["latency_histogram"], entry.get("iterations") if entry["run_type"] == "iteration" else None)
+
+
+def check_histogram(h, iterations):
+    """The invariants the C++ Histogram keeps: non-empty buckets [lowest, count] in increasing
+    order whose counts add up to `count` (and to the entry's iterations), min and max inside."""
+    try:
+        buckets, count, low, high = h["buckets"], h["count"], h["min"], h["max"]
+        int(h["sub_bucket_bits"])
+    except (TypeError, KeyError, ValueError):
+        raise BadInput("latency_histogram lacks buckets, count, min, max or sub_bucket_bits") from None
+    total, previous = 0, -1
+    for bucket in buckets:
+        if not (isinstance(bucket, list) and len(bucket) == 2 and all(type(x) is int for x in bucket)):
+            raise BadInput("latency_histogram: a bucket is not [lowest, count]")
+        lowest, n = bucket
+        if lowest <= previous or not 0 < n <= MAX_COUNT:
+            raise BadInput(f"latency_histogram: bucket [{lowest}, {n}] is out of order or its count impossible")
+        total, previous = total + n, lowest
+    if total != count:
+        raise BadInput(f"latency_histogram: count {count} but its buckets hold {total}")
+    if iterations is not None and total != iterations:
+        raise BadInput(f"latency_histogram holds {total} round trips, not its {iterations} iterations")
+    if buckets and not (buckets[0][0] <= low <= high and high >= buckets[-1][0]):
+        raise BadInput("latency_histogram: min and max do not fall in its first and last buckets")
 
 
 def iterations(doc, scenario=None):

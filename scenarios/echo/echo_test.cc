@@ -33,14 +33,29 @@ TEST(ProtocolTest, PatternHasLowerCaseAndRepliesAreUpperCased) {
   const MessagePattern p(4096);
   int lower = 0;
   for (size_t i = 0; i < p.size(); ++i) {
-    lower += p.Request(3)[i] >= 'a' && p.Request(3)[i] <= 'z';
-    ASSERT_EQ(p.Reply(3)[i], Upper(p.Request(3)[i]));
+    lower += p.Request(0, 3)[i] >= 'a' && p.Request(0, 3)[i] <= 'z';
+    ASSERT_EQ(p.Reply(0, 3)[i], Upper(p.Request(0, 3)[i]));
   }
   EXPECT_GT(lower, 1000);
-  EXPECT_NE(std::string(p.Request(0), 64), std::string(p.Request(1), 64));  // messages differ
   EXPECT_EQ(Upper('z'), 'Z');
   EXPECT_EQ(Upper('{'), '{');
   EXPECT_EQ(Upper('\xe1'), '\xe1');  // only ASCII letters
+}
+
+// A reply sent to the wrong connection, or a repeated one, must not be byte-identical to the
+// expected one: messages differ between sequence numbers, between connections, and between loads.
+TEST(ProtocolTest, EveryConnectionAndMessageHasItsOwnBytes) {
+  const MessagePattern a(16, 1), b(16, 2);
+  int same_as_partner = 0, same_as_next = 0;
+  for (uint64_t seq = 0; seq < 1000; ++seq) {
+    for (uint64_t stream = 0; stream < 100; stream += 2) {
+      same_as_partner += std::string(a.Request(stream, seq), 16) == std::string(a.Request(stream + 1, seq), 16);
+      same_as_next += std::string(a.Request(stream, seq), 16) == std::string(a.Request(stream, seq + 1), 16);
+    }
+  }
+  EXPECT_LE(same_as_partner, 5);  // 50,000 pairs over 65,521 offsets: about one coincides
+  EXPECT_LE(same_as_next, 5);
+  EXPECT_NE(std::string(a.Request(1, 0), 16), std::string(b.Request(1, 0), 16));
 }
 
 struct ModelCase {

@@ -29,7 +29,12 @@ struct Connection {
   bool want_write = false;
   bool broken = false;
 
+  // Messages queued and not yet written whole. Never wraps: a reply completes only once its
+  // message has been sent (see owed()).
   size_t unwritten() const { return due.size() - static_cast<size_t>(send_seq - recv_seq); }
+  // Bytes sent whose echo has not come back: all the server may send now. Anything beyond is a
+  // reply to nothing.
+  uint64_t owed(size_t size) const { return (send_seq - recv_seq) * size + sent - received; }
 };
 
 // The measurement window, opened and closed by the calling thread while the drivers run.

@@ -18,20 +18,23 @@ inline void UpperCase(char* data, size_t n) {
   for (size_t i = 0; i < n; ++i) data[i] = Upper(data[i]);
 }
 
-// The bytes a client sends and expects back. Message `seq` of a connection starts at a different
-// offset of one pseudo-random buffer holding every byte value, so a server that drops, repeats or
-// reorders bytes, or upper-cases the wrong ones, is caught.
+// The bytes a client sends and expects back. Message `seq` of connection `stream` starts at an
+// offset of one pseudo-random buffer holding every byte value, drawn by hashing (salt, stream, seq),
+// so a server that drops, repeats or reorders bytes, upper-cases the wrong ones, or sends one
+// connection's reply to another (of this load, or of another load with its own salt) is caught.
 class MessagePattern {
  public:
-  explicit MessagePattern(size_t size);
+  explicit MessagePattern(size_t size, uint64_t salt = 0);
   size_t size() const { return size_; }
-  const char* Request(uint64_t seq) const { return request_.data() + Offset(seq); }
-  const char* Reply(uint64_t seq) const { return reply_.data() + Offset(seq); }
+  uint64_t salt() const { return salt_; }
+  const char* Request(uint64_t stream, uint64_t seq) const { return request_.data() + Offset(stream, seq); }
+  const char* Reply(uint64_t stream, uint64_t seq) const { return reply_.data() + Offset(stream, seq); }
 
  private:
-  static constexpr size_t kOffsets = 251;
-  static size_t Offset(uint64_t seq) { return static_cast<size_t>(seq % kOffsets); }
+  static constexpr size_t kOffsets = 65521;  // prime: offsets of two streams rarely coincide
+  size_t Offset(uint64_t stream, uint64_t seq) const;
   size_t size_;
+  uint64_t salt_;
   std::vector<char> request_;
   std::vector<char> reply_;
 };

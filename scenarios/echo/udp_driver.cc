@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <random>
 
 #include "scenarios/echo/load_driver.h"
 
@@ -81,7 +80,7 @@ class UdpDriver final : public Driver {
     char header[kHeader + 1];
     std::snprintf(header, sizeof header, "%08X%08X", nonce_, static_cast<unsigned>(seq & 0xffffffffu));
     std::memcpy(out_.data(), header, kHeader);
-    std::memcpy(out_.data() + kHeader, pattern_.Request(seq) + kHeader, pattern_.size() - kHeader);
+    std::memcpy(out_.data() + kHeader, pattern_.Request(index, seq) + kHeader, pattern_.size() - kHeader);
     while (send(conns_[index].fd, out_.data(), out_.size(), 0) < 0 && errno == EINTR) {
     }
   }
@@ -112,7 +111,7 @@ class UdpDriver final : public Driver {
     if (seq >= s.next_seq || s.pending[seq - s.base_seq].answered) return;  // late (expired) or twice
     Pending& p = s.pending[seq - s.base_seq];
     p.answered = true;
-    const char* expected = pattern_.Reply(seq) + kHeader;
+    const char* expected = pattern_.Reply(index, seq) + kHeader;
     if (std::memcmp(in_.data() + kHeader, expected, n - kHeader) != 0) {
       for (size_t i = kHeader; i < n; ++i) wrong_bytes += in_[i] != expected[i - kHeader];
     }
@@ -164,7 +163,7 @@ class UdpDriver final : public Driver {
   std::vector<bool> answered_once_ = std::vector<bool>(end_ - begin_, false);
   std::vector<char> out_, in_;
   OpenLoopSchedule schedule_;
-  const unsigned nonce_ = std::random_device{}();
+  const unsigned nonce_ = static_cast<unsigned>(pattern_.salt());  // one per load, shared by its drivers
 };
 
 }  // namespace
