@@ -11,6 +11,7 @@ import threading
 import time
 import unittest
 
+from harness.faulty_server import FaultyServer
 from results import validate
 
 WORKSPACE = os.path.join(os.environ.get("TEST_SRCDIR", "."), "concurrency_harness")
@@ -43,62 +44,6 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-class FaultyServer(threading.Thread):
-    """An echo server on loopback that misbehaves on purpose:
-    'silent' reads and never replies; 'corrupt' flips one byte of the first reply; 'stop' answers
-    for `answer_for` seconds after its first request and then stops answering, connections open."""
-
-    def __init__(self, fault, answer_for=0.0):
-        super().__init__(daemon=True)
-        self.fault, self.answer_for = fault, answer_for
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.target = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.first_request = None
-        self.flipped = threading.Lock()
-        self.conns = []
-
-    def run(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
-
-    def serve(self, conn):
-        while True:
-            try:
-                data = conn.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            now = time.monotonic()
-            self.first_request = self.first_request or now
-            if self.fault == "silent" or (self.fault == "stop" and now - self.first_request > self.answer_for):
-                continue
-            reply = bytearray(data.upper())
-            if self.fault == "corrupt" and self.flipped.acquire(blocking=False):
-                reply[0] ^= 0x01
-            try:
-                conn.sendall(reply)
-            except OSError:
-                return
-
-    def close(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class UsageErrors(unittest.TestCase):

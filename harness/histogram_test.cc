@@ -104,6 +104,30 @@ TEST(HistogramTest, FromJsonRejectsAnotherShape) {
   EXPECT_THROW(Histogram::FromJson(j), std::invalid_argument);
 }
 
+TEST(HistogramTest, FromJsonRejectsBrokenInvariants) {
+  Histogram h;
+  for (uint64_t v : {300ull, 300ull, 5000ull, 90000ull}) h.Record(v);
+  const nlohmann::json good = h.ToJson();
+  ASSERT_NO_THROW(Histogram::FromJson(good));
+  const auto broken = [&](auto edit) {
+    nlohmann::json j = good;
+    edit(j);
+    return j;
+  };
+  const nlohmann::json cases[] = {
+      broken([](nlohmann::json& j) { j["buckets"][0][1] = -3; }),                  // negative count
+      broken([](nlohmann::json& j) { j["buckets"][0][1] = UINT64_MAX; }),          // overflows the sum
+      broken([](nlohmann::json& j) { j["buckets"][0][1] = 0; }),                   // an empty bucket listed
+      broken([](nlohmann::json& j) { j["count"] = 5; }),                            // count against buckets
+      broken([](nlohmann::json& j) { std::swap(j["buckets"][0], j["buckets"][1]); }),  // out of order
+      broken([](nlohmann::json& j) { j["max"] = 7; }),                              // max outside the last bucket
+      broken([](nlohmann::json& j) { j["min"] = 80000; }),                          // min outside the first
+      broken([](nlohmann::json& j) { j["buckets"][0] = {300}; }),                   // not [lowest, count]
+      broken([](nlohmann::json& j) { j["count"] = "4"; }),                          // not a number
+  };
+  for (const auto& j : cases) EXPECT_THROW(Histogram::FromJson(j), std::invalid_argument) << j.dump();
+}
+
 TEST(HistogramTest, EmptyAndClamped) {
   Histogram h;
   EXPECT_EQ(h.Percentile(99), 0u);

@@ -102,11 +102,19 @@ Options ToOptions(const RunFlags& f) {
   o.filter = f.filter;
   o.self_path = SelfExecutable();
   if (!f.models.empty()) o.models = SplitList(f.models);
-  if (!f.duration.empty()) o.duration = ParseDuration(f.duration);
-  if (!f.warmup.empty()) {
-    o.warmup = f.warmup == "0" ? Duration(0) : ParseDuration(f.warmup);
+  // Each value's error names its flag; a window shorter than 10 ms measures the clock, not a model.
+  const auto flag = [](const char* name, auto parse) {
+    try {
+      return parse();
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string(name) + ": " + e.what());
+    }
+  };
+  if (!f.duration.empty()) o.duration = flag("--duration", [&] { return ParseDuration(f.duration, std::chrono::milliseconds(10)); });
+  if (!f.warmup.empty()) o.warmup = flag("--warmup", [&] { return ParseDuration(f.warmup, Duration(0)); });
+  if (!f.repetitions.empty()) {
+    o.repetitions = flag("--repetitions", [&] { return static_cast<int>(ParseCount(f.repetitions, 1, 1000)); });
   }
-  if (!f.repetitions.empty()) o.repetitions = static_cast<int>(ParseCount(f.repetitions, 1, 1000));
   return o;
 }
 
@@ -297,7 +305,13 @@ int Main(int argc, char** argv) {
     if (app.got_subcommand("serve")) {
       Scenario* scenario = FindScenario(serve_scenario);
       if (scenario == nullptr) throw UsageError("unknown scenario '" + serve_scenario + "' (see: list)");
-      return scenario->Serve({serve_model, ParseEndpoint(listen, true), serve_params});
+      Endpoint endpoint;
+      try {
+        endpoint = ParseEndpoint(listen, true);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--listen: ") + e.what());
+      }
+      return scenario->Serve({serve_model, endpoint, serve_params});
     }
     if (app.got_subcommand("measure")) return MeasureCommand(measure_spec, measure_repetition);
     if (app.got_subcommand("merge")) {
@@ -308,7 +322,11 @@ int Main(int argc, char** argv) {
     }
     if (app.got_subcommand("load")) {
       Options options = ToOptions(load_flags);
-      options.target = ParseEndpoint(target, false).ToString();
+      try {
+        options.target = ParseEndpoint(target, false).ToString();
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--target: ") + e.what());
+      }
       options.target_name = target_name;
       if (!server_pid.empty()) options.server_pid = static_cast<int>(ParseCount(server_pid, 1, 1 << 22));
       auto runs = PlanAll({"echo"}, options);

@@ -82,7 +82,7 @@ OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
   // so the lock counts only while the name still leads to the file locked.
   for (int attempt = 0; attempt < 10 && lock_fd_ < 0; ++attempt) {
     const int fd = open(lock_path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) throw std::runtime_error("cannot write " + path_ + ": " + Errno(errno));
+    if (fd < 0) throw std::runtime_error("cannot create the lock file " + lock_path_ + ": " + Errno(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
       char pid[32] = {};
       const ssize_t n = pread(fd, pid, sizeof pid - 1, 0);

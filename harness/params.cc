@@ -16,7 +16,7 @@ std::invalid_argument Bad(std::string_view what, std::string_view text) {
 
 }  // namespace
 
-Duration ParseDuration(std::string_view text) {
+Duration ParseDuration(std::string_view text, Duration min) {
   double value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || text.empty()) throw Bad("not a duration (try 2s, 500ms)", text);
@@ -27,15 +27,20 @@ Duration ParseDuration(std::string_view text) {
   else if (unit == "us") ns_per_unit = 1e3;
   else if (unit == "ns") ns_per_unit = 1;
   else if (unit == "m" || unit == "min") ns_per_unit = 60e9;
-  else throw Bad("unknown duration unit (use ns, us, ms, s, m)", text);
+  else if (unit == "h") ns_per_unit = 3600e9;
+  else throw Bad("unknown duration unit (use ns, us, ms, s, m, h)", text);
   const double ns = value * ns_per_unit;
-  if (!(ns >= 1) || ns > 86400e9) throw Bad("duration must be between 1ns and 24h", text);
+  constexpr double kMax = 86400e9;
+  if (!(ns >= static_cast<double>(min.count())) || ns > kMax) {
+    throw Bad("must be between " + FormatDuration(min) + " and 24h", text);
+  }
   return Duration(static_cast<int64_t>(std::llround(ns)));
 }
 
 std::string FormatDuration(Duration d) {
   const double ns = static_cast<double>(d.count());
   char buf[32];
+  if (ns == 0) return "0s";
   if (ns >= 1e9) std::snprintf(buf, sizeof buf, "%gs", ns / 1e9);
   else if (ns >= 1e6) std::snprintf(buf, sizeof buf, "%gms", ns / 1e6);
   else if (ns >= 1e3) std::snprintf(buf, sizeof buf, "%gus", ns / 1e3);

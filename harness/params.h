@@ -12,8 +12,9 @@ namespace harness {
 
 using Duration = std::chrono::nanoseconds;
 
-// "2s", "500ms", "1.5s", "250us", "100ns", "1m"; a bare number is seconds. Must be > 0.
-Duration ParseDuration(std::string_view text);
+// "2s", "500ms", "1.5s", "250us", "100ns", "1m", "1h"; a bare number is seconds. Must lie within
+// [min, 24h]; the error names the range in the units the user wrote.
+Duration ParseDuration(std::string_view text, Duration min = Duration(1));
 std::string FormatDuration(Duration d);
 
 // A positive integer within [min, max], with an optional binary suffix (K, M, G: 1024-based).

@@ -14,6 +14,15 @@ TEST(ParamsTest, Durations) {
   EXPECT_EQ(ParseDuration("250us"), Duration(250us));
   EXPECT_EQ(ParseDuration("3"), Duration(3s));
   EXPECT_EQ(ParseDuration("1m"), Duration(60s));
+  EXPECT_EQ(ParseDuration("24h"), Duration(86400s));
+  EXPECT_EQ(ParseDuration("0ms", Duration(0)), Duration(0));
+  EXPECT_THROW(ParseDuration("5ms", Duration(10ms)), std::invalid_argument);
+  try {
+    ParseDuration("25h", Duration(10ms));
+    ADD_FAILURE() << "25h accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "must be between 10ms and 24h: '25h'");
+  }
   for (const char* bad : {"", "s", "2x", "-1s", "0s", "abc", "1e9m"}) {
     EXPECT_THROW(ParseDuration(bad), std::invalid_argument) << bad;
   }

@@ -4,15 +4,19 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <vector>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 namespace harness {
 namespace {
@@ -147,9 +151,7 @@ std::string SelfExecutable() {
   return readlink("/proc/self/exe", exe, sizeof exe - 1) > 0 ? exe : "";
 }
 
-std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root) {
-  const auto root_usage = ReadProcessUsage(root);
-  if (!root_usage) return std::nullopt;
+std::vector<pid_t> ProcessTree(pid_t root) {
   // Every process's parent, then a walk down from root. /proc lists thread-group leaders only.
   std::map<pid_t, std::vector<pid_t>> children;
   if (DIR* proc = opendir("/proc")) {
@@ -159,14 +161,23 @@ std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root) {
     }
     closedir(proc);
   }
+  std::vector<pid_t> tree = {root};
+  for (size_t i = 0; i < tree.size(); ++i) {
+    const auto& more = children[tree[i]];
+    tree.insert(tree.end(), more.begin(), more.end());
+  }
+  return tree;
+}
+
+std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root) {
+  const auto root_usage = ReadProcessUsage(root);
+  if (!root_usage) return std::nullopt;
   // A process's CPU counts while it lives, then in its reaper's cutime: the sum stays continuous.
   TreeUsage tree{*root_usage, 1};
   tree.total.cpu_ns += root_usage->reaped_children_cpu_ns;
-  std::vector<pid_t> todo = children[root];
-  while (!todo.empty()) {
-    const pid_t pid = todo.back();
-    todo.pop_back();
-    if (const auto u = ReadProcessUsage(pid)) {
+  const std::vector<pid_t> pids = ProcessTree(root);
+  for (size_t i = 1; i < pids.size(); ++i) {
+    if (const auto u = ReadProcessUsage(pids[i])) {
       tree.total.cpu_ns += u->cpu_ns + u->reaped_children_cpu_ns;
       tree.total.peak_rss_bytes += u->peak_rss_bytes;
       tree.total.rss_bytes += u->rss_bytes;
@@ -175,10 +186,52 @@ std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root) {
       tree.total.involuntary_switches += u->involuntary_switches;
       ++tree.processes;
     }
-    const auto& more = children[pid];
-    todo.insert(todo.end(), more.begin(), more.end());
   }
   return tree;
+}
+
+std::string CheckServesPort(pid_t root, uint16_t port, bool udp) {
+  if (access(("/proc/" + std::to_string(root)).c_str(), F_OK) != 0) return "no process " + std::to_string(root);
+  // The socket inodes the tree holds.
+  std::set<std::string> held;
+  const std::vector<pid_t> tree = ProcessTree(root);
+  if (std::find(tree.begin(), tree.end(), getpid()) != tree.end()) {
+    return "process " + std::to_string(root) + " is an ancestor of this harness: the load generator's own work "
+           "would be counted as the server's";
+  }
+  for (const pid_t pid : tree) {
+    const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    DIR* fds = opendir(dir.c_str());
+    if (fds == nullptr) {
+      return "cannot read the open files of process " + std::to_string(pid) + ": " + std::strerror(errno);
+    }
+    while (dirent* entry = readdir(fds)) {
+      char target[64] = {};
+      if (readlinkat(dirfd(fds), entry->d_name, target, sizeof target - 1) > 0 &&
+          std::string_view(target).rfind("socket:[", 0) == 0) {
+        held.insert(std::string(target + 8, std::strlen(target) - 9));
+      }
+    }
+    closedir(fds);
+  }
+  // The sockets bound to the port, in the root's own network namespace (/proc/PID/net): for TCP
+  // the listening one (state 0A), for UDP any.
+  for (const char* table : udp ? std::vector<const char*>{"udp", "udp6"} : std::vector<const char*>{"tcp", "tcp6"}) {
+    std::ifstream in("/proc/" + std::to_string(root) + "/net/" + table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+      const size_t colon = local.rfind(':');
+      if (colon == std::string::npos || std::stoul(local.substr(colon + 1), nullptr, 16) != port) continue;
+      if (!udp && state != "0A") continue;
+      if (held.count(inode)) return "";
+    }
+  }
+  return "process " + std::to_string(root) + " and its children hold no " + (udp ? "UDP socket bound to" : "socket listening on") +
+         " port " + std::to_string(port) + ": not the server at --target";
 }
 
 }  // namespace harness

@@ -45,4 +45,13 @@ struct TreeUsage {
 };
 std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root);
 
+// `root` and its live descendants, root first.
+std::vector<pid_t> ProcessTree(pid_t root);
+
+// "" when `root` or one of its descendants holds the socket listening on TCP `port` (bound to UDP
+// `port`), in root's network namespace, and the tree does not hold this process; otherwise why not
+// (no such process, another process, an ancestor of ours such as PID 1).
+// Checked before sampling a server named by pid, so no other process is measured in its place.
+std::string CheckServesPort(pid_t root, uint16_t port, bool udp);
+
 }  // namespace harness

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 
 namespace harness {
 namespace {
@@ -83,6 +85,41 @@ TEST(ResultsTest, WriterRewritesAWholeValidFileAfterEveryEntry) {
     EXPECT_EQ(doc["context"]["schema_version"], kSchemaVersion);
   }
   EXPECT_THROW(ResultsWriter("/nonexistent-dir/x.json", {}), std::runtime_error);
+}
+
+std::string TempDir() {
+  std::string pattern = std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/outXXXXXX";
+  return mkdtemp(pattern.data());
+}
+
+TEST(OutputFileTest, ReplacesWholeLeavesNoTemporaryAndReleasesItsLock) {
+  const std::string dir = TempDir(), path = dir + "/r.json";
+  {
+    OutputFile out(path);
+    out.Write("one");
+    out.Write("two");
+    EXPECT_THROW(OutputFile second(path), std::runtime_error);  // a second writer of the same file
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text, "two");
+  }
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 1);
+  EXPECT_NO_THROW(OutputFile again(path));
+}
+
+TEST(OutputFileTest, FallsBackToANamedFileWhenTheDirectoryGoes) {
+  const std::string dir = TempDir(), fallback_dir = TempDir();
+  setenv("TMPDIR", fallback_dir.c_str(), 1);
+  OutputFile out(dir + "/r.json");
+  out.Write("first");
+  std::filesystem::remove_all(dir);
+  out.Write("second");
+  EXPECT_TRUE(out.fell_back());
+  EXPECT_EQ(out.path().rfind(fallback_dir + "/harness-r-", 0), 0u) << out.path();
+  std::ifstream in(out.path());
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "second");
+  unsetenv("TMPDIR");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "harness/isolated.h"
 #include "harness/progress.h"
+#include "harness/stats.h"
 
 namespace harness {
 
@@ -36,6 +37,7 @@ std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const
     if (!known.count(m)) throw std::invalid_argument("unknown model '" + m + "' (see: list)");
   }
   std::vector<PlannedRun> runs;
+  std::set<std::string> taken;  // parameters some planned run has
   for (Scenario* scenario : selected) {
     // Each scenario plans the requested models it has; one that has none of them is skipped.
     Options scoped = options;
@@ -49,8 +51,16 @@ std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const
       if (scoped.models.empty()) continue;
     }
     for (RunSpec& spec : scenario->Plan(scoped)) {
+      for (const auto& [key, value] : spec.params.items()) taken.insert(key);
       if (filter && !std::regex_search(spec.name, *filter)) continue;
       runs.push_back({scenario, std::move(spec)});
+    }
+  }
+  // A flag that changes nothing is a mistake the user should hear of (--items on echo, --workers
+  // for a model without workers), not a run that silently measured something else.
+  for (const auto& [name, value] : options.params) {
+    if (!taken.count(name)) {
+      throw std::invalid_argument("--" + name + ": no selected scenario and model takes it (see: list)");
     }
   }
   if (runs.empty()) throw std::invalid_argument("nothing to run: no run matches the options given");
@@ -68,10 +78,7 @@ std::string Outcome(const std::vector<Repetition>& reps) {
     else if (r.real_time_ns > 0) rates.push_back(1e9 / r.real_time_ns);
   }
   std::string text;
-  if (!rates.empty()) {
-    std::sort(rates.begin(), rates.end());
-    text = fmt::format("{:.0f} ops/s (median of {})", rates[rates.size() / 2], rates.size());
-  }
+  if (!rates.empty()) text = fmt::format("{:.0f} ops/s (median of {})", Median(rates), rates.size());
   if (failed) {
     const std::string& why = std::find_if(reps.begin(), reps.end(), [](auto& r) { return !r.ok; })->error;
     text += (text.empty() ? "" : "; ") + fmt::format("FAILED {}x: {}", failed, why);

@@ -41,7 +41,13 @@ std::vector<nlohmann::json> ParamProduct(const std::vector<ParamInfo>& params, c
       continue;
     }
     std::vector<nlohmann::json> values;
-    for (const std::string& item : SplitList(raw)) values.push_back(parse(p.name, item));
+    std::vector<std::string> items;
+    try {
+      items = SplitList(raw);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("--" + p.name + ": " + e.what());
+    }
+    for (const std::string& item : items) values.push_back(parse(p.name, item));
     std::vector<nlohmann::json> next;
     for (const auto& partial : product) {
       for (const auto& v : values) {

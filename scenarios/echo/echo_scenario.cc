@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <stdexcept>
 
 #include "harness/child_process.h"
@@ -75,20 +76,22 @@ bool CheckTransport(const ModelEntry* m, const nlohmann::json& p, bool models_na
   return true;
 }
 
-// Why a run's figures cannot stand, or "": a server that stopped answering partway through the
-// window (its throughput would average a working and a dead server), or one whose replies are not
-// the echo (wrong bytes, connections it closed). Silence is judged against the longest gap a
-// working server could leave: 1 s, half the window, or ten open-loop intervals.
+// Why a run's figures cannot stand, or "", the surest diagnosis first: a server whose replies are
+// not the echo (wrong bytes at any time of the run, connections it closed), one that never answered
+// in the window, or one that stopped answering partway through it (its throughput would average a
+// working and a dead server). Silence is judged against the longest gap a working server could
+// leave: 1 s, half the window, or ten open-loop intervals.
 std::string Broken(const LoadResult& load, const LoadConfig& config) {
+  if (load.wrong_bytes + load.broken_connections > 0) {
+    return fmt::format("the server's replies are not the echo: {} wrong byte(s), {} connection(s) closed by it",
+                       load.wrong_bytes, load.broken_connections);
+  }
+  if (load.messages == 0) return "no round trip completed in the " + harness::FormatDuration(config.duration) + " window";
   const double window = std::chrono::duration<double>(config.duration).count();
   const double allowed = std::max({1.0, window / 2, config.rate > 0 ? 10 / config.rate : 0.0});
   if (load.silent_seconds >= allowed) {
     return fmt::format("server stopped answering: no reply in the last {:.1f} s of the {:.1f} s window "
                        "({} round trips before)", load.silent_seconds, load.window_seconds, load.messages);
-  }
-  if (load.wrong_bytes + load.broken_connections > 0) {
-    return fmt::format("the server's replies are not the echo: {} wrong byte(s), {} connection(s) closed by it",
-                       load.wrong_bytes, load.broken_connections);
   }
   return "";
 }
@@ -103,6 +106,24 @@ void CheckFileLimit(uint64_t connections) {
   if (connections + kSpare > limit.rlim_cur) {
     throw std::invalid_argument(fmt::format("--connections: {} connections need {} open files, and the limit here "
                                             "is {} (ulimit -n)", connections, connections + kSpare, limit.rlim_cur));
+  }
+}
+
+// `load`: a --target nothing answers on, over any transport the runs use, and a --server-pid that
+// is not the server at the target are bad input, found before any work.
+void CheckTarget(const std::vector<harness::RunSpec>& runs, const harness::Options& options) {
+  const harness::Endpoint target = harness::ParseEndpoint(*options.target, false);
+  std::set<bool> transports;  // udp?
+  for (const auto& run : runs) transports.insert(run.params.value("transport", "tcp") == "udp");
+  for (const bool udp : transports) {
+    if (std::string why = udp ? ProbeUdp(target, 3s) : ProbeTcp(target, 3s); !why.empty()) {
+      throw std::invalid_argument("--target: " + why);
+    }
+    if (options.server_pid) {
+      if (std::string why = harness::CheckServesPort(*options.server_pid, target.port, udp); !why.empty()) {
+        throw std::invalid_argument("--server-pid: " + why);
+      }
+    }
   }
 }
 
@@ -192,11 +213,7 @@ class EchoScenario final : public harness::Scenario {
       }
     }
     CheckFileLimit(most_connections);
-    if (options.target && !runs.empty() && runs.front().params.value("transport", "tcp") == "tcp") {
-      if (std::string why = ProbeTcp(harness::ParseEndpoint(*options.target, false), 3s); !why.empty()) {
-        throw std::invalid_argument("--target: " + why);
-      }
-    }
+    if (options.target) CheckTarget(runs, options);
     return runs;
   }
 
@@ -255,10 +272,6 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
   if (server) server->Stop(3s);
   if (!load.ok) return harness::Repetition::Failed(load.error);
   if (load.interrupted) return harness::Repetition::Failed("interrupted");  // a cut window is no figure
-  if (load.messages == 0) {
-    return harness::Repetition::Failed("no round trip completed in the " +
-                                       harness::FormatDuration(run.duration) + " window");
-  }
   if (std::string broken = Broken(load, config); !broken.empty()) return harness::Repetition::Failed(broken);
 
   const double msgs = static_cast<double>(load.messages);

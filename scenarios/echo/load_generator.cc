@@ -295,6 +295,36 @@ std::string ProbeTcp(const harness::Endpoint& target, harness::Duration timeout)
   return err == 0 ? "" : "cannot connect to " + target.ToString() + ": " + strerror(err);
 }
 
+std::string ProbeUdp(const harness::Endpoint& target, harness::Duration timeout) {
+  socklen_t len = 0;
+  const sockaddr_storage addr = ToSockaddr(target, &len);
+  const int fd = socket(addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::string("socket: ") + strerror(errno);
+  std::string why;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) why = strerror(errno);
+  const char probe[] = "0000000000000000probe";
+  const auto deadline = Clock::now() + timeout;
+  while (why.empty()) {
+    if (send(fd, probe, sizeof probe - 1, 0) < 0 && errno != EINTR) {
+      why = strerror(errno);
+      break;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) {
+      why = "no reply to a datagram within " + harness::FormatDuration(timeout);
+      break;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(std::min<long>(left, 200))) == 1) {
+      char reply[64];
+      if (recv(fd, reply, sizeof reply, 0) >= 0) break;  // answered
+      if (errno != EINTR) why = strerror(errno);  // ECONNREFUSED: the port is closed
+    }
+  }
+  close(fd);
+  return why.empty() ? "" : "cannot reach a UDP server at " + target.ToString() + ": " + why;
+}
+
 LoadResult RunLoad(const LoadConfig& config) {
   LoadResult result;
   std::vector<Connection> conns(static_cast<size_t>(config.connections));

@@ -71,5 +71,8 @@ LoadResult RunLoad(const LoadConfig& config);
 // Whether a TCP connection to `target` can be opened within `timeout`: "" or why not. Checked before
 // any work starts, so a wrong --target is bad input, not a failed run.
 std::string ProbeTcp(const harness::Endpoint& target, harness::Duration timeout);
+// Whether a datagram sent to `target` is answered within `timeout` (sent again every 200 ms, as UDP
+// may drop it): "" or why not. Its reply is a stray to any later load (its nonce is 0).
+std::string ProbeUdp(const harness::Endpoint& target, harness::Duration timeout);
 
 }  // namespace echo

@@ -51,8 +51,10 @@ int Bind(const std::string& host, uint16_t port, int type, uint16_t* bound_port)
   }
   const int fd = socket(addr.ss_family, type | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error(std::string("socket: ") + strerror(errno));
+  // TCP: a restarted server may take its port back from connections in TIME_WAIT. Not for UDP,
+  // where SO_REUSEADDR lets two servers bind one port and split its datagrams.
   const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
       (type == SOCK_STREAM && listen(fd, SOMAXCONN) != 0)) {
     const int err = errno;

@@ -102,10 +102,13 @@ class UdpDriver final : public Driver {
       ++strays;  // not from this run: a message of ours it displaced times out as lost
       return;
     }
-    // The full sequence number: the pending one whose low 32 bits match.
-    const uint64_t seq = s.base_seq + static_cast<uint32_t>(seq32 - static_cast<uint32_t>(s.base_seq));
-    if (n != pattern_.size()) {
-      wrong_bytes += std::max(n, pattern_.size());  // our header, but cut short or padded
+    // The full sequence number: the pending one whose low 32 bits match. One behind the oldest
+    // pending message is late (it expired, and wraps to far ahead); one just ahead of the newest
+    // sent answers a message this socket never sent: another socket's, or made up.
+    const uint32_t ahead = static_cast<uint32_t>(seq32 - static_cast<uint32_t>(s.base_seq));
+    const uint64_t seq = s.base_seq + ahead;
+    if (n != pattern_.size() || (seq >= s.next_seq && ahead < (1u << 31))) {
+      wrong_bytes += std::max(n, pattern_.size());  // our header, but cut short, padded, or never sent
       return;
     }
     if (seq >= s.next_seq || s.pending[seq - s.base_seq].answered) return;  // late (expired) or twice

@@ -5,7 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <string_view>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -79,13 +81,27 @@ class MicroScenario final : public harness::Scenario {
     std::vector<std::string> args = {
         "--benchmark_min_time=" + std::to_string(std::chrono::duration<double>(run.duration).count()),
         "--benchmark_repetitions=" + std::to_string(options.repetitions.value_or(default_repetitions(options.profile)))};
-    if (!options.models.empty()) {  // only models micro has reach here (the runner scopes them)
-      std::string alternatives;
-      for (const auto& m : options.models) alternatives += (alternatives.empty() ? "" : "|") + m;
-      args.push_back("--benchmark_filter=^[^/]+/(" + alternatives + ")(/|$)");
+    // Google Benchmark's own flags come last and win, but for the filter: the benchmarks run are
+    // those its filter selects *and* --model names (only models micro has reach here: the runner
+    // scopes them), named one by one in the filter passed on.
+    std::string user_filter;
+    for (const auto& a : options.passthrough) {
+      if (a.rfind("--benchmark_filter=", 0) == 0) user_filter = a.substr(a.find('=') + 1);
+      else args.push_back(a);
     }
-    // Google Benchmark's own flags come last and win.
-    for (const auto& a : options.passthrough) args.push_back(a);
+    std::vector<std::string> selected;
+    for (const std::string& gb : CheckedList(args, user_filter)) {
+      const std::string model = Split(gb).second;
+      if (options.models.empty() ||
+          std::find(options.models.begin(), options.models.end(), model) != options.models.end()) {
+        selected.push_back(gb);
+      }
+    }
+    if (selected.empty()) {
+      throw std::invalid_argument("--benchmark_filter: no micro-benchmark matches '" + user_filter +
+                                  "' and the models asked for (see: list)");
+    }
+    if (!user_filter.empty() || !options.models.empty()) args.push_back("--benchmark_filter=" + ExactAlternatives(selected));
     run.params = {{"args", args}};
     return {run};
   }
@@ -126,6 +142,40 @@ class MicroScenario final : public harness::Scenario {
     harness::ChildProcess child({binary, "--benchmark_list_tests=true"});
     while (auto line = child.ReadLine(10s)) names.push_back(*line);
     return names;
+  }
+
+  // The benchmarks `args` and `filter` select, by running the binary with them and
+  // --benchmark_list_tests: a flag Google Benchmark refuses is bad input (exit 2), not a failed run.
+  static std::vector<std::string> CheckedList(const std::vector<std::string>& args, const std::string& filter) {
+    const std::string binary = BinaryPath(harness::SelfExecutable());
+    if (!std::filesystem::exists(binary)) throw std::runtime_error("micro-benchmark binary not found: " + binary);
+    std::vector<std::string> argv = {binary, "--benchmark_list_tests=true"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    if (!filter.empty()) argv.push_back("--benchmark_filter=" + filter);
+    harness::ChildProcess child(argv);
+    std::vector<std::string> names;
+    while (auto line = child.ReadLine(10s)) names.push_back(*line);
+    const std::string how = child.Stop(1s);
+    if (how != "exited with status 0") {
+      std::string why = child.StderrTail();
+      why = why.substr(0, why.find(" | "));  // Google Benchmark's first line says which flag
+      if (const size_t at = why.find("error: "); at != std::string::npos) why = why.substr(at + 7);
+      throw std::invalid_argument("Google Benchmark refuses its flags: " + (why.empty() ? how : why));
+    }
+    return names;
+  }
+
+  // ^(a|b|c)$ with every regex metacharacter of the names escaped.
+  static std::string ExactAlternatives(const std::vector<std::string>& names) {
+    std::string out = "^(";
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (i) out += "|";
+      for (char c : names[i]) {
+        if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) out += '\\';
+        out += c;
+      }
+    }
+    return out + ")$";
   }
 
   static nlohmann::json Translate(nlohmann::json e) {
