@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -18,10 +19,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-[[noreturn]] void ExecChild(char* const* args, int stdout_fd, int stderr_fd, pid_t parent) {
+[[noreturn]] void ExecChild(char* const* args, int stdout_fd, int stderr_fd, pid_t parent, const cpu_set_t* cpus) {
   // Only async-signal-safe calls from here to exec: the parent may have threads.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(127);
+  if (cpus != nullptr && sched_setaffinity(0, sizeof *cpus, cpus) != 0) _exit(126);
   dup2(stdout_fd, STDOUT_FILENO);
   dup2(stderr_fd, STDERR_FILENO);
   sigset_t none;
@@ -33,7 +35,7 @@ using Clock = std::chrono::steady_clock;
 
 }  // namespace
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const CpuList& cpus) {
   if (argv.empty()) throw std::invalid_argument("ChildProcess: empty argv");
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -46,9 +48,12 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv) {
     close(out[1]);
     throw std::runtime_error(std::string("memfd_create: ") + strerror(errno));
   }
+  cpu_set_t set;  // built before fork: the child may only make system calls
+  CPU_ZERO(&set);
+  for (int c : cpus) CPU_SET(c, &set);
   const pid_t parent = getpid();
   pid_ = fork();
-  if (pid_ == 0) ExecChild(args.data(), out[1], stderr_fd_, parent);
+  if (pid_ == 0) ExecChild(args.data(), out[1], stderr_fd_, parent, cpus.empty() ? nullptr : &set);
   close(out[1]);
   if (pid_ < 0) {
     close(out[0]);

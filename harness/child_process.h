@@ -13,12 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "harness/placement.h"
+
 namespace harness {
 
 class ChildProcess {
  public:
-  // Throws std::runtime_error when the process cannot be started.
-  explicit ChildProcess(const std::vector<std::string>& argv);
+  // Throws std::runtime_error when the process cannot be started. A non-empty `cpus` pins the
+  // child before exec, so every thread and process it makes inherits the placement.
+  explicit ChildProcess(const std::vector<std::string>& argv, const CpuList& cpus = {});
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;

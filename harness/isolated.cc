@@ -18,7 +18,7 @@ nlohmann::json SpecToJson(const RunSpec& s) {
   nlohmann::json j = {{"scenario", s.scenario}, {"model", s.model},  {"params", s.params},
                       {"name", s.name},         {"duration_ns", s.duration.count()},
                       {"warmup_ns", s.warmup.count()}, {"repetitions", s.repetitions}, {"self_path", s.self_path},
-                      {"plan_data", s.plan_data}};
+                      {"plan_data", s.plan_data}, {"placement", s.placement.ToJson()}};
   if (s.target) j["target"] = *s.target;
   if (s.server_pid) j["server_pid"] = *s.server_pid;
   return j;
@@ -35,6 +35,10 @@ RunSpec SpecFromJson(const nlohmann::json& j) {
   s.repetitions = j.at("repetitions");
   s.self_path = j.at("self_path");
   s.plan_data = j.at("plan_data");
+  const auto& placement = j.at("placement");
+  s.placement.mode = placement.at("mode");
+  s.placement.server = ParseCpuList(placement.at("server_cpus"), false);
+  s.placement.client = ParseCpuList(placement.at("client_cpus"), false);
   if (j.contains("target")) s.target = j["target"].get<std::string>();
   if (j.contains("server_pid")) s.server_pid = j["server_pid"].get<int>();
   return s;
@@ -44,7 +48,8 @@ RunSpec SpecFromJson(const nlohmann::json& j) {
 
 Repetition MeasureInChild(const RunSpec& spec, int repetition) {
   ChildProcess child({spec.self_path, "measure", "--spec=" + SpecToJson(spec).dump(),
-                      "--repetition=" + std::to_string(repetition)});
+                       "--repetition=" + std::to_string(repetition)},
+                      spec.placement.server);
   std::optional<std::string> line;
   while (!line && !g_interrupted) {
     line = child.ReadLine(std::chrono::milliseconds(200));

@@ -21,6 +21,7 @@
 #include "harness/isolated.h"
 #include "harness/merge.h"
 #include "harness/params.h"
+#include "harness/placement.h"
 #include "harness/process_usage.h"
 #include "harness/results.h"
 #include "harness/runner.h"
@@ -68,6 +69,7 @@ std::set<std::string> AllParamNames() {
 // Flags shared by run and load.
 struct RunFlags {
   std::string scenarios, models, profile = "quick", duration, warmup, repetitions, filter, out;
+  std::string cpus, server_cpus, client_cpus;
   std::map<std::string, std::string> params;
 };
 
@@ -83,6 +85,12 @@ void AddRunFlags(CLI::App* cmd, RunFlags& f, bool with_model) {
   cmd->add_option("--repetitions", f.repetitions, "repetitions per run (aggregates need 2+)");
   cmd->add_option("--filter", f.filter, "regex: only runs whose name matches");
   cmd->add_option("--out", f.out, "results file (default: results/latest.json in the workspace)");
+  if (with_model) {
+    cmd->add_option("--cpus", f.cpus,
+                    "split (default: server and load generator on disjoint CPUs) or shared (nothing pinned)");
+    cmd->add_option("--server-cpus", f.server_cpus, "CPUs of the server, pipeline and micro-benchmarks, e.g. 0,2-3");
+  }
+  cmd->add_option("--client-cpus", f.client_cpus, "CPUs of the load generator, e.g. 1");
   for (const std::string& name : AllParamNames()) {
     std::string help;
     for (const auto& s : Scenarios()) {
@@ -95,8 +103,12 @@ void AddRunFlags(CLI::App* cmd, RunFlags& f, bool with_model) {
   }
 }
 
-Options ToOptions(const RunFlags& f) {
+// `run` splits the CPUs by default; `load` pins nothing unless told (its server may be anywhere).
+Options ToOptions(const RunFlags& f, bool is_load = false) {
   Options o;
+  o.cpus_mode = !f.cpus.empty() ? f.cpus : is_load && f.client_cpus.empty() ? "shared" : "split";
+  o.server_cpus = f.server_cpus;
+  o.client_cpus = f.client_cpus;
   o.profile = f.profile;
   o.params = f.params;
   o.filter = f.filter;
@@ -232,6 +244,7 @@ std::vector<std::string> AllScenarioNames() {
 
 int Main(int argc, char** argv) {
   RaiseOpenFileLimit();
+  AvailableCpus();  // the affinity the harness started with, read before anything pins a thread
   std::string command_line;
   for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
 
@@ -254,6 +267,8 @@ int Main(int argc, char** argv) {
                                           "worker threads or processes");
   serve->add_option_function<std::string>("--transport", [&](const std::string& v) { serve_params["transport"] = v; },
                                           "tcp (default) or udp");
+  std::string serve_cpus;
+  serve->add_option("--server-cpus", serve_cpus, "pin the server (its threads and children) to these CPUs, e.g. 0");
 
   std::vector<std::string> merge_inputs;
   std::string merge_out;
@@ -311,6 +326,13 @@ int Main(int argc, char** argv) {
       } catch (const std::invalid_argument& e) {
         throw UsageError(std::string("--listen: ") + e.what());
       }
+      if (!serve_cpus.empty()) {
+        try {
+          PinThisThread(ParseCpuList(serve_cpus));  // before the server makes any thread or child
+        } catch (const std::invalid_argument& e) {
+          throw UsageError(std::string("--server-cpus: ") + e.what());
+        }
+      }
       return scenario->Serve({serve_model, endpoint, serve_params});
     }
     if (app.got_subcommand("measure")) return MeasureCommand(measure_spec, measure_repetition);
@@ -321,7 +343,7 @@ int Main(int argc, char** argv) {
       return MergeCommand(inputs, out, command_line);
     }
     if (app.got_subcommand("load")) {
-      Options options = ToOptions(load_flags);
+      Options options = ToOptions(load_flags, true);
       try {
         options.target = ParseEndpoint(target, false).ToString();
       } catch (const std::invalid_argument& e) {

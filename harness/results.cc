@@ -71,7 +71,8 @@ nlohmann::json CommonFields(const RunSpec& run, int family_index, int instance_i
           {"time_unit", "ns"},
           {"scenario", run.scenario},
           {"model", run.model},
-          {"params", run.params}};
+          {"params", run.params},
+          {"placement", run.placement.ToJson()}};
 }
 
 }  // namespace

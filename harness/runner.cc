@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "harness/isolated.h"
+#include "harness/noise.h"
 #include "harness/progress.h"
 #include "harness/stats.h"
 
@@ -50,7 +51,11 @@ std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const
       }
       if (scoped.models.empty()) continue;
     }
+    Placement placement = ResolvePlacement(options.cpus_mode, options.server_cpus, options.client_cpus,
+                                           scenario->has_client());
+    if (options.target) placement.server.clear();  // `load`: the server runs where it was started
     for (RunSpec& spec : scenario->Plan(scoped)) {
+      spec.placement = placement;
       for (const auto& [key, value] : spec.params.items()) taken.insert(key);
       if (filter && !std::regex_search(spec.name, *filter)) continue;
       runs.push_back({scenario, std::move(spec)});
@@ -79,6 +84,17 @@ std::string Outcome(const std::vector<Repetition>& reps) {
   }
   std::string text;
   if (!rates.empty()) text = fmt::format("{:.0f} ops/s (median of {})", Median(rates), rates.size());
+  int noisy = 0;
+  std::string busiest;
+  for (const auto& r : reps) {
+    if (r.ok && r.detail.contains("noise") && r.detail["noise"].value("noisy", false)) {
+      ++noisy;
+      busiest = r.detail["noise"].value("busiest", busiest);
+    }
+  }
+  if (noisy) {
+    text += fmt::format("; noisy neighbour in {} of {}{}", noisy, reps.size(), busiest.empty() ? "" : " (" + busiest + ")");
+  }
   if (failed) {
     const std::string& why = std::find_if(reps.begin(), reps.end(), [](auto& r) { return !r.ok; })->error;
     text += (text.empty() ? "" : "; ") + fmt::format("FAILED {}x: {}", failed, why);
@@ -86,45 +102,102 @@ std::string Outcome(const std::vector<Repetition>& reps) {
   return text;
 }
 
+// The aggregates of a scenario's ready-made entries (micro: one Google Benchmark process per
+// repetition), one set per benchmark, computed as for any run from real_time and cpu_time.
+std::vector<nlohmann::json> ReadyMadeAggregates(const RunSpec& run, const std::vector<Repetition>& reps,
+                                               int instance_index) {
+  std::map<std::string, std::pair<RunSpec, std::vector<Repetition>>> by_run;
+  std::vector<std::string> order;
+  int family = 0;
+  for (const Repetition& rep : reps) {
+    for (const auto& e : rep.entries) {
+      const std::string name = e.value("run_name", "");
+      auto [it, fresh] = by_run.try_emplace(name);
+      if (fresh) {
+        order.push_back(name);
+        it->second.first = {e.value("scenario", ""), e.value("model", ""), e.value("params", nlohmann::json::object()), name};
+        it->second.first.repetitions = static_cast<int>(reps.size());
+        it->second.first.placement = run.placement;
+        family = e.value("family_index", 0);
+      }
+      Repetition r;
+      r.ok = e.value("status", "ok") == "ok";
+      r.real_time_ns = e.value("real_time", 0.0);
+      r.cpu_time_ns = e.value("cpu_time", 0.0);
+      it->second.second.push_back(std::move(r));
+    }
+  }
+  std::vector<nlohmann::json> out;
+  for (const std::string& name : order) {
+    auto& [spec, of_run] = by_run[name];
+    if (of_run.size() < 2) continue;
+    for (auto& a : AggregateEntries(spec, of_run, family, instance_index)) out.push_back(std::move(a));
+  }
+  return out;
+}
+
+CpuList UnderTest(const Placement& p) {
+  CpuList cpus = p.server;
+  cpus.insert(cpus.end(), p.client.begin(), p.client.end());
+  std::sort(cpus.begin(), cpus.end());
+  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
+  return cpus;
+}
+
 }  // namespace
 
+// Repetitions are interleaved: round r measures repetition r of every run in turn, so that a slow
+// minute of the machine costs every run a little instead of one run a lot, and each repetition of
+// a run meets the machine in another state (Google Benchmark's random interleaving has the idea).
 int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
   Progress progress(static_cast<int>(runs.size()));
   int failures = 0;
   std::map<std::string, int> family_of_scenario_model;
-  for (size_t i = 0; i < runs.size() && !g_interrupted; ++i) {
-    const RunSpec& spec = runs[i].spec;
-    const std::string family = spec.scenario + "/" + spec.model;
-    const int family_index = static_cast<int>(
-        family_of_scenario_model.try_emplace(family, family_of_scenario_model.size()).first->second);
-    const int instance_index = static_cast<int>(i);
-    std::vector<Repetition> reps;
-    for (int r = 0; r < spec.repetitions && !g_interrupted; ++r) {
+  std::vector<int> family_index(runs.size());
+  int rounds = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const std::string family = runs[i].spec.scenario + "/" + runs[i].spec.model;
+    family_index[i] = family_of_scenario_model.try_emplace(family, family_of_scenario_model.size()).first->second;
+    rounds = std::max(rounds, runs[i].spec.repetitions);
+  }
+  std::vector<std::vector<Repetition>> reps(runs.size());
+  for (int r = 0; r < rounds && !g_interrupted; ++r) {
+    for (size_t i = 0; i < runs.size() && !g_interrupted; ++i) {
+      const RunSpec& spec = runs[i].spec;
+      if (r >= spec.repetitions) continue;
+      const int instance_index = static_cast<int>(i);
       progress.Started(static_cast<int>(i), spec.name, r, spec.repetitions);
+      NoiseMeter noise(UnderTest(spec.placement));
       Repetition rep;
       try {
         rep = runs[i].scenario->isolated() ? MeasureInChild(spec, r) : runs[i].scenario->Measure(spec, r);
       } catch (const std::exception& e) {
         rep = Repetition::Failed(e.what());
       }
+      const NoiseReport quiet = noise.Stop();
       if (g_interrupted && !rep.ok) break;  // a run cut short by Ctrl-C is not a failure of the model
       if (!rep.ok) ++failures;
-      if (rep.entries.empty()) {
-        writer.Add(IterationEntry(spec, rep, r, family_index, instance_index));
-      }
+      if (rep.ok) rep.detail["noise"] = quiet.ToJson();
+      if (rep.entries.empty()) writer.Add(IterationEntry(spec, rep, r, family_index[i], instance_index));
       for (auto& e : rep.entries) {
-        // Keep the tool's own family numbering apart from ours.
-        e["family_index"] = 1000 * (family_index + 1) + e.value("family_index", 0);
+        // Keep the tool's own family numbering apart from ours; each entry is one repetition.
+        e["family_index"] = 1000 * (family_index[i] + 1) + e.value("family_index", 0);
+        e["repetition_index"] = r;
+        e["repetitions"] = spec.repetitions;
+        e["placement"] = spec.placement.ToJson();
+        e["noise"] = quiet.ToJson();
         if (e.value("status", "ok") != "ok") ++failures;
       }
       if (!rep.entries.empty()) writer.AddAll(rep.entries);
-      reps.push_back(std::move(rep));
+      reps[i].push_back(std::move(rep));
+      if (r + 1 < spec.repetitions) continue;
+      const bool ready_made = !reps[i].front().entries.empty();
+      if (ready_made) writer.AddAll(ReadyMadeAggregates(spec, reps[i], instance_index));
+      if (!ready_made && spec.repetitions > 1) {
+        writer.AddAll(AggregateEntries(spec, reps[i], family_index[i], instance_index));
+      }
+      progress.Finished(static_cast<int>(i), spec.name, Outcome(reps[i]));
     }
-    const bool ready_made = !reps.empty() && !reps.front().entries.empty();
-    if (!ready_made && reps.size() == static_cast<size_t>(spec.repetitions) && spec.repetitions > 1) {
-      writer.AddAll(AggregateEntries(spec, reps, family_index, instance_index));
-    }
-    progress.Finished(static_cast<int>(i), spec.name, Outcome(reps));
   }
   return failures;
 }
@@ -143,6 +216,12 @@ std::string SummaryTable(const nlohmann::json& document) {
     if (median || (single && !failed) || failed) by_scenario[e["scenario"]].push_back(&e);
   }
   std::string out;
+  int noisy = 0, measured = 0;
+  for (const auto& e : document["benchmarks"]) {
+    if (e.value("run_type", "") != "iteration" || !e.contains("noise")) continue;
+    ++measured;
+    noisy += e["noise"].value("noisy", false);
+  }
   for (const auto& [scenario_name, rows] : by_scenario) {
     Scenario* scenario = FindScenario(scenario_name);
     if (scenario == nullptr) continue;
@@ -170,6 +249,11 @@ std::string SummaryTable(const nlohmann::json& document) {
       }
       out += "\n";
     }
+  }
+  if (noisy) {
+    out += fmt::format("\nnoisy neighbour: in {} of {} repetitions other processes or the hypervisor took more than "
+                       "{:.0f}% of the CPUs under test (each entry's \"noise\" says how much and who)\n",
+                       noisy, measured, kNoisyFraction * 100);
   }
   return out;
 }

@@ -52,6 +52,60 @@ TEST(RunnerTest, AThrowingRepetitionIsRecordedAsFailedAndTheRunGoesOn) {
   EXPECT_EQ(entries.back()["failed_repetitions"], 1);  // aggregates over the two that worked
 }
 
+// Two runs of three repetitions that record the order in which they were measured.
+class OrderScenario final : public Scenario {
+ public:
+  std::string name() const override { return "order"; }
+  std::string description() const override { return "test"; }
+  std::vector<ModelInfo> models() const override { return {{"a", "test"}, {"b", "test"}}; }
+  std::vector<ParamInfo> params() const override { return {}; }
+  Duration default_duration(const std::string&) const override { return Duration(1); }
+  Duration default_warmup(const std::string&) const override { return Duration(0); }
+  int default_repetitions(const std::string&) const override { return 3; }
+  std::vector<SummaryColumn> summary_columns() const override { return {}; }
+  std::vector<RunSpec> Plan(const Options&) const override {
+    std::vector<RunSpec> runs;
+    for (const char* model : {"a", "b"}) {
+      RunSpec run;
+      run.scenario = "order";
+      run.model = model;
+      run.name = std::string("order/") + model;
+      run.repetitions = model[0] == 'a' ? 3 : 2;
+      runs.push_back(run);
+    }
+    return runs;
+  }
+  Repetition Measure(const RunSpec& run, int index) override {
+    measured.push_back(run.model + std::to_string(index));
+    Repetition r;
+    r.ok = true;
+    r.iterations = 1;
+    r.real_time_ns = 1;
+    return r;
+  }
+  static inline std::vector<std::string> measured;
+};
+
+TEST(RunnerTest, RepetitionsAreInterleavedRoundRobinOverRuns) {
+  RegisterScenario(std::make_unique<OrderScenario>());
+  auto runs = PlanAll({"order"}, Options{});
+  ResultsWriter writer(std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") +
+                           "/runner_order.json",
+                       MakeContext("test", "quick"));
+  EXPECT_EQ(RunAll(runs, writer), 0);
+  EXPECT_EQ(OrderScenario::measured, (std::vector<std::string>{"a0", "b0", "a1", "b1", "a2"}));
+  // Each run's aggregates follow its last repetition; every repetition records its noise.
+  std::vector<std::string> names;
+  for (const auto& e : writer.document()["benchmarks"]) {
+    names.push_back(e["name"]);
+    if (e["run_type"] == "iteration") EXPECT_TRUE(e.contains("noise")) << e.dump();
+  }
+  EXPECT_EQ(names[0], "order/a");
+  EXPECT_EQ(names[1], "order/b");
+  EXPECT_EQ(names[4], "order/b_mean");  // b's last repetition was the fourth measured
+  EXPECT_EQ(names.back(), "order/a_cv");
+}
+
 TEST(RunnerTest, AModelNoSelectedScenarioHasIsAnError) {
   Options options;
   options.models = {"nope"};

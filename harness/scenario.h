@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/params.h"
+#include "harness/placement.h"
 
 namespace harness {
 
@@ -43,6 +44,9 @@ struct Options {
   std::string filter;                                       // regex over run names
   std::string self_path;                                    // the harness binary, to start servers
   std::vector<std::string> passthrough;                     // --benchmark_* flags for Google Benchmark
+  // Placement (harness/placement.h): --cpus=split|shared, --server-cpus, --client-cpus as given.
+  std::string cpus_mode = "split";
+  std::string server_cpus, client_cpus;
 };
 
 // One concrete run: a scenario, a model, and one value of every parameter.
@@ -57,6 +61,7 @@ struct RunSpec {
   std::optional<std::string> target;
   std::optional<int> server_pid;
   std::string self_path;
+  Placement placement;  // set by the runner for every run of the scenario
   // The scenario's own, from Plan() to Measure() (a calibration done once, so that every model and
   // every measuring process use the same); carried to `harness measure`, never written to results.
   nlohmann::json plan_data = nlohmann::json::object();
@@ -118,6 +123,9 @@ class Scenario {
   // True: the runner measures each repetition in a fresh process (harness/isolated.h), for a
   // scenario whose models run inside the measuring process. Its RunSpecs then need self_path.
   virtual bool isolated() const { return false; }
+  // True: the scenario drives a server with a load generator on this machine, so the default
+  // placement splits the CPUs between them (harness/placement.h).
+  virtual bool has_client() const { return false; }
 
   // `serve`: runs one server in the foreground until SIGINT/SIGTERM. Returns the exit code.
   virtual int Serve(const ServeOptions& options) {

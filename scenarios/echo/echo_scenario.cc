@@ -130,6 +130,7 @@ void CheckTarget(const std::vector<harness::RunSpec>& runs, const harness::Optio
 class EchoScenario final : public harness::Scenario {
  public:
   std::string name() const override { return "echo"; }
+  bool has_client() const override { return true; }
   std::string description() const override {
     return "TCP echo, ASCII letters upper-cased (seeds 000-003); closed loop, every byte checked";
   }
@@ -234,7 +235,7 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
                                      "--listen=127.0.0.1:0"};
     if (run.params.contains("workers")) argv.push_back("--workers=" + run.params["workers"].dump());
     if (run.params.contains("transport")) argv.push_back("--transport=" + run.params["transport"].get<std::string>());
-    server = std::make_unique<harness::ChildProcess>(argv);
+    server = std::make_unique<harness::ChildProcess>(argv, run.placement.server);
     config.target = AwaitListening(*server);
     sampled = server->pid();
   }
@@ -262,6 +263,7 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
     client_cpu_after = harness::ProcessCpuSeconds();
     window_end_unix = unix_now();
   };
+  harness::PinThisThread(run.placement.client);  // the load generator's threads start from this one
   LoadResult load = RunLoad(config);
 
   if (server && !server->Running()) {

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "harness/params.h"
+#include "harness/placement.h"
 #include "harness/process_usage.h"
 #include "harness/scenario.h"
 #include "harness/stats.h"
@@ -240,7 +241,7 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
     return harness::Repetition::Failed("checksum " + std::to_string(checksum) + " != " + std::to_string(expected) +
                                        ": an item was parsed twice or never");
   }
-  const BoundInput in = BoundInputFor(*executor, config, parse_s, static_cast<int>(std::thread::hardware_concurrency()));
+  const BoundInput in = BoundInputFor(*executor, config, parse_s, static_cast<int>(harness::AvailableCpus().size()));
   const Bound bound = LowerBound(in);
 
   harness::Repetition rep;

@@ -1,0 +1,112 @@
+#include "harness/noise.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <sstream>
+
+#include "harness/process_usage.h"
+
+namespace harness {
+namespace {
+
+constexpr unsigned kKernelThread = 0x00200000;  // PF_KTHREAD in /proc/PID/stat's flags
+
+std::vector<pid_t> Numbered(const std::string& dir) {
+  std::vector<pid_t> out;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const pid_t n = static_cast<pid_t>(std::atoi(e->d_name));
+      if (n > 0) out.push_back(n);
+    }
+    closedir(d);
+  }
+  return out;
+}
+
+std::string Comm(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
+}  // namespace
+
+nlohmann::json NoiseReport::ToJson() const {
+  nlohmann::json j = {{"seconds", seconds}, {"steal_fraction", steal_fraction}, {"others_fraction", others_fraction},
+                      {"noisy", noisy()}};
+  if (!busiest.empty()) j["busiest"] = busiest;
+  return j;
+}
+
+NoiseMeter::NoiseMeter(const CpuList& cpus)
+    : cpus_(cpus.empty() ? AvailableCpus() : cpus), start_(std::chrono::steady_clock::now()),
+      steal_start_(StealTicks()), others_start_(OtherThreads(false)) {}
+
+uint64_t NoiseMeter::StealTicks() const {
+  std::ifstream in("/proc/stat");
+  std::string line;
+  uint64_t steal = 0;
+  while (std::getline(in, line) && line.rfind("cpu", 0) == 0) {
+    if (line.size() < 4 || line[3] == ' ') continue;  // the all-CPU line
+    std::istringstream fields(line.substr(3));
+    int cpu = -1;
+    uint64_t user, nice, system, idle, iowait, irq, softirq, stolen = 0;
+    fields >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> stolen;
+    if (std::binary_search(cpus_.begin(), cpus_.end(), cpu)) steal += stolen;
+  }
+  return steal;
+}
+
+std::map<pid_t, NoiseMeter::ThreadTime> NoiseMeter::OtherThreads(bool on_our_cpus_only) const {
+  const std::vector<pid_t> tree = ProcessTree(getpid());
+  const std::set<pid_t> ours(tree.begin(), tree.end());
+  std::map<pid_t, ThreadTime> out;
+  for (const pid_t pid : Numbered("/proc")) {
+    if (ours.count(pid)) continue;
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task/";
+    for (const pid_t tid : Numbered(tasks)) {
+      std::ifstream in(tasks + std::to_string(tid) + "/stat");
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const size_t paren = text.rfind(')');
+      if (paren == std::string::npos) continue;
+      std::istringstream fields(text.substr(paren + 1));
+      std::vector<std::string> f((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
+      if (f.size() < 37) continue;
+      if (std::stoul(f[6]) & kKernelThread) break;  // a kernel thread: so are all its tasks
+      if (on_our_cpus_only && !std::binary_search(cpus_.begin(), cpus_.end(), std::stoi(f[36]))) continue;
+      out[tid] = {pid, std::stoull(f[11]) + std::stoull(f[12])};
+    }
+  }
+  return out;
+}
+
+NoiseReport NoiseMeter::Stop() {
+  NoiseReport r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double ticks_per_s = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double capacity = r.seconds * static_cast<double>(cpus_.size()) * ticks_per_s;
+  if (capacity <= 0) return r;
+  r.steal_fraction = static_cast<double>(StealTicks() - steal_start_) / capacity;
+  std::map<pid_t, uint64_t> by_process;
+  uint64_t others = 0;
+  for (const auto& [tid, now] : OtherThreads(true)) {
+    const auto before = others_start_.find(tid);
+    const uint64_t delta = before == others_start_.end() ? now.ticks : now.ticks - std::min(now.ticks, before->second.ticks);
+    others += delta;
+    by_process[now.pid] += delta;
+  }
+  r.others_fraction = static_cast<double>(others) / capacity;
+  const auto top = std::max_element(by_process.begin(), by_process.end(),
+                                    [](const auto& a, const auto& b) { return a.second < b.second; });
+  if (top != by_process.end() && top->second > 0) r.busiest = Comm(top->first) + " (pid " + std::to_string(top->first) + ")";
+  return r;
+}
+
+}  // namespace harness
