@@ -8,9 +8,11 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
+#include "harness/placement.h"
 #include "harness/process_usage.h"
 #include "harness/stats.h"
 
@@ -75,6 +77,38 @@ nlohmann::json CommonFields(const RunSpec& run, int family_index, int instance_i
           {"placement", run.placement.ToJson()}};
 }
 
+std::string ReadLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// What is known of the CPUs the harness may use, instead of what Google Benchmark's context
+// fields would otherwise claim: the frequency governor where the kernel exposes one (a VM often
+// does not: the host sets the clock), SMT siblings, CPUs isolated from the scheduler.
+nlohmann::json Environment() {
+  std::set<std::string> governors;
+  nlohmann::json siblings = nlohmann::json::object();
+  for (int cpu : AvailableCpus()) {
+    const std::string dir = "/sys/devices/system/cpu/cpu" + std::to_string(cpu);
+    if (std::string g = ReadLine(dir + "/cpufreq/scaling_governor"); !g.empty()) governors.insert(g);
+    siblings[std::to_string(cpu)] = FormatCpuList(SmtSiblings(cpu));
+  }
+  std::string governor;
+  for (const auto& g : governors) governor += (governor.empty() ? "" : ",") + g;
+  nlohmann::json env = {{"available_cpus", FormatCpuList(AvailableCpus())},
+                        {"smt_siblings", siblings},
+                        {"isolated_cpus", ReadLine("/sys/devices/system/cpu/isolated")},
+                        {"scaling_governor", governor.empty() ? nlohmann::json() : nlohmann::json(governor)}};
+  if (governor.empty()) env["scaling_note"] = "no cpufreq in /sys: the frequency policy is not visible here (a VM's host sets it)";
+  return env;
+}
+
+bool ScalingEnabled(const nlohmann::json& env) {
+  return env["scaling_governor"].is_string() && env["scaling_governor"] != "performance";
+}
+
 }  // namespace
 
 nlohmann::json MakeContext(const std::string& command_line, const std::string& profile) {
@@ -86,6 +120,17 @@ nlohmann::json MakeContext(const std::string& command_line, const std::string& p
   getloadavg(load, 3);
   const std::string mhz = FirstLineMatching("/proc/cpuinfo", "cpu MHz");
   const std::string mem_kb = FirstLineMatching("/proc/meminfo", "MemTotal");
+  const nlohmann::json env = Environment();
+#ifdef NDEBUG
+  const char* build_type = "release";
+#else
+  const char* build_type = "debug";
+#endif
+#ifdef __OPTIMIZE__
+  const bool optimized = true;
+#else
+  const bool optimized = false;
+#endif
   return {
       // Google Benchmark's fields.
       {"date", IsoNow()},
@@ -93,10 +138,10 @@ nlohmann::json MakeContext(const std::string& command_line, const std::string& p
       {"executable", SelfExecutable()},
       {"num_cpus", std::thread::hardware_concurrency()},
       {"mhz_per_cpu", mhz.empty() ? 0 : static_cast<int>(std::stod(mhz))},
-      {"cpu_scaling_enabled", false},
+      {"cpu_scaling_enabled", ScalingEnabled(env)},
       {"caches", nlohmann::json::array()},
       {"load_avg", {load[0], load[1], load[2]}},
-      {"library_build_type", "release"},
+      {"library_build_type", build_type},
       // The harness's fields.
       {"schema_version", kSchemaVersion},
       {"harness", "concurrency-harness"},
@@ -113,8 +158,11 @@ nlohmann::json MakeContext(const std::string& command_line, const std::string& p
         {"kernel", std::string(uts.sysname) + " " + uts.release},
         {"arch", uts.machine},
         {"memory_bytes", mem_kb.empty() ? 0 : std::stoull(mem_kb) * 1024}}},
+      {"optimized", optimized},
+      {"environment", env},
       {"note",
-       "client (load generator) and server run on the same machine and share its cores"},
+       "client (load generator) and server run on the same machine; each entry's placement says on which CPUs "
+       "(split: disjoint sets; shared: the scheduler's choice), and its noise what else ran on them"},
   };
 }
 

@@ -1,13 +1,22 @@
 """Compares two harness result files and says whether each difference is real.
 
-Usage: bazel run //plots:compare -- BASE.json NEW.json [--threshold=5%] [--format=text|md|json]
+Usage: bazel run //plots:compare -- BASE.json NEW.json [--threshold=10%] [--format=text|md|json]
 
 For every run in both files and every metric it has (time and CPU per operation, throughput, p99,
-server CPU per message), it reports the base and new medians over the repetitions, the change, and
-a two-sided Mann-Whitney U p-value. A change is a regression when it is significant (p < alpha) and
+server CPU per message), it reports the base and new medians over the repetitions, the change (the
+ratio of the geometric means), and a p-value from Student's t-test on the logarithms of the values
+(a slowdown multiplies: logs make it a shift of the level, not of the spread, so the two sides'
+variance is pooled; at 5 repetitions a side Welch's version loses half its degrees of freedom and,
+among 150 comparisons, a third of its power to see a 15% change).
+Testing some 150 comparisons of a file at 5% each would flag ~7 by chance alone, so the p-values of
+a file are adjusted together (Benjamini-Hochberg: the expected share of false alarms among the
+flagged stays under 5%). A change is a regression when its adjusted p is below 0.05 *and* it is
 worse than the threshold in the metric's own direction (higher msgs/s is better, lower p99 is).
-With fewer than 4 repetitions a side no p-value can fall below 0.05: the verdict is then "too few".
-Exit status: 1 when a regression is found, 0 otherwise, 2 on bad input.
+
+With fewer than 3 repetitions a side there is no test: a change past the threshold in every
+repetition (every new one worse than every base one) is then reported as "REGRESSION?" and the exit
+status is 3.
+Exit status: 1 when a regression is found, 3 when only untested ones are, 0 otherwise, 2 on bad input.
 """
 import argparse
 import json
@@ -15,7 +24,7 @@ import math
 import sys
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import ttest_ind
 
 from plots import results
 
@@ -28,6 +37,7 @@ METRICS = [
     ("server_cpu_us_per_msg", "srv cpu/msg", False),
 ]
 ALPHA = 0.05
+MIN_TESTED = 3  # repetitions a side for a t-test
 
 
 def parse_threshold(text):
@@ -51,6 +61,41 @@ def samples(doc):
     return out
 
 
+def log_t_p(a, b):
+    """Two-sided p-value of the pooled t-test on log values (raw values where any is <= 0)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if min(a.min(), b.min()) > 0:
+        a, b = np.log(a), np.log(b)
+    if a.var(ddof=1) == 0 and b.var(ddof=1) == 0:
+        return 1.0 if a.mean() == b.mean() else 0.0
+    return float(ttest_ind(b, a, equal_var=True).pvalue)
+
+
+def benjamini_hochberg(p_values):
+    """Adjusted p-values (q-values), in the input order: flagging q < alpha keeps the expected share
+    of false alarms among the flagged below alpha, over all the comparisons at once."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    if m == 0:
+        return []
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]  # monotone from the largest rank down
+    out = np.empty(m)
+    out[order] = np.minimum(q, 1.0)
+    return out.tolist()
+
+
+def ratio_change(a, b):
+    """The change from a to b as the ratio of geometric means, minus one (arithmetic where a value
+    is <= 0); from a base of 0, an infinite change in the new value's direction."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if min(a.min(), b.min()) > 0:
+        return float(np.exp(np.log(b).mean() - np.log(a).mean()) - 1)
+    ma, mb = a.mean(), b.mean()
+    return (mb - ma) / abs(ma) if ma else (0.0 if mb == ma else math.copysign(math.inf, mb))
+
+
 def compare(base_doc, new_doc, threshold):
     base, new = samples(base_doc), samples(new_doc)
     rows = []
@@ -59,25 +104,34 @@ def compare(base_doc, new_doc, threshold):
             a, b = base[run].get(key), new[run].get(key)
             if not a or not b:
                 continue
-            ma, mb = float(np.median(a)), float(np.median(b))
-            # From a base of 0 any new value is an infinite relative change, in its own direction.
-            change = (mb - ma) / ma if ma else (0.0 if mb == ma else math.copysign(math.inf, mb))
-            worse = -change if higher_is_better else change
-            if min(len(a), len(b)) < 2 or (a == b):
-                p = None if min(len(a), len(b)) < 2 else 1.0
-            else:
-                p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-            if p is None or min(len(a), len(b)) < 4:
-                verdict = "too few"
-            elif p < ALPHA and worse > threshold:
-                verdict = "REGRESSION"
-            elif p < ALPHA and -worse > threshold:
-                verdict = "improvement"
-            else:
-                verdict = "same"
-            rows.append({"run": run, "metric": label, "base": ma, "new": mb, "change": change,
-                         "p_value": p, "repetitions": [len(a), len(b)], "verdict": verdict})
+            change = ratio_change(a, b)
+            tested = min(len(a), len(b)) >= MIN_TESTED
+            rows.append({"run": run, "metric": label, "base": float(np.median(a)), "new": float(np.median(b)),
+                         "change": change, "p_value": log_t_p(a, b) if tested else None, "q_value": None,
+                         "repetitions": [len(a), len(b)], "worse": -change if higher_is_better else change,
+                         "every_repetition_worse": every_repetition_worse(a, b, threshold, higher_is_better)})
+    tested = [r for r in rows if r["p_value"] is not None]
+    for r, q in zip(tested, benjamini_hochberg([r["p_value"] for r in tested])):
+        r["q_value"] = q
+    for r in rows:
+        worse = r.pop("worse")
+        if r["q_value"] is None:
+            r["verdict"] = "REGRESSION?" if r["every_repetition_worse"] else "too few"
+        elif r["q_value"] < ALPHA and worse > threshold:
+            r["verdict"] = "REGRESSION"
+        elif r["q_value"] < ALPHA and -worse > threshold:
+            r["verdict"] = "improvement"
+        else:
+            r["verdict"] = "same"
+        del r["every_repetition_worse"]
     return rows
+
+
+def every_repetition_worse(a, b, threshold, higher_is_better):
+    """True when every new value is worse than every base value by more than the threshold."""
+    if higher_is_better:
+        return max(b) < min(a) / (1 + threshold)
+    return min(b) > max(a) * (1 + threshold)
 
 
 def format_change(change):
@@ -87,9 +141,10 @@ def format_change(change):
 def format_rows(rows, fmt):
     if fmt == "json":  # strict JSON has no Infinity: a change from 0 is null there
         return json.dumps([{**r, "change": None if math.isinf(r["change"]) else r["change"]} for r in rows], indent=2)
-    header = ["run", "metric", "base", "new", "change", "p", "reps", "verdict"]
+    header = ["run", "metric", "base", "new", "change", "p", "q", "reps", "verdict"]
     table = [[r["run"], r["metric"], f"{r['base']:.4g}", f"{r['new']:.4g}", format_change(r["change"]),
-              "-" if r["p_value"] is None else f"{r['p_value']:.3f}", "{}v{}".format(*r["repetitions"]),
+              "-" if r["p_value"] is None else f"{r['p_value']:.3g}",
+              "-" if r["q_value"] is None else f"{r['q_value']:.3g}", "{}v{}".format(*r["repetitions"]),
               r["verdict"]] for r in rows]
     if fmt == "md":
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -103,7 +158,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base")
     parser.add_argument("new")
-    parser.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
+    parser.add_argument("--threshold", default="10%", help="smallest change that counts (default 10%%)")
     parser.add_argument("--format", choices=["text", "md", "json"], default="text")
     try:
         args = parser.parse_args(argv)
@@ -121,11 +176,18 @@ def main(argv=None):
         print("compare: error: the two files have no run in common", file=sys.stderr)
         return 2
     print(format_rows(rows, args.format))
-    regressions = [r for r in rows if r["verdict"] == "REGRESSION"]
-    few = sum(r["verdict"] == "too few" for r in rows)
-    print(f"\n{len(rows)} comparisons, {len(regressions)} regressions"
-          + (f", {few} with too few repetitions for a test (4+ a side)" if few else ""))
-    return 1 if regressions else 0
+    return summarize(rows)
+
+
+def summarize(rows):
+    """Prints the closing line; returns the exit status (1 regression, 3 untested only, 0 none)."""
+    regressions = sum(r["verdict"] == "REGRESSION" for r in rows)
+    untested = sum(r["verdict"] == "REGRESSION?" for r in rows)
+    few = sum(r["verdict"] in ("too few", "REGRESSION?") for r in rows)
+    print(f"\n{len(rows)} comparisons, {regressions} regressions"
+          + (f", {untested} untested regressions (past the threshold in every repetition)" if untested else "")
+          + (f", {few} with too few repetitions for a test ({MIN_TESTED}+ a side)" if few else ""))
+    return 1 if regressions else 3 if untested else 0
 
 
 def report_path(path):

@@ -1,0 +1,125 @@
+"""Runs two builds of the harness alternately, repetition by repetition, and compares them.
+
+Usage: bazel run //plots:ab -- --base=BASE_HARNESS --new=NEW_HARNESS [--repetitions=5]
+           [--threshold=10%] [--out=DIR] -- RUN_FLAGS...
+
+Each repetition runs `BASE_HARNESS run RUN_FLAGS --repetitions=1` and the same with NEW_HARNESS,
+in alternating order (base first, then new first, ...), so that whatever drifts on the machine
+during the sitting (a neighbour, the temperature, the page cache) falls on both builds alike. Both
+get the same placement (the harness's default, or the --*-cpus in RUN_FLAGS). The repetitions of
+each build are written as one results file, DIR/base.json and DIR/new.json (default DIR:
+results/ab), and compared as //plots:compare does.
+Exit status: 0 no regression, 1 a regression, 3 only untested ones, 2 bad input, 130 interrupted.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from plots import compare, results
+from plots.report import user_path
+
+OWN_FLAGS = ("--repetitions", "--out")
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="the harness binary of the base build")
+    parser.add_argument("--new", required=True, help="the harness binary of the new build")
+    parser.add_argument("--repetitions", type=int, default=5, help="repetitions per build (default 5)")
+    parser.add_argument("--threshold", default="10%", help="smallest change that counts (default 10%%)")
+    parser.add_argument("--out", default=None, help="directory for base.json and new.json (default results/ab)")
+    parser.add_argument("run_flags", nargs="*", help="flags for `harness run`, after --")
+    args = parser.parse_args(argv)
+    for side in ("base", "new"):
+        path = user_path(getattr(args, side))
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise results.BadInput(f"--{side}: not an executable file: {path}")
+        setattr(args, side, os.path.abspath(path))
+    if not 1 <= args.repetitions <= 1000:
+        raise results.BadInput(f"--repetitions: must be between 1 and 1000, not {args.repetitions}")
+    for flag in args.run_flags:
+        if flag.split("=")[0] in OWN_FLAGS:
+            raise results.BadInput(f"{flag}: ab sets {' and '.join(OWN_FLAGS)} itself")
+    args.threshold = compare.parse_threshold(args.threshold)
+    workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".")
+    args.out = user_path(args.out) if args.out else os.path.join(workspace, "results", "ab")
+    return args
+
+
+def run_once(binary, flags, out):
+    """One repetition of one build; returns its exit code (0 ok, 1 a failed run)."""
+    p = subprocess.run([binary, "run", *flags, "--repetitions=1", f"--out={out}"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if p.returncode == 2:
+        raise results.BadInput(f"{binary}: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else 'bad input'}")
+    if p.returncode == 130:
+        raise KeyboardInterrupt
+    if p.returncode not in (0, 1):
+        raise results.BadInput(f"{binary} exited with {p.returncode}: {p.stderr.strip()[-300:]}")
+    return p.returncode
+
+
+def combine(paths, repetitions):
+    """One results document of a build's single-repetition files, repetition i from file i."""
+    docs = [results.load(p) for p in paths]
+    combined = {"context": dict(docs[0]["context"]), "benchmarks": []}
+    combined["context"]["ab_repetitions"] = [d["context"].get("date", "") for d in docs]
+    for i, doc in enumerate(docs):
+        for entry in doc["benchmarks"]:
+            if entry.get("run_type") != "iteration":
+                continue  # single repetitions have no aggregates of their own
+            combined["benchmarks"].append({**entry, "repetition_index": i, "repetitions": repetitions})
+    return combined
+
+
+def main(argv=None):
+    try:
+        args = parse(argv)
+    except SystemExit as e:
+        return 0 if e.code == 0 else 2
+    except results.BadInput as e:
+        print(f"ab: error: {e}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="ab-", dir=args.out)
+    files = {"base": [], "new": []}
+    failed = 0
+    try:
+        for r in range(args.repetitions):
+            order = ("base", "new") if r % 2 == 0 else ("new", "base")
+            for side in order:
+                out = os.path.join(scratch, f"{side}-{r}.json")
+                print(f"ab: repetition {r + 1}/{args.repetitions}: {side}", file=sys.stderr, flush=True)
+                failed += run_once(getattr(args, side), args.run_flags, out)
+                files[side].append(out)
+        docs = {side: combine(paths, args.repetitions) for side, paths in files.items()}
+    except results.BadInput as e:
+        print(f"ab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ab: interrupted", file=sys.stderr)
+        return 130
+    for side, doc in docs.items():
+        with open(os.path.join(args.out, f"{side}.json"), "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1)
+    for paths in files.values():
+        for p in paths:
+            os.unlink(p)
+    os.rmdir(scratch)
+    rows = compare.compare(docs["base"], docs["new"], args.threshold)
+    if not rows:
+        print("ab: error: the two builds measured no run in common", file=sys.stderr)
+        return 2
+    print(compare.format_rows(rows, "text"))
+    if failed:
+        print(f"\n{failed} of {2 * args.repetitions} invocations had a failed run (see their entries)")
+    print(f"results: {os.path.join(args.out, 'base.json')} {os.path.join(args.out, 'new.json')}")
+    return compare.summarize(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""//plots:ab with two fake harness binaries: the order it runs them in, the files it writes, and
+its exit codes."""
+import contextlib
+import io
+import json
+import os
+import stat
+import tempfile
+import unittest
+
+from plots import ab
+
+FAKE = """#!/usr/bin/python3
+import json, random, sys
+args = sys.argv[1:]
+with open({log!r}, "a") as log:
+    log.write({name!r} + "\\n")
+if any(a.startswith("--bogus") for a in args):
+    print("harness: error: unknown flag --bogus", file=sys.stderr)
+    sys.exit(2)
+out = [a.split("=", 1)[1] for a in args if a.startswith("--out=")][0]
+rng = random.Random(out)
+entries = []
+for i in range(30):  # 30 runs; run 0 is {factor}x slower in this build
+    value = 1000.0 * (1 + 0.01 * rng.gauss(0, 1)) * ({factor} if i == 0 else 1)
+    entries.append({{"name": f"echo/m/connections:{{i}}", "run_name": f"echo/m/connections:{{i}}",
+                    "run_type": "iteration", "status": "ok", "scenario": "echo", "model": "m",
+                    "params": {{"connections": i}}, "repetition_index": 0, "real_time": value}})
+with open(out, "w") as f:
+    json.dump({{"context": {{"date": "now"}}, "benchmarks": entries}}, f)
+"""
+
+
+class Ab(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        self.log = os.path.join(self.dir, "order.log")
+
+    def fake(self, name, factor=1.0):
+        path = os.path.join(self.dir, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(FAKE.format(log=self.log, name=name, factor=factor))
+        os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
+        return path
+
+    def ab(self, *argv):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = ab.main(list(argv))
+        return code, out.getvalue(), err.getvalue()
+
+    def test_a_build_against_itself_passes_and_the_builds_alternate(self):
+        base, new = self.fake("base"), self.fake("new")
+        code, out, err = self.ab(f"--base={base}", f"--new={new}", "--repetitions=4", f"--out={self.dir}/r",
+                                 "--", "--scenario=echo")
+        self.assertEqual(code, 0, out + err)
+        with open(self.log, encoding="utf-8") as f:
+            self.assertEqual(f.read().split(), ["base", "new", "new", "base", "base", "new", "new", "base"])
+        for side in ("base", "new"):
+            with open(os.path.join(self.dir, "r", side + ".json"), encoding="utf-8") as f:
+                doc = json.load(f)
+            reps = sorted({e["repetition_index"] for e in doc["benchmarks"]})
+            self.assertEqual(reps, [0, 1, 2, 3])
+        self.assertEqual(sorted(os.listdir(os.path.join(self.dir, "r"))), ["base.json", "new.json"])
+
+    def test_a_slower_build_is_a_regression(self):
+        base, new = self.fake("base"), self.fake("new", factor=1.15)
+        code, out, _ = self.ab(f"--base={base}", f"--new={new}", f"--out={self.dir}/r")
+        self.assertEqual(code, 1, out)
+        flagged = [line for line in out.splitlines() if "REGRESSION" in line]
+        self.assertEqual(len(flagged), 1, out)
+        self.assertIn("echo/m/connections:0 ", flagged[0])
+
+    def test_bad_input(self):
+        base = self.fake("base")
+        for argv, mentions in (
+                ([f"--base={base}", f"--new={self.dir}/nope"], "--new: not an executable"),
+                ([f"--base={base}", f"--new={base}", "--", "--out=x.json"], "ab sets"),
+                ([f"--base={base}", f"--new={base}", "--", "--repetitions=3"], "ab sets"),
+                ([f"--base={base}", f"--new={base}", "--threshold=lots"], "--threshold"),
+                ([f"--base={base}", f"--new={base}", f"--out={self.dir}/r", "--", "--bogus"], "unknown flag --bogus"),
+                ([f"--base={base}"], "required")):
+            with self.subTest(argv=argv):
+                code, _, err = self.ab(*argv)
+                self.assertEqual(code, 2, err)
+                self.assertIn(mentions, err)
+
+
+if __name__ == "__main__":
+    unittest.main()
