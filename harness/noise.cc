@@ -79,9 +79,11 @@ std::map<pid_t, NoiseMeter::ThreadTime> NoiseMeter::OtherThreads(bool on_our_cpu
       std::istringstream fields(text.substr(paren + 1));
       std::vector<std::string> f((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
       if (f.size() < 37) continue;
-      if (std::stoul(f[6]) & kKernelThread) break;  // a kernel thread: so are all its tasks
-      if (on_our_cpus_only && !std::binary_search(cpus_.begin(), cpus_.end(), std::stoi(f[36]))) continue;
-      out[tid] = {pid, std::stoull(f[11]) + std::stoull(f[12])};
+      // strtoull, not stoull: nothing read from /proc may throw out of a measurement.
+      if (std::strtoull(f[6].c_str(), nullptr, 10) & kKernelThread) break;  // a kernel thread: so are all its tasks
+      const int cpu = static_cast<int>(std::strtol(f[36].c_str(), nullptr, 10));
+      if (on_our_cpus_only && !std::binary_search(cpus_.begin(), cpus_.end(), cpu)) continue;
+      out[tid] = {pid, std::strtoull(f[11].c_str(), nullptr, 10) + std::strtoull(f[12].c_str(), nullptr, 10)};
     }
   }
   return out;

@@ -225,7 +225,7 @@ std::string CheckServesPort(pid_t root, uint16_t port, bool udp) {
       std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
       fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
       const size_t colon = local.rfind(':');
-      if (colon == std::string::npos || std::stoul(local.substr(colon + 1), nullptr, 16) != port) continue;
+      if (colon == std::string::npos || std::strtoul(local.c_str() + colon + 1, nullptr, 16) != port) continue;
       if (!udp && state != "0A") continue;
       if (held.count(inode)) return "";
     }
