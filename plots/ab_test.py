@@ -51,11 +51,12 @@ class Ab(unittest.TestCase):
 
     def test_a_build_against_itself_passes_and_the_builds_alternate(self):
         base, new = self.fake("base"), self.fake("new")
-        code, out, err = self.ab(f"--base={base}", f"--new={new}", "--repetitions=4", f"--out={self.dir}/r",
-                                 "--", "--scenario=echo")
+        code, out, err = self.ab(f"--base={base}", f"--new={new}", f"--out={self.dir}/r",
+                                 "--", "--scenario=echo", "--repetitions=4")
         self.assertEqual(code, 0, out + err)
         with open(self.log, encoding="utf-8") as f:
-            self.assertEqual(f.read().split(), ["base", "new", "new", "base", "base", "new", "new", "base"])
+            # A discarded warm-up round (new first: it is round -1), then four alternating rounds.
+            self.assertEqual(f.read().split(), ["new", "base"] + ["base", "new", "new", "base"] * 2)
         for side in ("base", "new"):
             with open(os.path.join(self.dir, "r", side + ".json"), encoding="utf-8") as f:
                 doc = json.load(f)
@@ -75,8 +76,8 @@ class Ab(unittest.TestCase):
         base = self.fake("base")
         for argv, mentions in (
                 ([f"--base={base}", f"--new={self.dir}/nope"], "--new: not an executable"),
-                ([f"--base={base}", f"--new={base}", "--", "--out=x.json"], "ab sets"),
-                ([f"--base={base}", f"--new={base}", "--", "--repetitions=3"], "ab sets"),
+                ([f"--base={base}", f"--new={base}", "--", "--out=x.json"], "ab writes"),
+                ([f"--base={base}", f"--new={base}", "--", "--repetitions=0"], "--repetitions"),
                 ([f"--base={base}", f"--new={base}", "--threshold=lots"], "--threshold"),
                 ([f"--base={base}", f"--new={base}", f"--out={self.dir}/r", "--", "--bogus"], "unknown flag --bogus"),
                 ([f"--base={base}"], "required")):

@@ -24,7 +24,7 @@ import math
 import sys
 
 import numpy as np
-from scipy.stats import ttest_ind
+from scipy.stats import ttest_ind, ttest_rel
 
 from plots import results
 
@@ -51,21 +51,26 @@ def parse_threshold(text):
 
 
 def samples(doc):
-    """{run name: {metric: [value per repetition]}} from the ok repetitions."""
+    """{run name: {metric: {repetition index: value}}} from the ok repetitions."""
     out = {}
-    for b in results.iterations(doc):
+    for i, b in enumerate(results.iterations(doc)):
         run = b.get("run_name", b["name"])
         for key, _, _ in METRICS:
             if isinstance(b.get(key), (int, float)):
-                out.setdefault(run, {}).setdefault(key, []).append(float(b[key]))
+                out.setdefault(run, {}).setdefault(key, {})[b.get("repetition_index", i)] = float(b[key])
     return out
 
 
-def log_t_p(a, b):
-    """Two-sided p-value of the pooled t-test on log values (raw values where any is <= 0)."""
+def log_t_p(a, b, paired=False):
+    """Two-sided p-value of the t-test on log values (raw values where any is <= 0): pooled, or on
+    the differences of pairs (repetition i of each side measured side by side, as //plots:ab does:
+    a drift of the machine between rounds then cancels)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if min(a.min(), b.min()) > 0:
         a, b = np.log(a), np.log(b)
+    if paired:
+        d = b - a
+        return (1.0 if d.mean() == 0 else 0.0) if d.var(ddof=1) == 0 else float(ttest_rel(b, a).pvalue)
     if a.var(ddof=1) == 0 and b.var(ddof=1) == 0:
         return 1.0 if a.mean() == b.mean() else 0.0
     return float(ttest_ind(b, a, equal_var=True).pvalue)
@@ -96,18 +101,25 @@ def ratio_change(a, b):
     return (mb - ma) / abs(ma) if ma else (0.0 if mb == ma else math.copysign(math.inf, mb))
 
 
-def compare(base_doc, new_doc, threshold):
+def compare(base_doc, new_doc, threshold, paired=False):
+    """One row per run and metric both documents have. `paired`: repetition i of base and of new
+    were measured side by side (//plots:ab), so the test is on the pairs' ratios."""
     base, new = samples(base_doc), samples(new_doc)
     rows = []
     for run in sorted(set(base) & set(new)):
         for key, label, higher_is_better in METRICS:
-            a, b = base[run].get(key), new[run].get(key)
-            if not a or not b:
+            by_rep_a, by_rep_b = base[run].get(key), new[run].get(key)
+            if not by_rep_a or not by_rep_b:
+                continue
+            both = sorted(set(by_rep_a) & set(by_rep_b)) if paired else None
+            a = [by_rep_a[i] for i in both] if paired else list(by_rep_a.values())
+            b = [by_rep_b[i] for i in both] if paired else list(by_rep_b.values())
+            if not a:
                 continue
             change = ratio_change(a, b)
             tested = min(len(a), len(b)) >= MIN_TESTED
             rows.append({"run": run, "metric": label, "base": float(np.median(a)), "new": float(np.median(b)),
-                         "change": change, "p_value": log_t_p(a, b) if tested else None, "q_value": None,
+                         "change": change, "p_value": log_t_p(a, b, paired) if tested else None, "q_value": None,
                          "repetitions": [len(a), len(b)], "worse": -change if higher_is_better else change,
                          "every_repetition_worse": every_repetition_worse(a, b, threshold, higher_is_better)})
     tested = [r for r in rows if r["p_value"] is not None]
