@@ -276,6 +276,18 @@ class Statistics(unittest.TestCase):
             self.assertEqual(sum(v == "REGRESSION" for v in verdicts.values()), verdicts["r0"] == "REGRESSION")
         self.assertGreaterEqual(found, 9)
 
+    def test_pairs_cancel_a_drift_of_the_machine_between_rounds(self):
+        # Each round the machine is up to 40% slower or faster for both builds alike; new is 15% slower.
+        rng = np.random.default_rng(3)
+        drift = rng.uniform(0.7, 1.3, size=5)
+        docs = []
+        for factor in (1.0, 1.15):
+            docs.append({"context": {}, "benchmarks": [
+                {"name": "r", "run_name": "r", "run_type": "iteration", "status": "ok", "repetition_index": i,
+                 "real_time": 1000 * factor * d * rng.lognormal(0, 0.02)} for i, d in enumerate(drift)]})
+        self.assertEqual(compare.compare(*docs, 0.10)[0]["verdict"], "same")  # drowned by the drift
+        self.assertEqual(compare.compare(*docs, 0.10, paired=True)[0]["verdict"], "REGRESSION")
+
 
 if __name__ == "__main__":
     unittest.main()
