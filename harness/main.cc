@@ -254,6 +254,8 @@ int Main(int argc, char** argv) {
   RunFlags run_flags;
   CLI::App* run = app.add_subcommand("run", "measure scenarios x models x parameters");
   AddRunFlags(run, run_flags, true);
+  bool dry_run = false;
+  run->add_flag("--dry-run", dry_run, "print the runs the flags select, one name a line, and measure nothing");
   run->allow_extras();  // --benchmark_* flags go to Google Benchmark (scenario micro)
   app.add_subcommand("list", "scenarios, models, parameters, profiles");
 
@@ -363,6 +365,10 @@ int Main(int argc, char** argv) {
     }
     const auto scenarios = flags.scenarios.empty() ? AllScenarioNames() : SplitList(flags.scenarios);
     auto runs = PlanAll(scenarios, options);
+    if (dry_run) {
+      for (const auto& r : runs) std::cout << r.spec.name << "\n";
+      return 0;
+    }
     const std::string out = flags.out.empty() ? DefaultOut() : UserPath(flags.out);
     return Execute(runs, out, options.profile, command_line);
   } catch (const std::invalid_argument& e) {

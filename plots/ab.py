@@ -3,10 +3,11 @@
 Usage: bazel run //plots:ab -- --base=BASE_HARNESS --new=NEW_HARNESS [--repetitions=5]
            [--threshold=10%] [--out=DIR] -- RUN_FLAGS...
 
-Each repetition runs `BASE_HARNESS run RUN_FLAGS --repetitions=1` and the same with NEW_HARNESS
-(a --repetitions=N among RUN_FLAGS sets how many),
-in alternating order (base first, then new first, ...), after a warm-up round of both that is
-discarded, so that whatever drifts on the machine
+Each round runs every run RUN_FLAGS select once with each build, run by run: `BASE_HARNESS run
+RUN_FLAGS --filter=^RUN$ --repetitions=1` and the same with NEW_HARNESS, side by side, in
+alternating order (base first, then new first, ...), after a warm-up round that is discarded (a
+harness without `run --dry-run` to list its runs is run whole, round by round). A
+--repetitions=N among RUN_FLAGS sets how many rounds. So whatever drifts on the machine
 during the sitting (a neighbour, the temperature, the page cache) falls on both builds alike. Both
 get the same placement (the harness's default, or the --*-cpus in RUN_FLAGS). The repetitions of
 each build are written as one results file, DIR/base.json and DIR/new.json (default DIR:
@@ -78,16 +79,46 @@ def run_once(binary, flags, out):
     return p.returncode
 
 
-def combine(paths, repetitions):
-    """One results document of a build's single-repetition files, repetition i from file i."""
-    docs = [results.load(p) for p in paths]
-    combined = {"context": dict(docs[0]["context"]), "benchmarks": []}
-    combined["context"]["ab_repetitions"] = [d["context"].get("date", "") for d in docs]
-    for i, doc in enumerate(docs):
-        for entry in doc["benchmarks"]:
-            if entry.get("run_type") != "iteration":
-                continue  # single repetitions have no aggregates of their own
-            combined["benchmarks"].append({**entry, "repetition_index": i, "repetitions": repetitions})
+def planned_runs(binary, flags):
+    """The run names the flags select (`run --dry-run`), or None from a harness without it."""
+    p = subprocess.run([binary, "run", *flags, "--dry-run"], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True)
+    if p.returncode == 2 and "--dry-run" in p.stderr:
+        return None
+    if p.returncode != 0:
+        raise results.BadInput(f"{binary}: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else 'bad input'}")
+    return p.stdout.split()
+
+
+def exactly(name):
+    """A POSIX extended regex matching `name` only (the harness's --filter)."""
+    return "^" + "".join("\\" + c if c in ".[]{}()\\*+?^$|" else c for c in name) + "$"
+
+
+def schedule(args, names):
+    """(round, side, extra flags) in the order to run them: round by round (negative: warm-up), and
+    within a round run by run when the harness can list its runs, base and new side by side with
+    the order alternating, so that the two halves of a pair are seconds apart, not a whole round."""
+    steps = []
+    for r in range(-args.warmup_rounds, args.repetitions):
+        for k, name in enumerate(names or [None]):
+            order = ("base", "new") if (r + k) % 2 == 0 else ("new", "base")
+            for side in order:
+                steps.append((r, side, [] if name is None else [f"--filter={exactly(name)}"]))
+    return steps
+
+
+def combine(rounds, repetitions):
+    """One results document of a build's files, {round: [files]}: its entries are repetition `round`."""
+    combined = None
+    for r, paths in sorted(rounds.items()):
+        for path in paths:
+            doc = results.load(path)
+            if combined is None:
+                combined = {"context": dict(doc["context"]), "benchmarks": []}
+            for entry in doc["benchmarks"]:
+                if entry.get("run_type") == "iteration":  # single repetitions have no aggregates
+                    combined["benchmarks"].append({**entry, "repetition_index": r, "repetitions": repetitions})
     return combined
 
 
@@ -101,22 +132,22 @@ def main(argv=None):
         return 2
     os.makedirs(args.out, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="ab-", dir=args.out)
-    files = {"base": [], "new": []}
+    files = {"base": {}, "new": {}}  # round -> files of that round
     failed = 0
     try:
-        for r in range(-args.warmup_rounds, args.repetitions):
-            order = ("base", "new") if r % 2 == 0 else ("new", "base")
-            for side in order:
-                out = os.path.join(scratch, f"{side}-{r}.json")
-                what = f"warm-up round {r + args.warmup_rounds + 1}" if r < 0 else f"repetition {r + 1}/{args.repetitions}"
-                print(f"ab: {what}: {side}", file=sys.stderr, flush=True)
-                code = run_once(getattr(args, side), args.run_flags, out)
-                if r < 0:
-                    os.unlink(out)
-                    continue
-                failed += code
-                files[side].append(out)
-        docs = {side: combine(paths, args.repetitions) for side, paths in files.items()}
+        names = planned_runs(args.base, args.run_flags)
+        steps = schedule(args, names)
+        for n, (r, side, extra) in enumerate(steps):
+            out = os.path.join(scratch, f"{side}-{n}.json")
+            what = f"warm-up round {r + args.warmup_rounds + 1}" if r < 0 else f"round {r + 1}/{args.repetitions}"
+            print(f"ab: {what}: {side} {' '.join(extra)}", file=sys.stderr, flush=True)
+            code = run_once(getattr(args, side), args.run_flags + extra, out)
+            if r < 0:
+                os.unlink(out)
+                continue
+            failed += code
+            files[side].setdefault(r, []).append(out)
+        docs = {side: combine(rounds, args.repetitions) for side, rounds in files.items()}
     except results.BadInput as e:
         print(f"ab: error: {e}", file=sys.stderr)
         return 2
@@ -126,9 +157,10 @@ def main(argv=None):
     for side, doc in docs.items():
         with open(os.path.join(args.out, f"{side}.json"), "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1)
-    for paths in files.values():
-        for p in paths:
-            os.unlink(p)
+    for rounds in files.values():
+        for paths in rounds.values():
+            for p in paths:
+                os.unlink(p)
     os.rmdir(scratch)
     rows = compare.compare(docs["base"], docs["new"], args.threshold, paired=True)
     if not rows:
@@ -136,7 +168,7 @@ def main(argv=None):
         return 2
     print(compare.format_rows(rows, "text"))
     if failed:
-        print(f"\n{failed} of {2 * args.repetitions} invocations had a failed run (see their entries)")
+        print(f"\n{failed} invocations had a failed run (see their entries)")
     print(f"results: {os.path.join(args.out, 'base.json')} {os.path.join(args.out, 'new.json')}")
     return compare.summarize(rows)
 

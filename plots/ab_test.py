@@ -11,21 +11,30 @@ import unittest
 from plots import ab
 
 FAKE = """#!/usr/bin/python3
-import json, random, sys
+import json, random, re, sys
 args = sys.argv[1:]
+names = [f"echo/m/connections:{{i}}" for i in range(10)]  # 10 runs; run 0 is {factor}x slower in this build
+if "--dry-run" in args:
+    if not {lists}:  # a harness from before --dry-run
+        print("harness: error: The following argument was not expected: --dry-run", file=sys.stderr)
+        sys.exit(2)
+    print("\\n".join(names))
+    sys.exit(0)
+filters = [a.split("=", 1)[1] for a in args if a.startswith("--filter=")]
 with open({log!r}, "a") as log:
-    log.write({name!r} + "\\n")
+    log.write({name!r} + " " + (filters[0] if filters else "-") + "\\n")
 if any(a.startswith("--bogus") for a in args):
     print("harness: error: unknown flag --bogus", file=sys.stderr)
     sys.exit(2)
 out = [a.split("=", 1)[1] for a in args if a.startswith("--out=")][0]
 rng = random.Random(out)
 entries = []
-for i in range(30):  # 30 runs; run 0 is {factor}x slower in this build
+for i, name in enumerate(names):
+    if filters and not re.search(filters[0], name):
+        continue
     value = 1000.0 * (1 + 0.01 * rng.gauss(0, 1)) * ({factor} if i == 0 else 1)
-    entries.append({{"name": f"echo/m/connections:{{i}}", "run_name": f"echo/m/connections:{{i}}",
-                    "run_type": "iteration", "status": "ok", "scenario": "echo", "model": "m",
-                    "params": {{"connections": i}}, "repetition_index": 0, "real_time": value}})
+    entries.append({{"name": name, "run_name": name, "run_type": "iteration", "status": "ok", "scenario": "echo",
+                    "model": "m", "params": {{"connections": i}}, "repetition_index": 0, "real_time": value}})
 with open(out, "w") as f:
     json.dump({{"context": {{"date": "now"}}, "benchmarks": entries}}, f)
 """
@@ -36,10 +45,10 @@ class Ab(unittest.TestCase):
         self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
         self.log = os.path.join(self.dir, "order.log")
 
-    def fake(self, name, factor=1.0):
+    def fake(self, name, factor=1.0, lists=True):
         path = os.path.join(self.dir, name)
         with open(path, "w", encoding="utf-8") as f:
-            f.write(FAKE.format(log=self.log, name=name, factor=factor))
+            f.write(FAKE.format(log=self.log, name=name, factor=factor, lists=lists))
         os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
         return path
 
@@ -49,14 +58,32 @@ class Ab(unittest.TestCase):
             code = ab.main(list(argv))
         return code, out.getvalue(), err.getvalue()
 
-    def test_a_build_against_itself_passes_and_the_builds_alternate(self):
+    def logged(self):
+        with open(self.log, encoding="utf-8") as f:
+            return [line.split() for line in f]
+
+    def test_a_harness_that_cannot_list_its_runs_is_run_whole_round_by_round(self):
+        base, new = self.fake("base", lists=False), self.fake("new", lists=False)
+        code, out, err = self.ab(f"--base={base}", f"--new={new}", f"--out={self.dir}/r",
+                                 "--", "--scenario=echo", "--repetitions=4")
+        self.assertEqual(code, 0, out + err)
+        # A discarded warm-up round (new first: it is round -1), then four alternating rounds.
+        self.assertEqual([side for side, _ in self.logged()], ["new", "base"] + ["base", "new", "new", "base"] * 2)
+
+    def test_a_build_against_itself_passes_and_the_builds_alternate_run_by_run(self):
         base, new = self.fake("base"), self.fake("new")
         code, out, err = self.ab(f"--base={base}", f"--new={new}", f"--out={self.dir}/r",
                                  "--", "--scenario=echo", "--repetitions=4")
         self.assertEqual(code, 0, out + err)
-        with open(self.log, encoding="utf-8") as f:
-            # A discarded warm-up round (new first: it is round -1), then four alternating rounds.
-            self.assertEqual(f.read().split(), ["new", "base"] + ["base", "new", "new", "base"] * 2)
+        log = self.logged()
+        self.assertEqual(len(log), 2 * 10 * 5)  # both builds, 10 runs, a warm-up round and 4 rounds
+        pairs = [log[i:i + 2] for i in range(0, len(log), 2)]
+        for p, ((first, run_a), (second, run_b)) in enumerate(pairs):
+            self.assertEqual(run_a, run_b)  # the two halves of a pair are side by side
+            self.assertEqual({first, second}, {"base", "new"})
+            r, k = p // 10 - 1, p % 10  # round (-1: the warm-up) and run
+            self.assertEqual(first, "base" if (r + k) % 2 == 0 else "new")
+        self.assertEqual(log[0][1], "^echo/m/connections:0$")
         for side in ("base", "new"):
             with open(os.path.join(self.dir, "r", side + ".json"), encoding="utf-8") as f:
                 doc = json.load(f)
