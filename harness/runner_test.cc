@@ -7,17 +7,22 @@
 namespace harness {
 namespace {
 
-// A scenario whose second repetition throws, as a model that cannot start would.
-class ThrowingScenario final : public Scenario {
+// What every scenario of these tests has alike: no parameters, no summary, 3 repetitions.
+class TestScenario : public Scenario {
  public:
-  std::string name() const override { return "throwing"; }
   std::string description() const override { return "test"; }
-  std::vector<ModelInfo> models() const override { return {{"m", "test"}}; }
   std::vector<ParamInfo> params() const override { return {}; }
   Duration default_duration(const std::string&) const override { return Duration(1); }
   Duration default_warmup(const std::string&) const override { return Duration(0); }
   int default_repetitions(const std::string&) const override { return 3; }
   std::vector<SummaryColumn> summary_columns() const override { return {}; }
+};
+
+// A scenario whose second repetition throws, as a model that cannot start would.
+class ThrowingScenario final : public TestScenario {
+ public:
+  std::string name() const override { return "throwing"; }
+  std::vector<ModelInfo> models() const override { return {{"m", "test"}}; }
   std::vector<RunSpec> Plan(const Options&) const override {
     RunSpec run;
     run.scenario = "throwing";
@@ -53,16 +58,10 @@ TEST(RunnerTest, AThrowingRepetitionIsRecordedAsFailedAndTheRunGoesOn) {
 }
 
 // Two runs of three repetitions that record the order in which they were measured.
-class OrderScenario final : public Scenario {
+class OrderScenario final : public TestScenario {
  public:
   std::string name() const override { return "order"; }
-  std::string description() const override { return "test"; }
   std::vector<ModelInfo> models() const override { return {{"a", "test"}, {"b", "test"}}; }
-  std::vector<ParamInfo> params() const override { return {}; }
-  Duration default_duration(const std::string&) const override { return Duration(1); }
-  Duration default_warmup(const std::string&) const override { return Duration(0); }
-  int default_repetitions(const std::string&) const override { return 3; }
-  std::vector<SummaryColumn> summary_columns() const override { return {}; }
   std::vector<RunSpec> Plan(const Options&) const override {
     std::vector<RunSpec> runs;
     for (const char* model : {"a", "b"}) {

@@ -23,6 +23,14 @@ def run_main(main, argv):
     return code, out.getvalue(), err.getvalue()
 
 
+def write_doc(name, doc):
+    """Writes `doc` as NAME in a fresh temporary directory; returns its path."""
+    path = os.path.join(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")), name)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    return path
+
+
 class Report(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -158,10 +166,7 @@ class Compare(unittest.TestCase):
                     b[key] *= factor
             if "msgs_per_second" in b:
                 b["msgs_per_second"] /= factor
-        path = os.path.join(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")), "slowed.json")
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(slowed, f)
-        return path
+        return write_doc("slowed.json", slowed)
 
     def test_a_file_against_itself_finds_nothing(self):
         code, out, _ = run_main(compare.main, [FIXTURE, FIXTURE])
@@ -197,12 +202,7 @@ class Compare(unittest.TestCase):
             for b in d["benchmarks"]:
                 if "server_cpu_us_per_msg" in b and b["run_type"] == "iteration":
                     b["server_cpu_us_per_msg"] = value * (1 + 0.01 * b["repetition_index"])
-        paths = []
-        for name, d in (("zero.json", zero), ("huge.json", huge)):
-            paths.append(os.path.join(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")), name))
-            with open(paths[-1], "w", encoding="utf-8") as f:
-                json.dump(d, f)
-        code, out, _ = run_main(compare.main, paths)
+        code, out, _ = run_main(compare.main, [write_doc("zero.json", zero), write_doc("huge.json", huge)])
         rows = [line for line in out.splitlines() if "srv cpu/msg" in line]
         self.assertTrue(rows)
         self.assertTrue(all("from 0" in line for line in rows), rows)
@@ -215,12 +215,7 @@ class Compare(unittest.TestCase):
         base = results.load(FIXTURE)
         for doc in (slowed, base):  # two repetitions a side: no test can run
             doc["benchmarks"] = [b for b in doc["benchmarks"] if b.get("repetition_index", 0) < 2]
-        paths = []
-        for name, doc in (("base2.json", base), ("slow2.json", slowed)):
-            paths.append(os.path.join(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")), name))
-            with open(paths[-1], "w", encoding="utf-8") as f:
-                json.dump(doc, f)
-        code, out, _ = run_main(compare.main, paths)
+        code, out, _ = run_main(compare.main, [write_doc("base2.json", base), write_doc("slow2.json", slowed)])
         self.assertEqual(code, 3, out)
         self.assertIn("REGRESSION?", out)
         self.assertNotIn("REGRESSION ", out.replace("REGRESSION?", ""))
