@@ -50,7 +50,7 @@ std::string ReplaceAtomically(const std::string& path, const std::string& text) 
   }
   if (error.empty() && fsync(fd) != 0) error = "fsync: " + Errno(errno);
   close(fd);
-  if (error.empty() && NotARegularFile(path) != "") error = NotARegularFile(path) + " now";
+  if (const std::string why = NotARegularFile(path); error.empty() && !why.empty()) error = why + " now";
   if (error.empty() && rename(tmp.c_str(), path.c_str()) != 0) error = "rename: " + Errno(errno);
   if (!error.empty()) unlink(tmp.c_str());
   return error;

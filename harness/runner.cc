@@ -106,32 +106,37 @@ std::string Outcome(const std::vector<Repetition>& reps) {
 // repetition), one set per benchmark, computed as for any run from real_time and cpu_time.
 std::vector<nlohmann::json> ReadyMadeAggregates(const RunSpec& run, const std::vector<Repetition>& reps,
                                                int instance_index) {
-  std::map<std::string, std::pair<RunSpec, std::vector<Repetition>>> by_run;
+  struct Benchmark {
+    RunSpec spec;
+    int family = 0;
+    std::vector<Repetition> reps;
+  };
+  std::map<std::string, Benchmark> by_run;
   std::vector<std::string> order;
-  int family = 0;
   for (const Repetition& rep : reps) {
     for (const auto& e : rep.entries) {
       const std::string name = e.value("run_name", "");
       auto [it, fresh] = by_run.try_emplace(name);
+      Benchmark& b = it->second;
       if (fresh) {
         order.push_back(name);
-        it->second.first = {e.value("scenario", ""), e.value("model", ""), e.value("params", nlohmann::json::object()), name};
-        it->second.first.repetitions = static_cast<int>(reps.size());
-        it->second.first.placement = run.placement;
-        family = e.value("family_index", 0);
+        b.spec = {e.value("scenario", ""), e.value("model", ""), e.value("params", nlohmann::json::object()), name};
+        b.spec.repetitions = static_cast<int>(reps.size());
+        b.spec.placement = run.placement;
+        b.family = e.value("family_index", 0);
       }
       Repetition r;
       r.ok = e.value("status", "ok") == "ok";
       r.real_time_ns = e.value("real_time", 0.0);
       r.cpu_time_ns = e.value("cpu_time", 0.0);
-      it->second.second.push_back(std::move(r));
+      b.reps.push_back(std::move(r));
     }
   }
   std::vector<nlohmann::json> out;
   for (const std::string& name : order) {
-    auto& [spec, of_run] = by_run[name];
-    if (of_run.size() < 2) continue;
-    for (auto& a : AggregateEntries(spec, of_run, family, instance_index)) out.push_back(std::move(a));
+    const Benchmark& b = by_run[name];
+    if (b.reps.size() < 2) continue;
+    for (auto& a : AggregateEntries(b.spec, b.reps, b.family, instance_index)) out.push_back(std::move(a));
   }
   return out;
 }
@@ -191,7 +196,7 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
       if (!rep.entries.empty()) writer.AddAll(rep.entries);
       reps[i].push_back(std::move(rep));
       if (r + 1 < spec.repetitions) continue;
-      const bool ready_made = !reps[i].front().entries.empty();
+      const bool ready_made = std::any_of(reps[i].begin(), reps[i].end(), [](const Repetition& x) { return !x.entries.empty(); });
       if (ready_made) writer.AddAll(ReadyMadeAggregates(spec, reps[i], instance_index));
       if (!ready_made && spec.repetitions > 1) {
         writer.AddAll(AggregateEntries(spec, reps[i], family_index[i], instance_index));
