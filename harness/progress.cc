@@ -21,8 +21,13 @@ void Progress::Finished(int index, const std::string& name, const std::string& o
   std::fflush(stderr);
 }
 
-void Progress::Clear() {
+void Progress::RoundFinished(int round, int rounds, double elapsed_s) {
+  if (round + 1 >= rounds) return;  // the last round's runs have each said so
   if (tty_) std::fprintf(stderr, "\r\033[K");
+  const double left_s = elapsed_s / (round + 1) * (rounds - round - 1);
+  std::fprintf(stderr, "round %d/%d of repetitions done in %.0f s; about %.0f s left\n", round + 1, rounds, elapsed_s,
+               left_s);
+  std::fflush(stderr);
 }
 
 }  // namespace harness

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <regex>
 #include <set>
@@ -166,6 +167,7 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
     rounds = std::max(rounds, runs[i].spec.repetitions);
   }
   std::vector<std::vector<Repetition>> reps(runs.size());
+  const auto started = std::chrono::steady_clock::now();
   for (int r = 0; r < rounds && !g_interrupted; ++r) {
     for (size_t i = 0; i < runs.size() && !g_interrupted; ++i) {
       const RunSpec& spec = runs[i].spec;
@@ -202,6 +204,9 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
         writer.AddAll(AggregateEntries(spec, reps[i], family_index[i], instance_index));
       }
       progress.Finished(static_cast<int>(i), spec.name, Outcome(reps[i]));
+    }
+    if (!g_interrupted) {
+      progress.RoundFinished(r, rounds, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
   }
   return failures;

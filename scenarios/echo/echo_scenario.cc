@@ -1,6 +1,6 @@
 // The echo scenario: plans runs over models x connections x size (x workers), starts each model's
 // server as a child process (`harness serve`), drives it with the load generator, and turns what
-// both sides measured into the result names of design.md. Knows no model but by its name.
+// both sides measured into the result names of the README. Knows no model but by its name.
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -292,6 +292,7 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
   if (config.udp) {
     m["lost"] = load.lost;
     m["loss_rate"] = static_cast<double>(load.lost) / (msgs + static_cast<double>(load.lost));
+    m["strays"] = load.strays;  // datagrams of another run or probe on a reused port, ignored
   }
   m["connections"] = config.connections;
   m["starved_connections"] = std::count(load.per_connection.begin(), load.per_connection.end(), 0);
