@@ -143,9 +143,11 @@ int Execute(std::vector<PlannedRun>& runs, const std::string& out_path, const st
             const std::string& command_line) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path(), ec);
+  nlohmann::json context = MakeContext(command_line, profile);
+  for (const auto& run : runs) context["placement"][run.spec.scenario] = run.spec.placement.ToJson();
   std::unique_ptr<ResultsWriter> writer;
   try {
-    writer = std::make_unique<ResultsWriter>(out_path, MakeContext(command_line, profile));
+    writer = std::make_unique<ResultsWriter>(out_path, std::move(context));
   } catch (const std::runtime_error& e) {
     throw UsageError(std::string("--out: ") + e.what());
   }
