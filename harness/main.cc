@@ -223,11 +223,18 @@ int MergeCommand(const std::vector<std::string>& inputs, const std::string& out_
   }
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path(), ec);
+  std::string written_to = out_path;
   try {
     ResultsWriter writer(out_path, merged["context"]);
     writer.AddAll(merged["benchmarks"].get<std::vector<nlohmann::json>>());
+    written_to = writer.path();
   } catch (const std::runtime_error& e) {
     throw UsageError(std::string("--out: ") + e.what());
+  }
+  if (written_to != out_path) {
+    std::cerr << "harness: error: the merged file could not be written to " << out_path << "; it is in " << written_to
+              << "\n";
+    return kExitFailedRuns;
   }
   int failed = 0;  // merged repetitions that cannot stand (a part failed, or the loads were apart)
   for (const auto& e : merged["benchmarks"]) {

@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <iostream>
 #include <stdexcept>
 #include <vector>
 
@@ -124,8 +123,6 @@ void OutputFile::Write(const std::string& text) {
   if (fallback.empty() || !ReplaceAtomically(fallback, text).empty()) {
     throw std::runtime_error("cannot write " + path_ + " (" + error + ") nor a fallback file in the temporary directory");
   }
-  std::cerr << "harness: cannot write " << path_ << " (" << error << "); the results are in " << fallback
-            << " from now on\n";
   path_ = fallback;
   fell_back_ = true;
 }

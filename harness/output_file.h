@@ -5,8 +5,8 @@
 // temporary file is created under a fresh unique name beside it, never through a link; two
 // harnesses writing one path at once are refused by a lock (`.NAME.lock` beside it, held while the
 // writer lives). A write that fails once the writer is open (the directory removed mid-run, a full
-// disk) does not lose the results: they go to a fallback file in $TMPDIR (or /tmp), named in one
-// line on stderr, and `fell_back()` says so.
+// disk) does not lose the results: they go to a fallback file in $TMPDIR (or /tmp), `path()` names
+// it and `fell_back()` says so, for the caller to tell the user.
 #pragma once
 
 #include <string>
