@@ -58,9 +58,20 @@ std::string UserPath(const std::string& path) {
   return std::string(cwd) + "/" + path;
 }
 
-std::set<std::string> AllParamNames() {
+// The scenarios `load` and `serve` reach: those that drive a server with a load generator.
+std::vector<std::string> ClientScenarioNames() {
+  std::vector<std::string> names;
+  for (const auto& s : Scenarios()) {
+    if (s->has_client()) names.push_back(s->name());
+  }
+  return names;
+}
+
+// The parameters of every scenario, or of the client scenarios only (`load`).
+std::set<std::string> AllParamNames(bool clients_only) {
   std::set<std::string> names;
   for (const auto& s : Scenarios()) {
+    if (clients_only && !s->has_client()) continue;
     for (const auto& p : s->params()) names.insert(p.name);
   }
   return names;
@@ -91,7 +102,7 @@ void AddRunFlags(CLI::App* cmd, RunFlags& f, bool with_model) {
     cmd->add_option("--server-cpus", f.server_cpus, "CPUs of the server, pipeline and micro-benchmarks, e.g. 0,2-3");
   }
   cmd->add_option("--client-cpus", f.client_cpus, "CPUs of the load generator, e.g. 1");
-  for (const std::string& name : AllParamNames()) {
+  for (const std::string& name : AllParamNames(!with_model)) {
     std::string help;
     for (const auto& s : Scenarios()) {
       for (const auto& p : s->params()) {
@@ -268,10 +279,10 @@ int Main(int argc, char** argv) {
   run->allow_extras();  // --benchmark_* flags go to Google Benchmark (scenario micro)
   app.add_subcommand("list", "scenarios, models, parameters, profiles");
 
-  std::string serve_scenario = "echo", serve_model, listen = "127.0.0.1:0";
+  std::string serve_scenario, serve_model, listen = "127.0.0.1:0";
   std::map<std::string, std::string> serve_params;
   CLI::App* serve = app.add_subcommand("serve", "run one server in the foreground until SIGINT/SIGTERM");
-  serve->add_option("--scenario", serve_scenario, "scenario (default echo)");
+  serve->add_option("--scenario", serve_scenario, "scenario (default: the first with a server)");
   serve->add_option("--model", serve_model, "model")->required();
   serve->add_option("--listen", listen, "address to listen on, HOST:PORT (port 0: any)");
   serve->add_option_function<std::string>("--workers", [&](const std::string& v) { serve_params["workers"] = v; },
@@ -329,6 +340,7 @@ int Main(int argc, char** argv) {
   try {
     if (app.got_subcommand("list")) return ListCommand();
     if (app.got_subcommand("serve")) {
+      if (serve_scenario.empty() && !ClientScenarioNames().empty()) serve_scenario = ClientScenarioNames().front();
       Scenario* scenario = FindScenario(serve_scenario);
       if (scenario == nullptr) throw UsageError("unknown scenario '" + serve_scenario + "' (see: list)");
       Endpoint endpoint;
@@ -362,7 +374,7 @@ int Main(int argc, char** argv) {
       }
       options.target_name = target_name;
       if (!server_pid.empty()) options.server_pid = static_cast<int>(ParseCount(server_pid, 1, 1 << 22));
-      auto runs = PlanAll({"echo"}, options);
+      auto runs = PlanAll(ClientScenarioNames(), options);
       const std::string out = load_flags.out.empty() ? DefaultOut() : UserPath(load_flags.out);
       return Execute(runs, out, options.profile, command_line);
     }

@@ -177,7 +177,8 @@ void CheckEntry(const nlohmann::json& e) {
 }
 
 bool IsLoad(const nlohmann::json& e) {
-  return e.contains("params") && e["params"].contains("target") && e.value("scenario", "") == "echo";
+  const Scenario* scenario = FindScenario(e.value("scenario", ""));
+  return e.contains("params") && e["params"].contains("target") && scenario != nullptr && scenario->has_client();
 }
 
 void CheckFile(const ResultsFile& f) {

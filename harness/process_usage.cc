@@ -161,10 +161,14 @@ std::vector<pid_t> ProcessTree(pid_t root) {
     }
     closedir(proc);
   }
+  // The scan is not atomic: while processes come and go, a reused pid can make the parent links a
+  // cycle, so each pid is taken once.
   std::vector<pid_t> tree = {root};
+  std::set<pid_t> seen = {root};
   for (size_t i = 0; i < tree.size(); ++i) {
-    const auto& more = children[tree[i]];
-    tree.insert(tree.end(), more.begin(), more.end());
+    for (const pid_t child : children[tree[i]]) {
+      if (seen.insert(child).second) tree.push_back(child);
+    }
   }
   return tree;
 }

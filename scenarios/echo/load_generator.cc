@@ -338,6 +338,20 @@ LoadResult RunLoad(const LoadConfig& config) {
   const int threads = std::clamp(config.threads, 1, config.connections);
   std::vector<std::unique_ptr<Driver>> drivers;
   std::vector<std::thread> loops;
+  // Whatever leaves this function, the drivers see their window over and are joined: an exception
+  // from a callback becomes a failed repetition, never std::terminate from a joinable thread.
+  struct JoinAll {
+    Window& window;
+    std::vector<std::thread>& loops;
+    std::vector<Connection>& conns;
+    ~JoinAll() {
+      window.end_ns = std::min(window.end_ns.load(), Window::Ns(Clock::now()));
+      for (auto& l : loops) {
+        if (l.joinable()) l.join();
+      }
+      CloseAll(conns);
+    }
+  } join_all{window, loops, conns};
   const auto started = Clock::now();
   for (int t = 0; t < threads; ++t) {
     const size_t begin = conns.size() * t / threads, end = conns.size() * (t + 1) / threads;
