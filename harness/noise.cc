@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
 #include <iterator>
 #include <set>
 #include <sstream>
@@ -30,9 +29,8 @@ std::vector<pid_t> Numbered(const std::string& dir) {
 }
 
 std::string Comm(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  std::getline(in, name);
+  std::string name = ReadProcFile("/proc/" + std::to_string(pid) + "/comm");
+  while (!name.empty() && name.back() == '\n') name.pop_back();
   return name;
 }
 
@@ -50,7 +48,7 @@ NoiseMeter::NoiseMeter(const CpuList& cpus)
       steal_start_(StealTicks()), others_start_(OtherThreads(false)) {}
 
 uint64_t NoiseMeter::StealTicks() const {
-  std::ifstream in("/proc/stat");
+  std::istringstream in(ReadProcFile("/proc/stat"));
   std::string line;
   uint64_t steal = 0;
   while (std::getline(in, line) && line.rfind("cpu", 0) == 0) {
@@ -72,8 +70,7 @@ std::map<pid_t, NoiseMeter::ThreadTime> NoiseMeter::OtherThreads(bool on_our_cpu
     if (ours.count(pid)) continue;
     const std::string tasks = "/proc/" + std::to_string(pid) + "/task/";
     for (const pid_t tid : Numbered(tasks)) {
-      std::ifstream in(tasks + std::to_string(tid) + "/stat");
-      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::string text = ReadProcFile(tasks + std::to_string(tid) + "/stat");
       const size_t paren = text.rfind(')');
       if (paren == std::string::npos) continue;
       std::istringstream fields(text.substr(paren + 1));

@@ -7,9 +7,11 @@
 #include <cerrno>
 #include <cstring>
 #include <iterator>
-#include <fstream>
+#include <sstream>
 #include <map>
 #include <stdexcept>
+
+#include "harness/process_usage.h"
 
 namespace harness {
 namespace {
@@ -45,7 +47,7 @@ CpuList ParseListSyntax(const std::string& text) {
 }
 
 CpuList ReadListFile(const std::string& path) {
-  std::ifstream in(path);
+  std::istringstream in(ReadProcFile(path));
   std::string line;
   if (!std::getline(in, line) || line.empty()) return {};
   try {
@@ -187,7 +189,7 @@ void PinThisThread(const CpuList& cpus) {
 }
 
 CpuList ReadAffinity(pid_t pid, pid_t tid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
+  std::istringstream in(ReadProcFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status"));
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("Cpus_allowed_list:", 0) == 0) return ParseListSyntax(line.substr(line.find_first_not_of(" \t", 18)));

@@ -1,6 +1,7 @@
 #include "harness/process_usage.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -13,7 +14,6 @@
 #include <vector>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -23,8 +23,9 @@ namespace {
 
 // Reads "Key:   value [kB]" lines of a /proc status file into the fields we use.
 bool ReadStatus(const std::string& path, ProcessUsage& usage, bool process_fields) {
-  std::ifstream in(path);
-  if (!in) return false;
+  const std::string text = ReadProcFile(path);
+  if (text.empty()) return false;
+  std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     unsigned long long value = 0;
@@ -43,14 +44,9 @@ bool ReadStatus(const std::string& path, ProcessUsage& usage, bool process_field
   return true;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 // The parent pid field of /proc/PID/stat, or -1.
 pid_t ParentOf(pid_t pid) {
-  const std::string text = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const std::string text = ReadProcFile("/proc/" + std::to_string(pid) + "/stat");
   const size_t close = text.rfind(')');
   if (close == std::string::npos) return -1;
   char state = 0;
@@ -66,7 +62,7 @@ struct StatCpu {
 
 // CPU times of a /proc stat file (a process's or a thread's), in clock ticks converted to ns.
 bool ReadStatCpu(const std::string& path, StatCpu& cpu) {
-  const std::string text = ReadFile(path);
+  const std::string text = ReadProcFile(path);
   // The command name may hold spaces and parentheses: fields are counted after the last ')'.
   const size_t close = text.rfind(')');
   if (close == std::string::npos) return false;
@@ -84,11 +80,29 @@ bool ReadStatCpu(const std::string& path, StatCpu& cpu) {
 // A thread's time on a CPU in ns, exact (schedstat's first field); nullopt without schedstats.
 std::optional<uint64_t> ReadSchedstat(const std::string& path) {
   unsigned long long runtime = 0;
-  if (std::sscanf(ReadFile(path).c_str(), "%llu", &runtime) != 1) return std::nullopt;
+  if (std::sscanf(ReadProcFile(path).c_str(), "%llu", &runtime) != 1) return std::nullopt;
   return runtime;
 }
 
 }  // namespace
+
+std::string ReadProcFile(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string text;
+  char buf[4096];
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n < 0) text.clear();  // ESRCH: gone while we read
+      break;
+    }
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return text;
+}
 
 std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
   ProcessUsage usage;
@@ -140,7 +154,7 @@ double ReapedChildrenCpuSeconds() {
 }
 
 std::vector<pid_t> ChildrenOfThread(pid_t tid) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/children");
+  std::istringstream in(ReadProcFile("/proc/self/task/" + std::to_string(tid) + "/children"));
   std::vector<pid_t> pids;
   for (pid_t pid; in >> pid;) pids.push_back(pid);
   return pids;
@@ -221,7 +235,7 @@ std::string CheckServesPort(pid_t root, uint16_t port, bool udp) {
   // The sockets bound to the port, in the root's own network namespace (/proc/PID/net): for TCP
   // the listening one (state 0A), for UDP any.
   for (const char* table : udp ? std::vector<const char*>{"udp", "udp6"} : std::vector<const char*>{"tcp", "tcp6"}) {
-    std::ifstream in("/proc/" + std::to_string(root) + "/net/" + table);
+    std::istringstream in(ReadProcFile("/proc/" + std::to_string(root) + "/net/" + table));
     std::string line;
     std::getline(in, line);  // header
     while (std::getline(in, line)) {

@@ -21,6 +21,11 @@ struct ProcessUsage {
   uint64_t involuntary_switches = 0;  // summed over the threads alive now
 };
 
+// The whole of a /proc file, or "" when it cannot be read. Never throws: a process may exit
+// between open and read, and then read() fails with ESRCH, which std::ifstream turns into an
+// exception (an ios_base::failure from basic_filebuf::underflow) in the middle of a measurement.
+std::string ReadProcFile(const std::string& path);
+
 // nullopt when the process is gone or /proc cannot be read.
 std::optional<ProcessUsage> ReadProcessUsage(pid_t pid);
 

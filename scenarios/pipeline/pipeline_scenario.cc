@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -61,7 +62,7 @@ nlohmann::json ParseParam(const std::string& name, const std::string& value) {
 }
 
 uint64_t ThreadsNow() {
-  std::ifstream in("/proc/self/status");
+  std::istringstream in(harness::ReadProcFile("/proc/self/status"));
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("Threads:", 0) == 0) return std::stoull(line.substr(8));
@@ -70,7 +71,7 @@ uint64_t ThreadsNow() {
 }
 
 uint64_t RssBytes(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/statm");
+  std::istringstream in(harness::ReadProcFile("/proc/" + std::to_string(pid) + "/statm"));
   uint64_t size = 0, resident = 0;
   in >> size >> resident;
   return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
