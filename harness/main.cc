@@ -340,7 +340,9 @@ int Main(int argc, char** argv) {
   try {
     if (app.got_subcommand("list")) return ListCommand();
     if (app.got_subcommand("serve")) {
-      if (serve_scenario.empty() && !ClientScenarioNames().empty()) serve_scenario = ClientScenarioNames().front();
+      if (const auto clients = ClientScenarioNames(); serve_scenario.empty() && !clients.empty()) {
+        serve_scenario = clients.front();
+      }
       Scenario* scenario = FindScenario(serve_scenario);
       if (scenario == nullptr) throw UsageError("unknown scenario '" + serve_scenario + "' (see: list)");
       Endpoint endpoint;

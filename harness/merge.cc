@@ -171,7 +171,7 @@ void CheckEntry(const nlohmann::json& e) {
   const std::string type = e["run_type"];
   if (type != "iteration" && type != "aggregate") throw std::invalid_argument("run_type '" + type + "'");
   if (type == "iteration" && (!e.contains("status") || (e["status"] != "ok" && e["status"] != "failed"))) {
-    throw std::invalid_argument(e["name"].get<std::string>() + ": status is neither ok nor failed");
+    throw std::invalid_argument("status is neither ok nor failed");
   }
   if (e.contains("params") && !e["params"].is_object()) throw std::invalid_argument("params is not an object");
 }

@@ -59,8 +59,10 @@ CpuList ReadListFile(const std::string& path) {
 
 CpuList OnlineCpus() { return ReadListFile("/sys/devices/system/cpu/online"); }
 
+}  // namespace
+
 // The affinity this process started with: taken once, before anything pins the main thread.
-const CpuList& InitialAffinity() {
+const CpuList& AvailableCpus() {
   static const CpuList cpus = [] {
     CpuList out;
     cpu_set_t set;
@@ -74,6 +76,8 @@ const CpuList& InitialAffinity() {
   }();
   return cpus;
 }
+
+namespace {
 
 // Whole cores, in the order of their first CPU.
 std::vector<CpuList> Cores(const CpuList& cpus) {
@@ -117,8 +121,6 @@ std::string FormatCpuList(const CpuList& cpus) {
   }
   return out;
 }
-
-CpuList AvailableCpus() { return InitialAffinity(); }
 
 CpuList SmtSiblings(int cpu) {
   CpuList siblings = ReadListFile("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/thread_siblings_list");

@@ -27,7 +27,7 @@ CpuList ParseCpuList(const std::string& text, bool check_machine = true);
 std::string FormatCpuList(const CpuList& cpus);
 
 // The CPUs this process may run on (its affinity when the harness started).
-CpuList AvailableCpus();
+const CpuList& AvailableCpus();
 // The CPUs that share a core with `cpu`, itself included (one CPU without SMT).
 CpuList SmtSiblings(int cpu);
 

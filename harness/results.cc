@@ -78,10 +78,8 @@ nlohmann::json CommonFields(const RunSpec& run, int family_index, int instance_i
 }
 
 std::string ReadLine(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
+  const std::string text = ReadProcFile(path);
+  return text.substr(0, text.find('\n'));
 }
 
 // What is known of the CPUs the harness may use, instead of what Google Benchmark's context

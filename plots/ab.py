@@ -19,6 +19,7 @@ Exit status: 0 no regression, 1 a regression, 3 only untested ones, 2 bad input,
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -142,11 +143,9 @@ def main(argv=None):
             what = f"warm-up round {r + args.warmup_rounds + 1}" if r < 0 else f"round {r + 1}/{args.repetitions}"
             print(f"ab: {what}: {side} {' '.join(extra)}", file=sys.stderr, flush=True)
             code = run_once(getattr(args, side), args.run_flags + extra, out)
-            if r < 0:
-                os.unlink(out)
-                continue
-            failed += code
-            files[side].setdefault(r, []).append(out)
+            if r >= 0:  # a warm-up round's file is left to the scratch directory's removal
+                failed += code
+                files[side].setdefault(r, []).append(out)
         docs = {side: combine(rounds, args.repetitions) for side, rounds in files.items()}
     except results.BadInput as e:
         print(f"ab: error: {e}", file=sys.stderr)
@@ -154,14 +153,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("ab: interrupted", file=sys.stderr)
         return 130
+    finally:  # no stray per-invocation files, whatever ended the sitting
+        shutil.rmtree(scratch, ignore_errors=True)
     for side, doc in docs.items():
         with open(os.path.join(args.out, f"{side}.json"), "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1)
-    for rounds in files.values():
-        for paths in rounds.values():
-            for p in paths:
-                os.unlink(p)
-    os.rmdir(scratch)
     rows = compare.compare(docs["base"], docs["new"], args.threshold, paired=True)
     if not rows:
         print("ab: error: the two builds measured no run in common", file=sys.stderr)

@@ -112,6 +112,8 @@ class Ab(unittest.TestCase):
                 code, _, err = self.ab(*argv)
                 self.assertEqual(code, 2, err)
                 self.assertIn(mentions, err)
+        # A sitting that ended in an error leaves no scratch files behind.
+        self.assertEqual(os.listdir(os.path.join(self.dir, "r")), [])
 
 
 if __name__ == "__main__":

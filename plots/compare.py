@@ -105,7 +105,7 @@ def compare(base_doc, new_doc, threshold, paired=False):
     """One row per run and metric both documents have. `paired`: repetition i of base and of new
     were measured side by side (//plots:ab), so the test is on the pairs' ratios."""
     base, new = samples(base_doc), samples(new_doc)
-    rows = []
+    rows, worse, every_worse = [], [], []  # worse: the change in the metric's bad direction
     for run in sorted(set(base) & set(new)):
         for key, label, higher_is_better in METRICS:
             by_rep_a, by_rep_b = base[run].get(key), new[run].get(key)
@@ -120,22 +120,21 @@ def compare(base_doc, new_doc, threshold, paired=False):
             tested = min(len(a), len(b)) >= MIN_TESTED
             rows.append({"run": run, "metric": label, "base": float(np.median(a)), "new": float(np.median(b)),
                          "change": change, "p_value": log_t_p(a, b, paired) if tested else None, "q_value": None,
-                         "repetitions": [len(a), len(b)], "worse": -change if higher_is_better else change,
-                         "every_repetition_worse": every_repetition_worse(a, b, threshold, higher_is_better)})
+                         "repetitions": [len(a), len(b)]})
+            worse.append(-change if higher_is_better else change)
+            every_worse.append(every_repetition_worse(a, b, threshold, higher_is_better))
     tested = [r for r in rows if r["p_value"] is not None]
     for r, q in zip(tested, benjamini_hochberg([r["p_value"] for r in tested])):
         r["q_value"] = q
-    for r in rows:
-        worse = r.pop("worse")
+    for r, w, all_worse in zip(rows, worse, every_worse):
         if r["q_value"] is None:
-            r["verdict"] = "REGRESSION?" if r["every_repetition_worse"] else "too few"
-        elif r["q_value"] < ALPHA and worse > threshold:
+            r["verdict"] = "REGRESSION?" if all_worse else "too few"
+        elif r["q_value"] < ALPHA and w > threshold:
             r["verdict"] = "REGRESSION"
-        elif r["q_value"] < ALPHA and -worse > threshold:
+        elif r["q_value"] < ALPHA and -w > threshold:
             r["verdict"] = "improvement"
         else:
             r["verdict"] = "same"
-        del r["every_repetition_worse"]
     return rows
 
 
