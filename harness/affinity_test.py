@@ -39,6 +39,17 @@ def children_of(pid):
     return [int(p) for p in out]
 
 
+def is_server(pid):
+    """True for a child running the harness's `serve`: the harness has other children, unpinned by
+    design (`sh -c git ...` for the result's context), and a server just forked is not yet pinned."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return len(argv) > 1 and os.path.basename(argv[0]) == b"harness" and argv[1] == b"serve"
+
+
 CPUS = sorted(os.sched_getaffinity(0))
 
 
@@ -59,7 +70,7 @@ class Affinity(unittest.TestCase):
         harness_threads = {}
         deadline = time.time() + 30
         while proc.poll() is None and time.time() < deadline:
-            for server in children_of(proc.pid):
+            for server in filter(is_server, children_of(proc.pid)):
                 for pid in [server] + children_of(server):
                     seen_servers.setdefault(server, {}).update(threads_of(pid))
             harness_threads.update(threads_of(proc.pid))
