@@ -154,7 +154,11 @@ int Execute(std::vector<PlannedRun>& runs, const std::string& out_path, const st
             const std::string& command_line) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path(), ec);
-  nlohmann::json context = MakeContext(command_line, profile);
+  std::vector<const Scenario*> scenarios;
+  for (const auto& run : runs) {
+    if (std::find(scenarios.begin(), scenarios.end(), run.scenario) == scenarios.end()) scenarios.push_back(run.scenario);
+  }
+  nlohmann::json context = MakeContext(command_line, profile, scenarios);
   for (const auto& run : runs) context["placement"][run.spec.scenario] = run.spec.placement.ToJson();
   std::unique_ptr<ResultsWriter> writer;
   try {
@@ -263,6 +267,14 @@ std::vector<std::string> AllScenarioNames() {
 }
 
 int Main(int argc, char** argv) {
+  try {
+    std::vector<const Scenario*> all;
+    for (const auto& s : Scenarios()) all.push_back(s.get());
+    CheckDeclarations(all);
+  } catch (const std::logic_error& e) {
+    std::cerr << "harness: a scenario's declarations cannot stand: " << e.what() << "\n";
+    return kExitFailedRuns;
+  }
   RaiseOpenFileLimit();
   AvailableCpus();  // the affinity the harness started with, read before anything pins a thread
   std::string command_line;

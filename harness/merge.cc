@@ -6,6 +6,8 @@
 #include <set>
 #include <stdexcept>
 
+#include <fmt/format.h>
+
 #include "harness/histogram.h"
 #include "harness/results.h"
 #include "harness/scenario.h"
@@ -13,30 +15,13 @@
 namespace harness {
 namespace {
 
-// Fields summed across loads; the rates too, since the loads ran at the same time.
-const char* const kSums[] = {"msgs_per_second", "bytes_per_second", "wrong_bytes", "broken_connections", "errors",
-                             "lost", "connections", "starved_connections"};
-
 // One run as it appears in one file.
 struct Part {
   const ResultsFile* file;
   std::vector<const nlohmann::json*> iterations;  // by position in the file
 };
 
-double Number(const nlohmann::json& e, const char* key) { return e.contains(key) ? e[key].get<double>() : 0; }
-
-// Jain's index of the union of parts, each with n connections, sum s of messages and index j:
-// sum of squares of a part = s^2 / (n j), so the whole is (sum s)^2 / (sum n * sum s^2 / (n j)).
-double CombinedFairness(const std::vector<const nlohmann::json*>& parts) {
-  double total = 0, connections = 0, squares = 0;
-  for (const auto* e : parts) {
-    const double s = Number(*e, "iterations"), n = Number(*e, "connections"), j = Number(*e, "fairness");
-    total += s;
-    connections += n;
-    if (s > 0 && n > 0 && j > 0) squares += s * s / (n * j);
-  }
-  return squares > 0 ? total * total / (connections * squares) : 0;
-}
+double Number(const nlohmann::json& e, const std::string& key) { return e.contains(key) ? e[key].get<double>() : 0; }
 
 // How much the parts' windows overlap, as a fraction of the longest; 1 when no window is known.
 double WindowOverlap(const std::vector<const nlohmann::json*>& parts) {
@@ -51,7 +36,9 @@ double WindowOverlap(const std::vector<const nlohmann::json*>& parts) {
   return longest > 0 ? std::max(0.0, earliest_end - latest_start) / longest : 1;
 }
 
-Repetition Combine(const std::vector<const nlohmann::json*>& parts, const std::vector<std::string>& sources) {
+// Every metric the parts have, by its declared rule; then the scenario's recomputed ones.
+Repetition Combine(const Scenario& scenario, const MetricSet& declared, const std::vector<const nlohmann::json*>& parts,
+                   const std::vector<std::string>& sources) {
   std::string failures;
   for (size_t i = 0; i < parts.size(); ++i) {
     if (parts[i]->value("status", "ok") != "ok") {
@@ -66,51 +53,50 @@ Repetition Combine(const std::vector<const nlohmann::json*>& parts, const std::v
   }
   Repetition rep;
   rep.ok = true;
-  Histogram latency;
-  double client_cpu = 0, warmup = 0;
+  double iterations = 0;
   for (const auto* e : parts) {
     rep.iterations += (*e)["iterations"].get<uint64_t>();
-    latency.Merge(Histogram::FromJson((*e)["latency_histogram"]));
-    client_cpu += Number(*e, "client_cpu_us_per_msg") * Number(*e, "iterations");
-    warmup = std::max(warmup, Number(*e, "warmup_s"));
-    for (const char* key : kSums) {
-      if (e->contains(key)) rep.metrics[key] = rep.metrics.value(key, 0.0) + (*e)[key].get<double>();
+    iterations += Number(*e, "iterations");
+  }
+  for (const auto& [key, m] : declared) {
+    const bool everywhere = std::all_of(parts.begin(), parts.end(), [&](const auto* e) { return e->contains(key); });
+    if (!everywhere || m.merge == MergeRule::kDrop || m.merge == MergeRule::kRecompute || key == "iterations") continue;
+    if (m.merge == MergeRule::kHistogram) {
+      Histogram merged;
+      for (const auto* e : parts) merged.Merge(Histogram::FromJson((*e)[key]));
+      rep.detail[key] = merged.ToJson("ns");
+      continue;
     }
+    double value = 0;
+    for (const auto* e : parts) {
+      const double v = (*e)[key].get<double>();
+      if (m.merge == MergeRule::kSum) value += v;
+      if (m.merge == MergeRule::kMax) value = std::max(value, v);
+      if (m.merge == MergeRule::kWeightedMean && iterations > 0) value += v * Number(*e, "iterations") / iterations;
+    }
+    rep.metrics[key] = value;
   }
-  const double messages = static_cast<double>(rep.iterations);
-  auto& m = rep.metrics;
-  PutLatencyMetrics(latency, m);
-  m["fairness"] = CombinedFairness(parts);
-  m["warmup_s"] = warmup;
-  if (m.contains("lost")) m["loss_rate"] = m["lost"].get<double>() / (messages + m["lost"].get<double>());
-  if (messages > 0) {
-    m["client_cpu_us_per_msg"] = client_cpu / messages;
-    rep.cpu_time_ns = client_cpu * 1e3 / messages;
-  }
-  const double rate = m.value("msgs_per_second", 0.0);
-  rep.real_time_ns = rate > 0 ? 1e9 / rate : 0;
-  rep.detail["latency_histogram"] = latency.ToJson("ns");
+  scenario.Recompute(parts, rep);
   rep.detail["loads"] = parts.size();
   rep.detail["window_overlap"] = overlap;
   return rep;
 }
 
-// The merged run: the parts' parameters with connections summed and every target named.
-RunSpec MergedSpec(const std::vector<Part>& parts) {
+// The merged run: the parameters the scenario makes of the parts', every target named.
+RunSpec MergedSpec(const Scenario& scenario, const std::vector<Part>& parts) {
   const nlohmann::json& first = *parts.front().iterations.front();
   RunSpec run;
   run.scenario = first.value("scenario", "");
   run.model = first.value("model", "");
-  run.params = first["params"];
-  run.params.erase("target");
-  uint64_t connections = 0;
+  std::vector<nlohmann::json> params;
   std::set<std::string> targets;
   for (const Part& p : parts) {
-    const nlohmann::json& params = (*p.iterations.front())["params"];
-    connections += params.value("connections", uint64_t{0});
-    targets.insert(params.value("target", ""));
+    nlohmann::json of_part = (*p.iterations.front())["params"];
+    targets.insert(of_part.value("target", ""));
+    of_part.erase("target");
+    params.push_back(std::move(of_part));
   }
-  run.params["connections"] = connections;
+  run.params = scenario.MergedParams(params);
   run.name = RunName(run.scenario, run.model, run.params);
   std::string joined;
   for (const auto& t : targets) joined += (joined.empty() ? "" : ",") + t;
@@ -118,45 +104,42 @@ RunSpec MergedSpec(const std::vector<Part>& parts) {
   return run;
 }
 
-// A finite, non-negative number, or the reason it is not.
-std::string NotAFigure(const nlohmann::json& e, const char* key) {
-  if (!e.contains(key)) return std::string("no ") + key;
-  const auto& v = e[key];
-  if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0) {
-    return std::string(key) + " is " + v.dump() + ", not a finite figure >= 0";
-  }
-  return "";
-}
-
 // What a sound `load` repetition has, checked before anything is combined: merged figures are only
-// as right as their parts, and a hand-edited or corrupted part would pass into them unseen.
-void CheckLoadIteration(const nlohmann::json& e) {
+// as right as their parts, and a hand-edited or corrupted part would pass into them unseen. Every
+// metric the scenario declares is checked against its declaration: present where it always is, a
+// finite figure in its range, a histogram that holds one value per iteration.
+void CheckLoadIteration(const nlohmann::json& e, const MetricSet& declared, const nlohmann::json& keys) {
   if (e["status"] != "ok") {
     if (!e.contains("error") || !e["error"].is_string()) throw std::invalid_argument("a failed repetition without its error");
     return;
   }
-  for (const char* key : {"msgs_per_second", "bytes_per_second", "client_cpu_us_per_msg", "warmup_s", "fairness"}) {
-    if (std::string why = NotAFigure(e, key); !why.empty()) throw std::invalid_argument(why);
-  }
-  for (const char* key : kSums) {
-    if (e.contains(key)) {
-      if (std::string why = NotAFigure(e, key); !why.empty()) throw std::invalid_argument(why);
+  if (!e.contains("iterations") || !e["iterations"].is_number_unsigned()) throw std::invalid_argument("iterations is not a count");
+  for (const auto& key_json : keys) {
+    const std::string key = key_json.get<std::string>();
+    const auto it = declared.find(key);
+    if (it == declared.end()) throw std::invalid_argument("metric " + key + " has no declaration in context.metrics");
+    const Metric& m = it->second;
+    if (!e.contains(key)) {
+      if (m.always) throw std::invalid_argument("no " + key);
+      continue;
+    }
+    if (m.merge == MergeRule::kHistogram) {
+      const Histogram h = Histogram::FromJson(e[key]);
+      if (h.count() != e["iterations"].get<uint64_t>()) {
+        throw std::invalid_argument("its " + key + " holds " + std::to_string(h.count()) + " values, not its " +
+                                    e["iterations"].dump() + " iterations");
+      }
+      continue;
+    }
+    const auto& v = e[key];
+    if (!v.is_number() || !m.InRange(v.get<double>())) {
+      throw std::invalid_argument(fmt::format("{} is {}, not a finite figure in [{}, {}]", key, v.dump(), m.minimum,
+                                              m.maximum));
     }
   }
-  if (!e.contains("iterations") || !e["iterations"].is_number_unsigned()) throw std::invalid_argument("iterations is not a count");
-  if (!e.contains("connections") || !e["connections"].is_number_unsigned() || e["connections"] == 0) {
-    throw std::invalid_argument("connections is not a count >= 1");
-  }
-  if (e["fairness"].get<double>() > 1) throw std::invalid_argument("fairness is above 1");
   const auto& w = e.value("window_unix_s", nlohmann::json());
   if (!w.is_array() || w.size() != 2 || !w[0].is_number() || !w[1].is_number() || !(w[0] <= w[1])) {
     throw std::invalid_argument("no window_unix_s [start, end]: merge cannot tell whether the loads ran together");
-  }
-  if (!e.contains("latency_histogram")) throw std::invalid_argument("no latency_histogram");
-  const Histogram h = Histogram::FromJson(e["latency_histogram"]);
-  if (h.count() != e["iterations"].get<uint64_t>()) {
-    throw std::invalid_argument("its latency histogram holds " + std::to_string(h.count()) + " round trips, not its " +
-                                e["iterations"].dump() + " iterations");
   }
 }
 
@@ -178,7 +161,25 @@ void CheckEntry(const nlohmann::json& e) {
 
 bool IsLoad(const nlohmann::json& e) {
   const Scenario* scenario = FindScenario(e.value("scenario", ""));
-  return e.contains("params") && e["params"].contains("target") && scenario != nullptr && scenario->has_client();
+  return e.contains("params") && e["params"].contains("target") && scenario != nullptr && scenario->merges();
+}
+
+// The declarations a file carries, and the metric keys of each of its scenarios.
+struct Declared {
+  MetricSet metrics;
+  nlohmann::json scenarios;
+};
+
+Declared DeclarationsOf(const ResultsFile& f) {
+  const auto& context = f.doc["context"];
+  try {
+    Declared d{MetricsFromJson(context.value("metrics", nlohmann::json())),
+               context.value("scenarios", nlohmann::json::object())};
+    if (!d.scenarios.is_object()) throw std::invalid_argument("context.scenarios is not an object");
+    return d;
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(f.path + ": " + e.what());
+  }
 }
 
 void CheckFile(const ResultsFile& f) {
@@ -191,10 +192,17 @@ void CheckFile(const ResultsFile& f) {
     throw std::invalid_argument(f.path + ": schema_version " + (version.is_null() ? "missing" : version.dump()) +
                                 "; this harness reads version " + std::to_string(kSchemaVersion));
   }
+  const Declared declared = DeclarationsOf(f);
   for (const auto& e : f.doc["benchmarks"]) {
     try {
       CheckEntry(e);
-      if (e["run_type"] == "iteration" && IsLoad(e)) CheckLoadIteration(e);
+      if (e["run_type"] == "iteration" && IsLoad(e)) {
+        const std::string scenario = e.value("scenario", "");
+        if (!declared.scenarios.contains(scenario) || !declared.scenarios[scenario].value("metrics", nlohmann::json()).is_array()) {
+          throw std::invalid_argument("context.scenarios has no metrics of scenario " + scenario);
+        }
+        CheckLoadIteration(e, declared.metrics, declared.scenarios[scenario]["metrics"]);
+      }
     } catch (const std::invalid_argument& error) {
       const std::string name = e.is_object() ? e.value("name", "?") : "?";
       throw std::invalid_argument(f.path + ": " + name + ": " + error.what());
@@ -218,7 +226,8 @@ void CheckDistinct(const std::string& name, const std::vector<Part>& parts) {
   }
 }
 
-std::vector<nlohmann::json> MergeRun(const std::string& name, const std::vector<Part>& parts, int family) {
+std::vector<nlohmann::json> MergeRun(const std::string& name, const std::vector<Part>& parts, int family,
+                                     const MetricSet& declared) {
   std::vector<std::string> sources;
   for (const Part& p : parts) {
     if (p.iterations.empty()) throw std::invalid_argument(p.file->path + ": run " + name + " has no repetitions");
@@ -229,22 +238,47 @@ std::vector<nlohmann::json> MergeRun(const std::string& name, const std::vector<
     sources.push_back(p.file->path);
   }
   CheckDistinct(name, parts);
+  const Scenario& scenario = *FindScenario(parts.front().iterations.front()->value("scenario", ""));
   size_t repetitions = SIZE_MAX;
   for (const Part& p : parts) repetitions = std::min(repetitions, p.iterations.size());
   std::vector<Repetition> reps;
   for (size_t r = 0; r < repetitions; ++r) {
     std::vector<const nlohmann::json*> of_r;
     for (const Part& p : parts) of_r.push_back(p.iterations[r]);
-    reps.push_back(Combine(of_r, sources));
+    reps.push_back(Combine(scenario, declared, of_r, sources));
   }
-  RunSpec run = MergedSpec(parts);
+  RunSpec run = MergedSpec(scenario, parts);
   run.repetitions = static_cast<int>(repetitions);
   std::vector<nlohmann::json> out;
   for (size_t r = 0; r < reps.size(); ++r) out.push_back(IterationEntry(run, reps[r], static_cast<int>(r), family, 0));
   if (reps.size() > 1) {  // as the runner does: no aggregates of a single repetition
-    for (auto& a : AggregateEntries(run, reps, family, 0)) out.push_back(std::move(a));
+    for (auto& a : AggregateEntries(run, reps, family, 0, declared)) out.push_back(std::move(a));
   }
   return out;
+}
+
+// The union of the files' declarations; one metric or scenario declared differently by two files is
+// refused (the files come from different harnesses: their figures do not mean the same).
+void UniteDeclarations(const std::vector<ResultsFile>& files, nlohmann::json& context) {
+  context["metrics"] = nlohmann::json::object();
+  context["scenarios"] = nlohmann::json::object();
+  std::map<std::string, std::string> first_of;  // "metrics/KEY" -> the file that declared it first
+  for (const ResultsFile& f : files) {
+    for (const char* part : {"metrics", "scenarios"}) {
+      const nlohmann::json declared = f.doc["context"].value(part, nlohmann::json::object());
+      for (const auto& [key, value] : declared.items()) {
+        auto& slot = context[part][key];
+        if (slot.is_null()) {
+          slot = value;
+          first_of[std::string(part) + "/" + key] = f.path;
+        } else if (slot != value) {
+          throw std::invalid_argument(f.path + " and " + first_of[std::string(part) + "/" + key] + " declare " +
+                                      (std::string(part) == "metrics" ? "metric " : "scenario ") + key +
+                                      " differently: their figures do not mean the same");
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -266,6 +300,8 @@ nlohmann::json MergeResults(const std::vector<ResultsFile>& files, const std::st
   nlohmann::json doc;
   doc["context"] = files.front().doc["context"];
   doc["context"]["command_line"] = command_line;
+  UniteDeclarations(files, doc["context"]);
+  const MetricSet declared = MetricsFromJson(doc["context"]["metrics"]);
   doc["context"]["merged_from"] = nlohmann::json::array();
   for (const ResultsFile& f : files) {
     doc["context"]["merged_from"].push_back(
@@ -284,7 +320,7 @@ nlohmann::json MergeResults(const std::vector<ResultsFile>& files, const std::st
         doc["benchmarks"].push_back(std::move(copy));
       }
     } else {
-      for (auto& e : MergeRun(name, list, family)) doc["benchmarks"].push_back(std::move(e));
+      for (auto& e : MergeRun(name, list, family, declared)) doc["benchmarks"].push_back(std::move(e));
     }
     ++family;
   }

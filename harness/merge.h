@@ -1,14 +1,12 @@
 // `merge`: one results file from several, for one report or comparison.
 //
 // Runs found in one file are copied as they are. A run found in several files must come from `load`
-// (its params name a target): those are load generators that drove one server at the same time, so
-// repetition i of each is combined into one repetition i: counts and rates summed, latency
-// histograms merged exactly and percentiles read from the merged histogram (never averaged),
-// Jain's fairness recombined exactly from each part's connections, messages and index, and the
-// load generators' CPU per message weighted by their messages. Server figures are dropped: each
-// load divided the server's CPU by its own messages only. A repetition whose parts' measurement
-// windows overlap by less than half is failed: those loads did not run together. Aggregates are
-// computed again from the combined repetitions.
+// of a scenario that merges (Scenario::merges()): load generators that drove one server at the same
+// time, so repetition i of each is combined into one repetition i, every metric by the rule the
+// files declare for it (context.metrics: summed, weighted by iterations, the largest, histograms
+// merged exactly, recomputed by the scenario from the merged others, or dropped). A repetition
+// whose parts' measurement windows (window_unix_s) overlap by less than half is failed: those loads
+// did not run together. Aggregates are computed again from the combined repetitions.
 #pragma once
 
 #include <string>

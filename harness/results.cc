@@ -109,7 +109,8 @@ bool ScalingEnabled(const nlohmann::json& env) {
 
 }  // namespace
 
-nlohmann::json MakeContext(const std::string& command_line, const std::string& profile) {
+nlohmann::json MakeContext(const std::string& command_line, const std::string& profile,
+                           const std::vector<const Scenario*>& scenarios) {
   utsname uts{};
   uname(&uts);
   char host[256] = {};
@@ -129,6 +130,7 @@ nlohmann::json MakeContext(const std::string& command_line, const std::string& p
 #else
   const bool optimized = false;
 #endif
+  const nlohmann::json declarations = DeclarationsJson(scenarios);
   return {
       // Google Benchmark's fields.
       {"date", IsoNow()},
@@ -158,6 +160,8 @@ nlohmann::json MakeContext(const std::string& command_line, const std::string& p
         {"memory_bytes", mem_kb.empty() ? 0 : std::stoull(mem_kb) * 1024}}},
       {"optimized", optimized},
       {"environment", env},
+      {"metrics", declarations["metrics"]},
+      {"scenarios", declarations["scenarios"]},
       {"note",
        "client (load generator) and server run on the same machine; each entry's placement says on which CPUs "
        "(split: disjoint sets; shared: the scheduler's choice), and its noise what else ran on them"},
@@ -186,28 +190,23 @@ nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int rep
   return e;
 }
 
-void PutLatencyMetrics(const Histogram& ns, nlohmann::json& metrics) {
-  for (const auto& [key, p] : {std::pair{"p50_us", 50.0}, {"p90_us", 90.0}, {"p99_us", 99.0}, {"p999_us", 99.9}}) {
-    metrics[key] = static_cast<double>(ns.Percentile(p)) / 1e3;
-  }
-  metrics["max_us"] = static_cast<double>(ns.max()) / 1e3;
-  metrics["mean_us"] = ns.mean() / 1e3;
-}
-
 std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps,
-                                             int family_index, int instance_index) {
+                                             int family_index, int instance_index, const MetricSet& declared) {
   std::vector<const Repetition*> ok;
   for (const auto& r : reps) {
     if (r.ok) ok.push_back(&r);
   }
   if (ok.empty()) return {};
-  // Every numeric field that every ok repetition has.
+  // Every metric declared to aggregate that every ok repetition has.
   std::map<std::string, std::vector<double>> series;
   for (const Repetition* r : ok) {
     series["real_time"].push_back(r->real_time_ns);
     series["cpu_time"].push_back(r->cpu_time_ns);
     for (const auto& [key, value] : r->metrics.items()) {
-      if (value.is_number()) series[key].push_back(value.get<double>());
+      const auto it = declared.find(key);
+      if (value.is_number() && it != declared.end() && it->second.aggregate == Aggregation::kStatistics) {
+        series[key].push_back(value.get<double>());
+      }
     }
   }
   struct Aggregate {

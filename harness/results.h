@@ -10,26 +10,27 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/histogram.h"
+#include "harness/metrics.h"
 #include "harness/output_file.h"
 #include "harness/scenario.h"
 
 namespace harness {
 
-inline constexpr int kSchemaVersion = 1;
+// 2: context.metrics and context.scenarios declare every figure (harness/metrics.h).
+inline constexpr int kSchemaVersion = 2;
 
-// Google Benchmark's context fields plus machine, compiler, Boost, git commit, command line, profile.
-nlohmann::json MakeContext(const std::string& command_line, const std::string& profile);
+// Google Benchmark's context fields plus machine, compiler, Boost, git commit, command line, profile,
+// and the declarations of the scenarios' metrics (`metrics`, `scenarios`: DeclarationsJson).
+nlohmann::json MakeContext(const std::string& command_line, const std::string& profile,
+                           const std::vector<const Scenario*>& scenarios = {});
 
 // One iteration entry (run_type "iteration") for a repetition.
 nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int repetition_index,
                               int family_index, int instance_index);
-// mean, median, stddev and cv entries over the ok repetitions; empty when none is ok.
+// mean, median, stddev and cv entries over the ok repetitions, of real_time, cpu_time and every
+// metric declared Aggregation::kStatistics that each of them has; empty when none is ok.
 std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps,
-                                             int family_index, int instance_index);
-
-// p50_us, p90_us, p99_us, p999_us, max_us and mean_us of a histogram of nanoseconds, into `metrics`.
-void PutLatencyMetrics(const Histogram& ns, nlohmann::json& metrics);
+                                             int family_index, int instance_index, const MetricSet& declared);
 
 class ResultsWriter {
  public:

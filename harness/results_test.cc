@@ -57,9 +57,21 @@ TEST(ResultsTest, FailedEntryCarriesTheErrorAndNoFigures) {
   EXPECT_FALSE(e.contains("msgs_per_second"));
 }
 
+// msgs_per_second aggregated as declared; a histogram-like figure declared not to aggregate.
+MetricSet Declared() {
+  MetricSet set;
+  for (const Metric& m : CoreMetrics()) set.emplace(m.key, m);
+  set.emplace("msgs_per_second", Metric{.key = "msgs_per_second", .better = Better::kHigher});
+  set.emplace("spread", Metric{.key = "spread", .aggregate = Aggregation::kNone});
+  return set;
+}
+
 TEST(ResultsTest, AggregatesOverOkRepetitions) {
-  const std::vector<Repetition> reps = {Ok(100, 10), Ok(300, 30), Repetition::Failed("x"), Ok(200, 20)};
-  const auto entries = AggregateEntries(Spec(), reps, 0, 0);
+  std::vector<Repetition> reps = {Ok(100, 10), Ok(300, 30), Repetition::Failed("x"), Ok(200, 20)};
+  for (auto& r : reps) {
+    if (r.ok) r.metrics["spread"] = 1;
+  }
+  const auto entries = AggregateEntries(Spec(), reps, 0, 0, Declared());
   ASSERT_EQ(entries.size(), 4u);
   EXPECT_EQ(entries[0]["name"], "echo/asio/connections:10/size:64_mean");
   EXPECT_EQ(entries[0]["aggregate_name"], "mean");
@@ -69,7 +81,8 @@ TEST(ResultsTest, AggregatesOverOkRepetitions) {
   EXPECT_DOUBLE_EQ(entries[3]["real_time"].get<double>(), 0.5);       // cv
   EXPECT_EQ(entries[3]["aggregate_unit"], "percentage");
   EXPECT_EQ(entries[0]["failed_repetitions"], 1);
-  EXPECT_TRUE(AggregateEntries(Spec(), {Repetition::Failed("x")}, 0, 0).empty());
+  EXPECT_FALSE(entries[1].contains("spread"));  // declared Aggregation::kNone
+  EXPECT_TRUE(AggregateEntries(Spec(), {Repetition::Failed("x")}, 0, 0, Declared()).empty());
 }
 
 TEST(ResultsTest, WriterRewritesAWholeValidFileAfterEveryEntry) {

@@ -76,7 +76,6 @@ std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const
 namespace {
 
 std::string Outcome(const std::vector<Repetition>& reps) {
-  if (!reps.empty() && !reps.front().entries.empty()) return std::to_string(reps.front().entries.size()) + " entries";
   int failed = 0;
   std::vector<double> rates;
   for (const auto& r : reps) {
@@ -103,43 +102,13 @@ std::string Outcome(const std::vector<Repetition>& reps) {
   return text;
 }
 
-// The aggregates of a scenario's ready-made entries (micro: one Google Benchmark process per
-// repetition), one set per benchmark, computed as for any run from real_time and cpu_time.
-std::vector<nlohmann::json> ReadyMadeAggregates(const RunSpec& run, const std::vector<Repetition>& reps,
-                                               int instance_index) {
-  struct Benchmark {
-    RunSpec spec;
-    int family = 0;
-    std::vector<Repetition> reps;
-  };
-  std::map<std::string, Benchmark> by_run;
-  std::vector<std::string> order;
-  for (const Repetition& rep : reps) {
-    for (const auto& e : rep.entries) {
-      const std::string name = e.value("run_name", "");
-      auto [it, fresh] = by_run.try_emplace(name);
-      Benchmark& b = it->second;
-      if (fresh) {
-        order.push_back(name);
-        b.spec = {e.value("scenario", ""), e.value("model", ""), e.value("params", nlohmann::json::object()), name};
-        b.spec.repetitions = static_cast<int>(reps.size());
-        b.spec.placement = run.placement;
-        b.family = e.value("family_index", 0);
-      }
-      Repetition r;
-      r.ok = e.value("status", "ok") == "ok";
-      r.real_time_ns = e.value("real_time", 0.0);
-      r.cpu_time_ns = e.value("cpu_time", 0.0);
-      b.reps.push_back(std::move(r));
-    }
+// A figure the scenario did not declare has no meaning the file could carry: the repetition fails,
+// naming it (a scenario's mistake, found by its first run).
+std::string Undeclared(const Repetition& rep, const MetricSet& declared, const std::string& scenario) {
+  for (const auto& [key, value] : rep.metrics.items()) {
+    if (!declared.count(key)) return "metric '" + key + "' is not declared by scenario " + scenario;
   }
-  std::vector<nlohmann::json> out;
-  for (const std::string& name : order) {
-    const Benchmark& b = by_run[name];
-    if (b.reps.size() < 2) continue;
-    for (auto& a : AggregateEntries(b.spec, b.reps, b.family, instance_index)) out.push_back(std::move(a));
-  }
-  return out;
+  return "";
 }
 
 CpuList UnderTest(const Placement& p) {
@@ -167,6 +136,8 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
     rounds = std::max(rounds, runs[i].spec.repetitions);
   }
   std::vector<std::vector<Repetition>> reps(runs.size());
+  std::map<const Scenario*, MetricSet> declared;
+  for (const auto& run : runs) declared.try_emplace(run.scenario, MetricsOf(*run.scenario));
   const auto started = std::chrono::steady_clock::now();
   for (int r = 0; r < rounds && !g_interrupted; ++r) {
     for (size_t i = 0; i < runs.size() && !g_interrupted; ++i) {
@@ -183,26 +154,14 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
       }
       const NoiseReport quiet = noise.Stop();
       if (g_interrupted && !rep.ok) break;  // a run cut short by Ctrl-C is not a failure of the model
+      const MetricSet& metrics = declared.at(runs[i].scenario);
+      if (std::string why = Undeclared(rep, metrics, spec.scenario); rep.ok && !why.empty()) rep = Repetition::Failed(why);
       if (!rep.ok) ++failures;
       if (rep.ok) rep.detail["noise"] = quiet.ToJson();
-      if (rep.entries.empty()) writer.Add(IterationEntry(spec, rep, r, family_index[i], instance_index));
-      for (auto& e : rep.entries) {
-        // Keep the tool's own family numbering apart from ours; each entry is one repetition.
-        e["family_index"] = 1000 * (family_index[i] + 1) + e.value("family_index", 0);
-        e["repetition_index"] = r;
-        e["repetitions"] = spec.repetitions;
-        e["placement"] = spec.placement.ToJson();
-        e["noise"] = quiet.ToJson();
-        if (e.value("status", "ok") != "ok") ++failures;
-      }
-      if (!rep.entries.empty()) writer.AddAll(rep.entries);
+      writer.Add(IterationEntry(spec, rep, r, family_index[i], instance_index));
       reps[i].push_back(std::move(rep));
       if (r + 1 < spec.repetitions) continue;
-      const bool ready_made = std::any_of(reps[i].begin(), reps[i].end(), [](const Repetition& x) { return !x.entries.empty(); });
-      if (ready_made) writer.AddAll(ReadyMadeAggregates(spec, reps[i], instance_index));
-      if (!ready_made && spec.repetitions > 1) {
-        writer.AddAll(AggregateEntries(spec, reps[i], family_index[i], instance_index));
-      }
+      if (spec.repetitions > 1) writer.AddAll(AggregateEntries(spec, reps[i], family_index[i], instance_index, metrics));
       progress.Finished(static_cast<int>(i), spec.name, Outcome(reps[i]));
     }
     if (!g_interrupted) {
@@ -212,8 +171,21 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
   return failures;
 }
 
+namespace {
+
+// "{:>11.2f}" of a declaration's ".2f".
+std::string Cell(const Metric& m, const nlohmann::json& value) {
+  if (!value.is_number()) return fmt::format(" {:>11}", "-");
+  return " " + fmt::format(fmt::runtime("{:>11" + m.format + "}"), value.get<double>() * m.scale);
+}
+
+}  // namespace
+
 std::string SummaryTable(const nlohmann::json& document) {
-  // Rows: medians where there are aggregates, the single repetition otherwise, failures always.
+  // Rows: medians where there are aggregates, the single repetition otherwise, failures always;
+  // columns: what the document's context declares (context.scenarios.NAME.columns, context.metrics).
+  const nlohmann::json& context = document["context"];
+  const MetricSet declared = MetricsFromJson(context.value("metrics", nlohmann::json::object()));
   std::map<std::string, std::vector<const nlohmann::json*>> by_scenario;
   std::set<std::string> has_median;
   for (const auto& e : document["benchmarks"]) {
@@ -233,13 +205,17 @@ std::string SummaryTable(const nlohmann::json& document) {
     noisy += e["noise"].value("noisy", false);
   }
   for (const auto& [scenario_name, rows] : by_scenario) {
-    Scenario* scenario = FindScenario(scenario_name);
-    if (scenario == nullptr) continue;
-    const auto columns = scenario->summary_columns();
+    std::vector<const Metric*> columns;
+    const nlohmann::json scenarios = context.value("scenarios", nlohmann::json::object());
+    const nlohmann::json keys = scenarios.contains(scenario_name) ? scenarios[scenario_name].value("columns", nlohmann::json::array())
+                                                                  : nlohmann::json::array();
+    for (const auto& key : keys) {
+      if (auto it = declared.find(key.get<std::string>()); it != declared.end()) columns.push_back(&it->second);
+    }
     size_t width = 10;
     for (const auto* row : rows) width = std::max(width, (*row)["run_name"].get<std::string>().size());
     out += fmt::format("\n{:<{}}", scenario_name + " (medians of repetitions)", width);
-    for (const auto& c : columns) out += fmt::format(" {:>11}", c.header);
+    for (const Metric* c : columns) out += fmt::format(" {:>11}", c->label);
     out += "\n";
     for (const auto* row : rows) {
       const auto& e = *row;
@@ -250,13 +226,7 @@ std::string SummaryTable(const nlohmann::json& document) {
         continue;
       }
       out += fmt::format("{:<{}}", label, width);
-      for (const auto& c : columns) {
-        if (!e.contains(c.key) || !e[c.key].is_number()) {
-          out += fmt::format(" {:>11}", "-");
-        } else {
-          out += " " + fmt::format(fmt::runtime(c.format), e[c.key].get<double>() * c.scale);
-        }
-      }
+      for (const Metric* c : columns) out += Cell(*c, e.value(c->key, nlohmann::json()));
       out += "\n";
     }
   }

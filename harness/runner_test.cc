@@ -7,7 +7,7 @@
 namespace harness {
 namespace {
 
-// What every scenario of these tests has alike: no parameters, no summary, 3 repetitions.
+// What every scenario of these tests has alike: no parameters, no metrics of its own, 3 repetitions.
 class TestScenario : public Scenario {
  public:
   std::string description() const override { return "test"; }
@@ -15,7 +15,7 @@ class TestScenario : public Scenario {
   Duration default_duration(const std::string&) const override { return Duration(1); }
   Duration default_warmup(const std::string&) const override { return Duration(0); }
   int default_repetitions(const std::string&) const override { return 3; }
-  std::vector<SummaryColumn> summary_columns() const override { return {}; }
+  std::vector<Metric> metrics() const override { return {}; }
 };
 
 // A scenario whose second repetition throws, as a model that cannot start would.
@@ -42,7 +42,7 @@ class ThrowingScenario final : public TestScenario {
 };
 
 TEST(RunnerTest, AThrowingRepetitionIsRecordedAsFailedAndTheRunGoesOn) {
-  RegisterScenario(std::make_unique<ThrowingScenario>());
+  Registry<ScenarioEntry>::Add(std::make_unique<ThrowingScenario>());
   auto runs = PlanAll({"throwing"}, Options{});
   const std::string path = std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") +
                            "/runner_test.json";
@@ -86,7 +86,7 @@ class OrderScenario final : public TestScenario {
 };
 
 TEST(RunnerTest, RepetitionsAreInterleavedRoundRobinOverRuns) {
-  RegisterScenario(std::make_unique<OrderScenario>());
+  Registry<ScenarioEntry>::Add(std::make_unique<OrderScenario>());
   auto runs = PlanAll({"order"}, Options{});
   ResultsWriter writer(std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") +
                            "/runner_order.json",
@@ -103,6 +103,41 @@ TEST(RunnerTest, RepetitionsAreInterleavedRoundRobinOverRuns) {
   EXPECT_EQ(names[1], "order/b");
   EXPECT_EQ(names[4], "order/b_mean");  // b's last repetition was the fourth measured
   EXPECT_EQ(names.back(), "order/a_cv");
+}
+
+// A scenario that reports a figure it never declared: the repetition fails, naming it.
+class UndeclaredScenario final : public TestScenario {
+ public:
+  std::string name() const override { return "undeclared"; }
+  std::vector<ModelInfo> models() const override { return {{"u", "test"}}; }
+  std::vector<RunSpec> Plan(const Options&) const override {
+    RunSpec run;
+    run.scenario = "undeclared";
+    run.model = "u";
+    run.name = "undeclared/u";
+    run.repetitions = 1;
+    return {run};
+  }
+  Repetition Measure(const RunSpec&, int) override {
+    Repetition r;
+    r.ok = true;
+    r.iterations = 1;
+    r.metrics["gizmos"] = 3;
+    return r;
+  }
+};
+
+TEST(RunnerTest, AnUndeclaredMetricFailsTheRepetition) {
+  Registry<ScenarioEntry>::Add(std::make_unique<UndeclaredScenario>());
+  auto runs = PlanAll({"undeclared"}, Options{});
+  ResultsWriter writer(std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") +
+                           "/runner_undeclared.json",
+                       MakeContext("test", "quick"));
+  EXPECT_EQ(RunAll(runs, writer), 1);
+  const auto& e = writer.document()["benchmarks"][0];
+  EXPECT_EQ(e["status"], "failed");
+  EXPECT_EQ(e["error"], "metric 'gizmos' is not declared by scenario undeclared");
+  EXPECT_FALSE(e.contains("gizmos"));
 }
 
 TEST(RunnerTest, AModelNoSelectedScenarioHasIsAnError) {

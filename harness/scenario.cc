@@ -1,29 +1,68 @@
 #include "harness/scenario.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <stdexcept>
 
 namespace harness {
 namespace {
 
-std::vector<std::unique_ptr<Scenario>>& Registry() {
-  static auto* scenarios = new std::vector<std::unique_ptr<Scenario>>();
-  return *scenarios;
-}
-
 std::string ValueText(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
 }  // namespace
 
-void RegisterScenario(std::unique_ptr<Scenario> scenario) { Registry().push_back(std::move(scenario)); }
-
-const std::vector<std::unique_ptr<Scenario>>& Scenarios() { return Registry(); }
-
-Scenario* FindScenario(const std::string& name) {
-  for (const auto& s : Registry()) {
-    if (s->name() == name) return s.get();
+std::vector<std::string> Scenario::columns() const {
+  std::vector<std::string> keys;
+  for (const Metric& m : metrics()) {
+    if (m.column) keys.push_back(m.key);
   }
-  return nullptr;
+  return keys;
+}
+
+MetricSet MetricsOf(const Scenario& scenario) {
+  MetricSet set;
+  for (const Metric& m : CoreMetrics()) set.emplace(m.key, m);
+  for (const Metric& m : scenario.metrics()) set.emplace(m.key, m);
+  return set;
+}
+
+void CheckDeclarations(const std::vector<const Scenario*>& scenarios) {
+  std::map<std::string, std::pair<std::string, nlohmann::json>> declared;  // key -> (by whom, declaration)
+  for (const Metric& m : CoreMetrics()) declared[m.key] = {"the harness", m.ToJson()};
+  for (const Scenario* s : scenarios) {
+    std::set<std::string> own;
+    for (const Metric& m : s->metrics()) {
+      const std::string where = "scenario " + s->name() + ": metric " + m.key;
+      if (m.key.empty() || !own.insert(m.key).second) throw std::logic_error(where + " is declared twice or unnamed");
+      if (m.merge == MergeRule::kRecompute && !s->merges()) {
+        throw std::logic_error(where + " merges by recomputing, and the scenario does not merge");
+      }
+      const auto [it, fresh] = declared.try_emplace(m.key, "scenario " + s->name(), m.ToJson());
+      if (!fresh && it->second.second != m.ToJson()) {
+        throw std::logic_error(where + " is also declared, differently, by " + it->second.first +
+                               ": a results file holds one declaration per metric");
+      }
+    }
+    for (const std::string& key : s->columns()) {
+      if (!declared.count(key) || (!own.count(key) && declared[key].first != "the harness")) {
+        throw std::logic_error("scenario " + s->name() + ": column " + key + " is not one of its metrics");
+      }
+    }
+  }
+}
+
+nlohmann::json DeclarationsJson(const std::vector<const Scenario*>& scenarios) {
+  nlohmann::json out = {{"metrics", nlohmann::json::object()}, {"scenarios", nlohmann::json::object()}};
+  for (const Scenario* s : scenarios) {
+    nlohmann::json keys = nlohmann::json::array();
+    for (const auto& [key, m] : MetricsOf(*s)) {
+      out["metrics"][key] = m.ToJson();
+      keys.push_back(key);
+    }
+    out["scenarios"][s->name()] = {{"metrics", keys}, {"columns", s->columns()}};
+  }
+  return out;
 }
 
 std::vector<nlohmann::json> ParamProduct(const std::vector<ParamInfo>& params, const Options& options,

@@ -1,10 +1,10 @@
 // The contract between the harness and a workload. A scenario (echo, pipeline, micro) declares its
-// models and parameters, expands the user's options into concrete runs, and measures one repetition
-// of a run. It registers itself with one line:
+// models, parameters and metrics, expands the user's options into concrete runs, and measures one
+// repetition of a run. It registers itself with one line (harness/registry.h):
 //
-//   HARNESS_REGISTER_SCENARIO(EchoScenario);
+//   HARNESS_REGISTER(harness::ScenarioEntry, std::make_unique<EchoScenario>());
 //
-// Nothing in harness/ knows any scenario or model by name.
+// Nothing in harness/ knows any scenario, model or metric by name.
 #pragma once
 
 #include <map>
@@ -15,8 +15,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "harness/metrics.h"
 #include "harness/params.h"
 #include "harness/placement.h"
+#include "harness/registry.h"
 
 namespace harness {
 
@@ -74,25 +76,14 @@ struct Repetition {
   uint64_t iterations = 0;                            // operations counted (messages, items)
   double real_time_ns = 0;                            // wall time per operation
   double cpu_time_ns = 0;                             // the server's / executor's CPU per operation
-  nlohmann::json metrics = nlohmann::json::object();  // numeric: aggregated across repetitions
+  nlohmann::json metrics = nlohmann::json::object();  // numeric, each declared by the scenario (metrics())
   nlohmann::json detail = nlohmann::json::object();   // not aggregated: histogram, timeline
-  // Ready-made result entries from a scenario that measures with another tool (Google Benchmark
-  // for micro): written as they are, with their own aggregates, instead of one iteration entry.
-  std::vector<nlohmann::json> entries;
 
   static Repetition Failed(std::string why) {
     Repetition r;
     r.error = std::move(why);
     return r;
   }
-};
-
-// A column of the end-of-run summary table: metric key, header, printf format, scale.
-struct SummaryColumn {
-  std::string key;
-  std::string header;
-  const char* format;
-  double scale = 1;
 };
 
 struct ServeOptions {
@@ -112,7 +103,10 @@ class Scenario {
   virtual Duration default_duration(const std::string& profile) const = 0;
   virtual Duration default_warmup(const std::string& profile) const = 0;
   virtual int default_repetitions(const std::string& profile) const = 0;
-  virtual std::vector<SummaryColumn> summary_columns() const = 0;
+  // The figures a repetition reports besides the core three (harness/metrics.h), each declared once.
+  virtual std::vector<Metric> metrics() const = 0;
+  // The summary table's columns, in order: by default the declared metrics marked `column`.
+  virtual std::vector<std::string> columns() const;
 
   // Expands options into runs. Throws std::invalid_argument (shown to the user, exit 2) on bad values.
   virtual std::vector<RunSpec> Plan(const Options& options) const = 0;
@@ -131,12 +125,34 @@ class Scenario {
   virtual int Serve(const ServeOptions& options) {
     throw std::invalid_argument("scenario " + name() + " has no server to serve");
   }
+
+  // `merge`: true when the results of concurrent `load`s of one server combine. Every metric then
+  // merges by its declared rule; the scenario computes the parameters of the merged run (from the
+  // parts', `target` removed) and the metrics declared MergeRule::kRecompute, real_time and
+  // cpu_time among them, from the parts and what the rules already merged.
+  virtual bool merges() const { return false; }
+  virtual nlohmann::json MergedParams(const std::vector<nlohmann::json>& parts) const { return parts.front(); }
+  virtual void Recompute(const std::vector<const nlohmann::json*>& parts, Repetition& merged) const {}
 };
 
-void RegisterScenario(std::unique_ptr<Scenario> scenario);
-// Every registered scenario, in the order of registration names.
-const std::vector<std::unique_ptr<Scenario>>& Scenarios();
-Scenario* FindScenario(const std::string& name);
+using ScenarioEntry = std::unique_ptr<Scenario>;
+
+// Every registered scenario, in the order of registration.
+inline const std::vector<ScenarioEntry>& Scenarios() { return Registry<ScenarioEntry>::All(); }
+inline Scenario* FindScenario(const std::string& name) {
+  const ScenarioEntry* s = Registry<ScenarioEntry>::Find(name);
+  return s ? s->get() : nullptr;
+}
+
+// The core metrics and the scenario's, by key.
+MetricSet MetricsOf(const Scenario& scenario);
+// Throws std::logic_error for declarations that cannot stand: a key declared twice by a scenario,
+// a core key redeclared, one key declared differently by two scenarios (a results file holds one
+// declaration per key), a column that is not declared.
+void CheckDeclarations(const std::vector<const Scenario*>& scenarios);
+// What a results file carries of the scenarios it has: `metrics` (every declaration, by key) and
+// `scenarios` ({name: {"metrics": [keys it reports], "columns": [keys of its summary table]}}).
+nlohmann::json DeclarationsJson(const std::vector<const Scenario*>& scenarios);
 
 // Expands params into their product, validating each value with `parse` (called per param name
 // and raw item, returning the JSON value to store). Missing params take the profile default.
@@ -147,9 +163,3 @@ std::vector<nlohmann::json> ParamProduct(const std::vector<ParamInfo>& params, c
 std::string RunName(const std::string& scenario, const std::string& model, const nlohmann::json& params);
 
 }  // namespace harness
-
-#define HARNESS_CONCAT_INNER(a, b) a##b
-#define HARNESS_CONCAT(a, b) HARNESS_CONCAT_INNER(a, b)
-#define HARNESS_REGISTER_SCENARIO(Type)                                          \
-  static const bool HARNESS_CONCAT(harness_scenario_registered_, __LINE__) =    \
-      (::harness::RegisterScenario(std::make_unique<Type>()), true)

@@ -158,7 +158,11 @@ def main(argv=None):
     for side, doc in docs.items():
         with open(os.path.join(args.out, f"{side}.json"), "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1)
-    rows = compare.compare(docs["base"], docs["new"], args.threshold, paired=True)
+    try:
+        rows = compare.compare(docs["base"], docs["new"], args.threshold, paired=True)
+    except results.BadInput as e:
+        print(f"ab: error: {e}", file=sys.stderr)
+        return 2
     if not rows:
         print("ab: error: the two builds measured no run in common", file=sys.stderr)
         return 2

@@ -36,7 +36,8 @@ for i, name in enumerate(names):
     entries.append({{"name": name, "run_name": name, "run_type": "iteration", "status": "ok", "scenario": "echo",
                     "model": "m", "params": {{"connections": i}}, "repetition_index": 0, "real_time": value}})
 with open(out, "w") as f:
-    json.dump({{"context": {{"date": "now"}}, "benchmarks": entries}}, f)
+    json.dump({{"context": {{"date": "now", "metrics": {{"real_time": {{"better": "lower", "compared": True,
+               "display": {{"label": "time/op ns"}}}}}}}}, "benchmarks": entries}}, f)
 """
 
 

@@ -2,8 +2,9 @@
 
 Usage: bazel run //plots:compare -- BASE.json NEW.json [--threshold=10%] [--format=text|md|json]
 
-For every run in both files and every metric it has (time and CPU per operation, throughput, p99,
-server CPU per message), it reports the base and new medians over the repetitions, the change (the
+For every run in both files and every metric the files declare compared (their context.metrics:
+time and CPU per operation, and each scenario's own, such as throughput, p99 and server CPU per
+message for echo), it reports the base and new medians over the repetitions, the change (the
 ratio of the geometric means), and a p-value from Student's t-test on the logarithms of the values
 (a slowdown multiplies: logs make it a shift of the level, not of the spread, so the two sides'
 variance is pooled; at 5 repetitions a side Welch's version loses half its degrees of freedom and,
@@ -11,7 +12,8 @@ among 150 comparisons, a third of its power to see a 15% change).
 Testing some 150 comparisons of a file at 5% each would flag ~7 by chance alone, so the p-values of
 a file are adjusted together (Benjamini-Hochberg: the expected share of false alarms among the
 flagged stays under 5%). A change is a regression when its adjusted p is below 0.05 *and* it is
-worse than the threshold in the metric's own direction (higher msgs/s is better, lower p99 is).
+worse than the threshold in the direction the files declare for the metric ("better": "higher" or
+"lower").
 
 With fewer than 3 repetitions a side there is no test: a change past the threshold in every
 repetition (every new one worse than every base one) is then reported as "REGRESSION?" and the exit
@@ -22,20 +24,13 @@ import argparse
 import json
 import math
 import sys
+import warnings
 
 import numpy as np
 from scipy.stats import ttest_ind, ttest_rel
 
 from plots import results
 
-# (key, label, True when higher is better)
-METRICS = [
-    ("real_time", "time/op", False),
-    ("cpu_time", "cpu/op", False),
-    ("msgs_per_second", "msgs/s", True),
-    ("p99_us", "p99", False),
-    ("server_cpu_us_per_msg", "srv cpu/msg", False),
-]
 ALPHA = 0.05
 MIN_TESTED = 3  # repetitions a side for a t-test
 
@@ -50,12 +45,32 @@ def parse_threshold(text):
     return value / 100.0
 
 
-def samples(doc):
+def compared_metrics(base_doc, new_doc):
+    """[(key, label, True when higher is better)] of the metrics either file declares compared, in
+    the files' own words (context.metrics); the harness's time and CPU per operation first. Files
+    that declare one metric's direction differently do not compare."""
+    declared = {}
+    for doc in (base_doc, new_doc):
+        for key, d in results.declarations(doc).items():
+            if not d.get("compared") or d.get("better") not in ("higher", "lower"):
+                continue
+            if key in declared and declared[key]["better"] != d["better"]:
+                raise results.BadInput(f"the two files declare {key} better {declared[key]['better']} and "
+                                       f"better {d['better']}: their figures do not mean the same")
+            declared.setdefault(key, d)
+    if not declared:
+        raise results.BadInput("neither file declares its metrics (context.metrics): written by a harness "
+                               "before results schema 2; run it again with this one")
+    order = sorted(declared, key=lambda k: (k not in ("real_time", "cpu_time"), k != "real_time", k))
+    return [(k, declared[k].get("display", {}).get("label", k), declared[k]["better"] == "higher") for k in order]
+
+
+def samples(doc, metrics):
     """{run name: {metric: {repetition index: value}}} from the ok repetitions."""
     out = {}
     for i, b in enumerate(results.iterations(doc)):
         run = b.get("run_name", b["name"])
-        for key, _, _ in METRICS:
+        for key, _, _ in metrics:
             if isinstance(b.get(key), (int, float)):
                 out.setdefault(run, {}).setdefault(key, {})[b.get("repetition_index", i)] = float(b[key])
     return out
@@ -73,7 +88,9 @@ def log_t_p(a, b, paired=False):
         return (1.0 if d.mean() == 0 else 0.0) if d.var(ddof=1) == 0 else float(ttest_rel(b, a).pvalue)
     if a.var(ddof=1) == 0 and b.var(ddof=1) == 0:
         return 1.0 if a.mean() == b.mean() else 0.0
-    return float(ttest_ind(b, a, equal_var=True).pvalue)
+    with warnings.catch_warnings():  # nearly equal values: scipy warns of precision, the p-value stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(ttest_ind(b, a, equal_var=True).pvalue)
 
 
 def benjamini_hochberg(p_values):
@@ -104,10 +121,11 @@ def ratio_change(a, b):
 def compare(base_doc, new_doc, threshold, paired=False):
     """One row per run and metric both documents have. `paired`: repetition i of base and of new
     were measured side by side (//plots:ab), so the test is on the pairs' ratios."""
-    base, new = samples(base_doc), samples(new_doc)
+    metrics = compared_metrics(base_doc, new_doc)
+    base, new = samples(base_doc, metrics), samples(new_doc, metrics)
     rows, worse, every_worse = [], [], []  # worse: the change in the metric's bad direction
     for run in sorted(set(base) & set(new)):
-        for key, label, higher_is_better in METRICS:
+        for key, label, higher_is_better in metrics:
             by_rep_a, by_rep_b = base[run].get(key), new[run].get(key)
             if not by_rep_a or not by_rep_b:
                 continue
@@ -182,7 +200,11 @@ def main(argv=None):
     except results.BadInput as e:
         print(f"compare: error: {e}", file=sys.stderr)
         return 2
-    rows = compare(base, new, threshold)
+    try:
+        rows = compare(base, new, threshold)
+    except results.BadInput as e:
+        print(f"compare: error: {e}", file=sys.stderr)
+        return 2
     if not rows:
         print("compare: error: the two files have no run in common", file=sys.stderr)
         return 2

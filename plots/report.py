@@ -275,40 +275,17 @@ def write_figures(doc, out_dir):
     return written
 
 
-ECHO_COLUMNS = [("msgs/s", "msgs_per_second", "{:,.0f}"), ("p50 us", "p50_us", "{:,.1f}"),
-                ("p99 us", "p99_us", "{:,.1f}"), ("errors", "errors", "{:.0f}"),
-                ("starved", "starved_connections", "{:.0f}"), ("fairness", "fairness", "{:.3f}"),
-                ("srv CPU us/msg", "server_cpu_us_per_msg", "{:.2f}"),
-                ("srv RSS MiB", "server_peak_rss_bytes", "{:.1f}")]
-
-
 def table_rows(doc):
-    """(scenario, headers, rows) for the tables of the report and the summary."""
+    """(scenario, headers, rows) for the tables of the report and the summary: one per scenario, its
+    columns and their display as the file declares them (context.scenarios, context.metrics)."""
     tables = []
-    echo = sorted(results.medians(doc, "echo"), key=lambda r: r["run_name"])
-    if echo:
-        rows = []
-        for r in echo:
-            cells = []
-            for _, key, fmt in ECHO_COLUMNS:
-                v = r.get(key)
-                if key == "server_peak_rss_bytes" and v is not None:
-                    v = v / 2**20
-                cells.append(fmt.format(v) if isinstance(v, (int, float)) else "-")
-            rows.append([r["run_name"]] + cells)
-        tables.append(("echo", ["run"] + [c[0] for c in ECHO_COLUMNS], rows))
-    micro = sorted((r for r in results.medians(doc, "micro") if "real_time" in r), key=lambda r: r["run_name"])
-    if micro:
-        tables.append(("micro", ["benchmark", "real ns", "cpu ns"],
-                       [[r["run_name"], f"{r['real_time']:,.1f}", f"{r['cpu_time']:,.1f}"] for r in micro]))
-    pipeline = sorted(_pipeline_rows(doc), key=lambda r: r["run_name"])
-    if pipeline:
-        keys = [("makespan s", "makespan_s", "{:.3f}"), ("bound s", "lower_bound_s", "{:.3f}"),
-                ("efficiency", "efficiency", "{:.3f}"), ("items/s", "items_per_second", "{:.1f}"),
-                ("p99 ms", "p99_ms", "{:.1f}"), ("cpu util", "cpu_utilization", "{:.2f}"),
-                ("threads", "peak_threads", "{:.0f}")]
-        tables.append(("pipeline", ["run"] + [k[0] for k in keys],
-                       [[r["run_name"]] + [f.format(r[k]) if k in r else "-" for _, k, f in keys] for r in pipeline]))
+    declared = results.declarations(doc)
+    for scenario, info in sorted(results.scenarios(doc).items()):
+        keys = [k for k in info.get("columns", []) if k in declared]
+        rows = sorted(results.medians(doc, scenario), key=lambda r: r["run_name"])
+        if keys and rows:
+            tables.append((scenario, ["run"] + [declared[k].get("display", {}).get("label", k) for k in keys],
+                           [[r["run_name"]] + [results.display(declared[k], r.get(k)) for k in keys] for r in rows]))
     failed = [b for b in doc["benchmarks"] if b.get("status") == "failed"]
     if failed:
         tables.append(("failed", ["run", "error"], [[b["name"], b.get("error", "")] for b in failed]))

@@ -53,10 +53,10 @@ def check_entry(entry):
             raise BadInput(f"no {key}")
     if entry["run_type"] not in ("iteration", "aggregate"):
         raise BadInput(f"run_type '{entry['run_type']}'")
-    if not isinstance(entry.get("params", {}), dict):
-        raise BadInput("params is not an object")
-    if entry.get("scenario") in ("echo", "pipeline") and not isinstance(entry.get("params"), dict):
+    if "params" not in entry:
         raise BadInput("no params")
+    if not isinstance(entry["params"], dict):
+        raise BadInput("params is not an object")
     for key, value in entry.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
@@ -88,6 +88,31 @@ def check_histogram(h, iterations):
         raise BadInput(f"latency_histogram holds {total} round trips, not its {iterations} iterations")
     if buckets and not (buckets[0][0] <= low <= high and high >= buckets[-1][0]):
         raise BadInput("latency_histogram: min and max do not fall in its first and last buckets")
+
+
+def declarations(doc):
+    """{metric: declaration} of the file (context.metrics, written by the harness since schema 2):
+    unit, meaning, better (higher, lower, none), aggregate, merge, display {label, format, scale},
+    minimum, maximum, always, compared."""
+    declared = doc["context"].get("metrics", {})
+    if not isinstance(declared, dict) or not all(isinstance(d, dict) for d in declared.values()):
+        raise BadInput("context.metrics is not {metric: declaration}")
+    return declared
+
+
+def scenarios(doc):
+    """{scenario: {"metrics": [keys it reports], "columns": [keys of its table]}} of the file."""
+    found = doc["context"].get("scenarios", {})
+    return found if isinstance(found, dict) else {}
+
+
+def display(declaration, value):
+    """A value as its declaration says to show it: scaled, fixed-point, thousands separated."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-"
+    shown = declaration.get("display", {})
+    spec = shown.get("format", ".2f")
+    return format(value * shown.get("scale", 1), ("," + spec) if spec.endswith("f") else spec)
 
 
 def iterations(doc, scenario=None):

@@ -61,7 +61,6 @@ class AsioCoroServer final : public EchoServer {
 
 }  // namespace
 
-ECHO_REGISTER_MODEL("asio_coro", "Boost.Asio with C++20 coroutines, `workers` event-loop threads",
-                    (Workers{"1", false}), AsioCoroServer);
+HARNESS_REGISTER(ModelEntry, {"asio_coro", "Boost.Asio with C++20 coroutines, `workers` event-loop threads", Workers{"1", false}, &MakeServer<AsioCoroServer>, nullptr});
 
 }  // namespace echo

@@ -104,7 +104,6 @@ class AsioUdpServer final : public EchoServer {
 
 }  // namespace
 
-ECHO_REGISTER_MODEL_WITH_UDP("asio", "Boost.Asio callbacks, `workers` event-loop threads (an io_context each)",
-                             (Workers{"1", false}), AsioServer, AsioUdpServer);
+HARNESS_REGISTER(ModelEntry, {"asio", "Boost.Asio callbacks, `workers` event-loop threads (an io_context each)", Workers{"1", false}, &MakeServer<AsioServer>, &MakeServer<AsioUdpServer>});
 
 }  // namespace echo

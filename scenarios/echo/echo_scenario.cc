@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "harness/child_process.h"
+#include "harness/histogram.h"
 #include "harness/process_usage.h"
 #include "harness/results.h"
 #include "harness/runner.h"
@@ -127,6 +128,101 @@ void CheckTarget(const std::vector<harness::RunSpec>& runs, const harness::Optio
   }
 }
 
+// What echo reports, declared once (harness/metrics.h): the summary table, `merge`, //plots:compare,
+// the report and the validation read these from the results file.
+std::vector<harness::Metric> Metrics() {
+  using harness::Better;
+  using harness::MergeRule;
+  constexpr auto kNone = harness::Aggregation::kNone;
+  const auto latency = [](const char* key, const char* meaning, const char* label, bool column) {
+    return harness::Metric{.key = key, .unit = "us", .meaning = meaning, .better = Better::kLower,
+                           .merge = MergeRule::kRecompute, .label = label, .format = ".1f", .always = true,
+                           .compared = std::string(key) == "p99_us", .column = column};
+  };
+  const auto count = [](const char* key, const char* meaning, const char* label, MergeRule merge, bool always, bool column) {
+    return harness::Metric{.key = key, .unit = "count", .meaning = meaning, .better = Better::kLower, .merge = merge,
+                           .label = label, .format = ".0f", .always = always, .column = column};
+  };
+  const auto server = [](const char* key, const char* unit, const char* meaning, const char* label, const char* format,
+                         bool compared, bool column) {
+    return harness::Metric{.key = key, .unit = unit, .meaning = meaning, .better = Better::kLower,
+                           .merge = MergeRule::kDrop, .label = label, .format = format, .compared = compared,
+                           .column = column};
+  };
+  std::vector<harness::Metric> m = {
+      {.key = "msgs_per_second", .unit = "1/s", .meaning = "round trips completed per second in the window",
+       .better = Better::kHigher, .merge = MergeRule::kSum, .label = "msgs/s", .format = ".0f", .always = true,
+       .compared = true, .column = true},
+      {.key = "bytes_per_second", .unit = "bytes/s", .meaning = "payload bytes echoed per second (one way)",
+       .better = Better::kHigher, .merge = MergeRule::kSum, .label = "bytes/s", .format = ".0f", .always = true},
+      latency("p50_us", "median round trip", "p50 us", true),
+      latency("p90_us", "90th percentile round trip", "p90 us", false),
+      latency("p99_us", "99th percentile round trip", "p99 us", true),
+      latency("p999_us", "99.9th percentile round trip", "p99.9 us", false),
+      latency("max_us", "longest round trip", "max us", false),
+      latency("mean_us", "mean round trip", "mean us", false),
+      {.key = "latency_histogram", .unit = "ns", .meaning = "every round trip time (HDR-style buckets, 0.1% precision)",
+       .aggregate = kNone, .merge = MergeRule::kHistogram, .label = "latency", .always = true},
+      count("wrong_bytes", "reply bytes that differ from the echo expected (a failed run)", "wrong bytes",
+            MergeRule::kSum, true, false),
+      count("broken_connections", "connections the server closed (a failed run)", "broken", MergeRule::kSum, true, false),
+      count("errors", "wrong bytes plus broken connections", "errors", MergeRule::kSum, true, true),
+      count("lost", "UDP: requests never answered", "lost", MergeRule::kSum, false, false),
+      {.key = "loss_rate", .unit = "fraction", .meaning = "UDP: lost / (answered + lost)", .better = Better::kLower,
+       .merge = MergeRule::kRecompute, .label = "loss", .format = ".4f", .maximum = 1},
+      {.key = "strays", .unit = "count", .meaning = "UDP: datagrams of another run or a probe on a reused port, ignored",
+       .merge = MergeRule::kSum, .label = "strays", .format = ".0f"},
+      {.key = "connections", .unit = "count", .meaning = "client connections (the load)", .merge = MergeRule::kSum,
+       .label = "connections", .format = ".0f", .minimum = 1, .always = true},
+      count("starved_connections", "connections that completed no round trip in the window", "starved",
+            MergeRule::kSum, true, true),
+      {.key = "fairness", .unit = "fraction", .meaning = "Jain's index of round trips per connection (1: all equal)",
+       .better = Better::kHigher, .merge = MergeRule::kRecompute, .label = "fairness", .format = ".3f", .maximum = 1,
+       .always = true, .column = true},
+      {.key = "warmup_s", .unit = "s", .meaning = "warm-up before the window (until every connection had a reply)",
+       .merge = MergeRule::kMax, .label = "warmup s", .format = ".2f", .always = true},
+      {.key = "client_cpu_us_per_msg", .unit = "us", .meaning = "the load generator's CPU per round trip",
+       .better = Better::kLower, .merge = MergeRule::kWeightedMean, .label = "client cpu us", .format = ".2f",
+       .always = true},
+      server("server_cpu_us_per_msg", "us", "the server's CPU (its process tree) per round trip", "srv cpu us", ".2f",
+             true, true),
+      server("server_peak_rss_bytes", "bytes", "the server's peak resident memory (its process tree)", "srv rss MiB",
+             ".1f", false, true),
+      server("server_threads", "count", "the server's threads at the end of the window", "srv threads", ".0f", false, true),
+      server("server_processes", "count", "the server's processes at the end of the window", "srv procs", ".0f", false,
+             false),
+      server("server_ctx_switches_per_msg", "count", "the server's context switches per round trip", "srv ctxsw/msg",
+             ".2f", false, false),
+  };
+  for (auto& metric : m) {
+    if (metric.key == "server_peak_rss_bytes") metric.scale = 1.0 / (1 << 20);
+    if (metric.key == "server_processes") metric.minimum = 1;
+  }
+  return m;
+}
+
+// p50_us, p90_us, p99_us, p999_us, max_us and mean_us of a histogram of nanoseconds.
+void PutLatencyMetrics(const harness::Histogram& ns, nlohmann::json& metrics) {
+  for (const auto& [key, p] : {std::pair{"p50_us", 50.0}, {"p90_us", 90.0}, {"p99_us", 99.0}, {"p999_us", 99.9}}) {
+    metrics[key] = static_cast<double>(ns.Percentile(p)) / 1e3;
+  }
+  metrics["max_us"] = static_cast<double>(ns.max()) / 1e3;
+  metrics["mean_us"] = ns.mean() / 1e3;
+}
+
+// Jain's index of the union of parts, each with n connections, sum s of messages and index j:
+// sum of squares of a part = s^2 / (n j), so the whole is (sum s)^2 / (sum n * sum s^2 / (n j)).
+double CombinedFairness(const std::vector<const nlohmann::json*>& parts) {
+  double total = 0, connections = 0, squares = 0;
+  for (const auto* e : parts) {
+    const double s = e->value("iterations", 0.0), n = e->value("connections", 0.0), j = e->value("fairness", 0.0);
+    total += s;
+    connections += n;
+    if (s > 0 && n > 0 && j > 0) squares += s * s / (n * j);
+  }
+  return squares > 0 ? total * total / (connections * squares) : 0;
+}
+
 class EchoScenario final : public harness::Scenario {
  public:
   std::string name() const override { return "echo"; }
@@ -162,16 +258,11 @@ class EchoScenario final : public harness::Scenario {
     return profile == "smoke" ? 2 : profile == "full" ? 5 : 3;
   }
 
-  std::vector<harness::SummaryColumn> summary_columns() const override {
-    return {{"msgs_per_second", "msgs/s", "{:>11.0f}"},
-            {"p50_us", "p50 us", "{:>11.1f}"},
-            {"p99_us", "p99 us", "{:>11.1f}"},
-            {"errors", "errors", "{:>11.0f}"},
-            {"starved_connections", "starved", "{:>11.0f}"},
-            {"server_cpu_us_per_msg", "srv cpu us", "{:>11.2f}"},
-            {"server_peak_rss_bytes", "srv rss MiB", "{:>11.1f}", 1.0 / (1 << 20)},
-            {"server_threads", "srv threads", "{:>11.0f}"}};
-  }
+  std::vector<harness::Metric> metrics() const override { return Metrics(); }
+
+  bool merges() const override { return true; }
+  nlohmann::json MergedParams(const std::vector<nlohmann::json>& parts) const override;
+  void Recompute(const std::vector<const nlohmann::json*>& parts, harness::Repetition& merged) const override;
 
   std::vector<harness::RunSpec> Plan(const harness::Options& options) const override {
     std::vector<const ModelEntry*> chosen;
@@ -285,7 +376,7 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
   m["msgs_per_second"] = msgs / load.window_seconds;
   m["bytes_per_second"] = msgs * static_cast<double>(config.size) / load.window_seconds;
   const auto& h = load.latency;
-  harness::PutLatencyMetrics(h, m);
+  PutLatencyMetrics(h, m);
   m["wrong_bytes"] = load.wrong_bytes;
   m["broken_connections"] = load.broken_connections;
   m["errors"] = load.wrong_bytes + load.broken_connections;
@@ -320,6 +411,29 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
   rep.detail["latency_histogram"] = h.ToJson("ns");
   rep.detail["window_unix_s"] = {window_start_unix, window_end_unix};
   return rep;
+}
+
+// Loads of one server at the same time: the connections add up (the other parameters are the same).
+nlohmann::json EchoScenario::MergedParams(const std::vector<nlohmann::json>& parts) const {
+  nlohmann::json params = parts.front();
+  uint64_t connections = 0;
+  for (const auto& p : parts) connections += p.value("connections", uint64_t{0});
+  params["connections"] = connections;
+  return params;
+}
+
+// Percentiles from the merged histogram (never averaged), fairness recombined exactly, loss from
+// the summed counts; wall time per round trip from the summed rate, CPU per round trip the load
+// generators' (each load divided the server's CPU by its own messages only: dropped).
+void EchoScenario::Recompute(const std::vector<const nlohmann::json*>& parts, harness::Repetition& merged) const {
+  auto& m = merged.metrics;
+  const double messages = static_cast<double>(merged.iterations);
+  PutLatencyMetrics(harness::Histogram::FromJson(merged.detail.at("latency_histogram")), m);
+  m["fairness"] = CombinedFairness(parts);
+  if (m.contains("lost")) m["loss_rate"] = m["lost"].get<double>() / (messages + m["lost"].get<double>());
+  const double rate = m.value("msgs_per_second", 0.0);
+  merged.real_time_ns = rate > 0 ? 1e9 / rate : 0;
+  merged.cpu_time_ns = m.value("client_cpu_us_per_msg", 0.0) * 1e3;
 }
 
 int EchoScenario::Serve(const harness::ServeOptions& options) {
@@ -363,6 +477,6 @@ int EchoScenario::Serve(const harness::ServeOptions& options) {
 
 }  // namespace
 
-HARNESS_REGISTER_SCENARIO(EchoScenario);
+HARNESS_REGISTER(harness::ScenarioEntry, std::make_unique<EchoScenario>());
 
 }  // namespace echo

@@ -194,7 +194,6 @@ class EpollUdpServer final : public EchoServer {
 
 }  // namespace
 
-ECHO_REGISTER_MODEL_WITH_UDP("epoll", "a minimal hand-written epoll reactor on one thread: the floor under async models",
-                             kNoWorkers, EpollServer, EpollUdpServer);
+HARNESS_REGISTER(ModelEntry, {"epoll", "a minimal hand-written epoll reactor on one thread: the floor under async models", kNoWorkers, &MakeServer<EpollServer>, &MakeServer<EpollUdpServer>});
 
 }  // namespace echo

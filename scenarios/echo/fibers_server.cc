@@ -230,7 +230,6 @@ class FibersServer final : public EchoServer {
 
 }  // namespace
 
-ECHO_REGISTER_MODEL("fibers", "Boost.Fiber, a fiber per connection in blocking style; epoll-driven scheduler per thread",
-                    (Workers{"1", false}), FibersServer);
+HARNESS_REGISTER(ModelEntry, {"fibers", "Boost.Fiber, a fiber per connection in blocking style; epoll-driven scheduler per thread", Workers{"1", false}, &MakeServer<FibersServer>, nullptr});
 
 }  // namespace echo

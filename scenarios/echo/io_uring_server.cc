@@ -202,7 +202,6 @@ class IoUringServer final : public EchoServer {
 
 }  // namespace
 
-ECHO_REGISTER_MODEL("io_uring", "liburing completion loop per worker thread, multishot accept",
-                    (Workers{"1", false}), IoUringServer);
+HARNESS_REGISTER(ModelEntry, {"io_uring", "liburing completion loop per worker thread, multishot accept", Workers{"1", false}, &MakeServer<IoUringServer>, nullptr});
 
 }  // namespace echo

@@ -70,7 +70,6 @@ class ProcessPoolServer final : public EchoServer {
 
 }  // namespace
 
-ECHO_REGISTER_MODEL("process_pool", "`workers` pre-forked processes, each serving one connection at a time",
-                    (Workers{"4", true}), ProcessPoolServer);
+HARNESS_REGISTER(ModelEntry, {"process_pool", "`workers` pre-forked processes, each serving one connection at a time", Workers{"4", true}, &MakeServer<ProcessPoolServer>, nullptr});
 
 }  // namespace echo

@@ -73,6 +73,6 @@ class ProcessesServer final : public EchoServer {
 
 }  // namespace
 
-ECHO_REGISTER_MODEL("processes", "a process per connection (fork on accept)", kNoWorkers, ProcessesServer);
+HARNESS_REGISTER(ModelEntry, {"processes", "a process per connection (fork on accept)", kNoWorkers, &MakeServer<ProcessesServer>, nullptr});
 
 }  // namespace echo

@@ -13,26 +13,6 @@
 namespace echo {
 namespace {
 
-std::vector<ModelEntry>& Registry() {
-  static auto* models = new std::vector<ModelEntry>();
-  return *models;
-}
-
-}  // namespace
-
-void RegisterModel(ModelEntry entry) { Registry().push_back(std::move(entry)); }
-
-const std::vector<ModelEntry>& Models() { return Registry(); }
-
-const ModelEntry* FindModel(const std::string& name) {
-  for (const auto& m : Registry()) {
-    if (m.name == name) return &m;
-  }
-  return nullptr;
-}
-
-namespace {
-
 int Bind(const std::string& host, uint16_t port, int type, uint16_t* bound_port) {
   sockaddr_storage addr{};
   socklen_t len = 0;

@@ -1,8 +1,11 @@
-// An echo server model, and the registry of models. A model registers with one line:
+// An echo server model, and the registry of models. A model registers with one line
+// (harness/registry.h):
 //
-//   ECHO_REGISTER_MODEL("threads", "a thread per connection, blocking I/O", kNoWorkers, ThreadsServer);
+//   HARNESS_REGISTER(ModelEntry, {"threads", "a thread per connection, blocking I/O", kNoWorkers,
+//                                 &MakeServer<ThreadsServer>, nullptr});
 //
-// The third argument says what `--workers` means to the model and its default list.
+// The third field says what `--workers` means to the model and its default list; the last makes
+// its UDP server (nullptr: none).
 //
 // The harness starts every model the same way (`harness serve`): it binds and listens, prints the
 // address, calls Start() with the listening socket, waits for SIGINT or SIGTERM, and calls Stop().
@@ -12,6 +15,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "harness/registry.h"
 
 namespace echo {
 
@@ -44,9 +49,8 @@ struct ModelEntry {
   ServerFactory make_udp;  // UDP: Start() gets a bound datagram socket; nullptr where UDP makes no sense
 };
 
-void RegisterModel(ModelEntry entry);
-const std::vector<ModelEntry>& Models();
-const ModelEntry* FindModel(const std::string& name);
+inline const std::vector<ModelEntry>& Models() { return harness::Registry<ModelEntry>::All(); }
+inline const ModelEntry* FindModel(const std::string& name) { return harness::Registry<ModelEntry>::Find(name); }
 
 // Creates a TCP socket bound to host:port and listening (backlog SOMAXCONN, SO_REUSEADDR).
 // Throws std::runtime_error with the reason. *bound_port receives the port actually bound.
@@ -64,12 +68,3 @@ std::unique_ptr<EchoServer> MakeServer(const ServerConfig& config) {
 }
 
 }  // namespace echo
-
-#define ECHO_CONCAT_INNER(a, b) a##b
-#define ECHO_CONCAT(a, b) ECHO_CONCAT_INNER(a, b)
-#define ECHO_REGISTER_MODEL(name, description, workers, Type)                                    \
-  static const bool ECHO_CONCAT(echo_model_registered_, __LINE__) =                              \
-      (::echo::RegisterModel({name, description, workers, &::echo::MakeServer<Type>, nullptr}), true)
-#define ECHO_REGISTER_MODEL_WITH_UDP(name, description, workers, TcpType, UdpType)                \
-  static const bool ECHO_CONCAT(echo_model_registered_, __LINE__) = (::echo::RegisterModel(      \
-      {name, description, workers, &::echo::MakeServer<TcpType>, &::echo::MakeServer<UdpType>}), true)

@@ -130,7 +130,6 @@ class ThreadPoolUdpServer final : public EchoServer {
 
 }  // namespace
 
-ECHO_REGISTER_MODEL_WITH_UDP("thread_pool", "connections are tasks of a pool of `workers` threads (seed 001); the rest wait",
-                             (Workers{"4", true}), ThreadPoolServer, ThreadPoolUdpServer);
+HARNESS_REGISTER(ModelEntry, {"thread_pool", "connections are tasks of a pool of `workers` threads (seed 001); the rest wait", Workers{"4", true}, &MakeServer<ThreadPoolServer>, &MakeServer<ThreadPoolUdpServer>});
 
 }  // namespace echo

@@ -95,6 +95,6 @@ class ThreadsServer final : public EchoServer {
 
 }  // namespace
 
-ECHO_REGISTER_MODEL("threads", "a thread per connection, blocking I/O (seeds 000, 003)", kNoWorkers, ThreadsServer);
+HARNESS_REGISTER(ModelEntry, {"threads", "a thread per connection, blocking I/O (seeds 000, 003)", kNoWorkers, &MakeServer<ThreadsServer>, nullptr});
 
 }  // namespace echo

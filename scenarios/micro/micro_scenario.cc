@@ -1,7 +1,7 @@
-// The micro scenario: runs the Google Benchmark binary of the primitives in a child process, with
-// Google Benchmark's own repetitions, aggregates and flags, and hands its JSON entries to the
-// harness renamed micro/... and tagged with scenario, model and params. Google Benchmark does the
-// measuring; this file only starts it and translates names.
+// The micro scenario: a run per Google Benchmark benchmark of the primitives (micro/NAME), each
+// repetition one process of the benchmark binary running that benchmark once, with Google
+// Benchmark's own flags; its figures become an ordinary repetition, aggregated by the runner like
+// any other. Google Benchmark does the measuring; this file only starts it and reads its JSON.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +10,8 @@
 #include <string_view>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <stdexcept>
 
 #include "harness/child_process.h"
@@ -66,27 +68,16 @@ class MicroScenario final : public harness::Scenario {
   int default_repetitions(const std::string& profile) const override {
     return profile == "smoke" ? 2 : profile == "full" ? 5 : 3;
   }
-  std::vector<harness::SummaryColumn> summary_columns() const override {
-    return {{"real_time", "real ns", "{:>11.1f}"}, {"cpu_time", "cpu ns", "{:>11.1f}"}};
-  }
+  // Google Benchmark's real_time and cpu_time are the figures: the core's (harness/metrics.h).
+  // A user counter a benchmark sets would be a metric of its own, and must be declared here.
+  std::vector<harness::Metric> metrics() const override { return {}; }
+  std::vector<std::string> columns() const override { return {"real_time", "cpu_time"}; }
 
   std::vector<harness::RunSpec> Plan(const harness::Options& options) const override {
-    harness::RunSpec run;
-    run.scenario = "micro";
-    run.model = "benchmarks";
-    run.name = "micro/benchmarks";
-    run.self_path = options.self_path;
-    run.duration = options.duration.value_or(default_duration(options.profile));
-    // Each repetition is a process of its own (the runner interleaves them with other runs), so
-    // what differs between processes, memory layout above all, varies inside the sample instead
-    // of between runs: Google Benchmark's in-process repetitions shared one layout (mutex/uncontended
-    // took 13.2 ns in every repetition of one process and 18.1 ns in the next process).
-    run.repetitions = options.repetitions.value_or(default_repetitions(options.profile));
-    std::vector<std::string> args = {
-        "--benchmark_min_time=" + std::to_string(std::chrono::duration<double>(run.duration).count())};
+    std::vector<std::string> args;
     // Google Benchmark's own flags come last and win, but for the filter: the benchmarks run are
     // those its filter selects *and* --model names (only models micro has reach here: the runner
-    // scopes them), named one by one in the filter passed on.
+    // scopes them); each run then names its one benchmark in the filter passed on.
     std::string user_filter;
     for (const auto& a : options.passthrough) {
       if (a.rfind("--benchmark_repetitions", 0) == 0) {
@@ -95,21 +86,34 @@ class MicroScenario final : public harness::Scenario {
       if (a.rfind("--benchmark_filter=", 0) == 0) user_filter = a.substr(a.find('=') + 1);
       else args.push_back(a);
     }
-    std::vector<std::string> selected;
+    std::vector<harness::RunSpec> runs;
     for (const std::string& gb : CheckedList(args, user_filter)) {
-      const std::string model = Split(gb).second;
-      if (options.models.empty() ||
-          std::find(options.models.begin(), options.models.end(), model) != options.models.end()) {
-        selected.push_back(gb);
+      const auto [primitive, model] = Split(gb);
+      if (!options.models.empty() && std::find(options.models.begin(), options.models.end(), model) == options.models.end()) {
+        continue;
       }
+      harness::RunSpec run;
+      run.scenario = "micro";
+      run.model = model;
+      run.name = "micro/" + gb;
+      run.params = {{"primitive", primitive}, {"threads", ThreadsOf(gb)}};
+      run.self_path = options.self_path;
+      run.duration = options.duration.value_or(default_duration(options.profile));
+      // Each repetition is a process of its own (the runner interleaves them with other runs), so
+      // what differs between processes, memory layout above all, varies inside the sample instead
+      // of between runs: Google Benchmark's in-process repetitions shared one layout (mutex/uncontended
+      // took 13.2 ns in every repetition of one process and 18.1 ns in the next process).
+      run.repetitions = options.repetitions.value_or(default_repetitions(options.profile));
+      run.plan_data["args"] = {"--benchmark_min_time=" + std::to_string(std::chrono::duration<double>(run.duration).count())};
+      for (const auto& a : args) run.plan_data["args"].push_back(a);  // after ours: theirs win
+      run.plan_data["args"].push_back("--benchmark_filter=" + ExactAlternatives({gb}));
+      runs.push_back(std::move(run));
     }
-    if (selected.empty()) {
+    if (runs.empty()) {
       throw std::invalid_argument("--benchmark_filter: no micro-benchmark matches '" + user_filter +
                                   "' and the models asked for (see: list)");
     }
-    if (!user_filter.empty() || !options.models.empty()) args.push_back("--benchmark_filter=" + ExactAlternatives(selected));
-    run.params = {{"args", args}};
-    return {run};
+    return runs;
   }
 
   harness::Repetition Measure(const harness::RunSpec& run, int) override {
@@ -118,7 +122,7 @@ class MicroScenario final : public harness::Scenario {
     const std::string out = (std::filesystem::temp_directory_path() /
                              ("harness-micro-" + std::to_string(getpid()) + ".json")).string();
     std::vector<std::string> argv = {binary, "--benchmark_out=" + out, "--benchmark_out_format=json"};
-    for (const auto& a : run.params["args"]) argv.push_back(a.get<std::string>());
+    for (const auto& a : run.plan_data.at("args")) argv.push_back(a.get<std::string>());
     harness::ChildProcess child(argv, run.placement.server);
     // The console table goes to stdout: drain it while waiting, bounded by an hour.
     const auto deadline = std::chrono::steady_clock::now() + 1h;
@@ -134,10 +138,12 @@ class MicroScenario final : public harness::Scenario {
     }
     const nlohmann::json doc = nlohmann::json::parse(in);
     std::filesystem::remove(out);
-    harness::Repetition rep;
-    rep.ok = true;
-    for (nlohmann::json e : doc.at("benchmarks")) rep.entries.push_back(Translate(std::move(e)));
-    return rep;
+    const auto& entries = doc.at("benchmarks");
+    if (entries.size() != 1) {
+      throw std::runtime_error("Google Benchmark wrote " + std::to_string(entries.size()) + " entries for " + run.name +
+                               ", not one");
+    }
+    return FromEntry(entries.front());
   }
 
  private:
@@ -181,27 +187,35 @@ class MicroScenario final : public harness::Scenario {
     return out + ")$";
   }
 
-  static nlohmann::json Translate(nlohmann::json e) {
-    const std::string gb_run_name = e.value("run_name", e.value("name", ""));
-    const auto [primitive, model] = Split(gb_run_name);
-    e["name"] = "micro/" + e.value("name", "");
-    e["run_name"] = "micro/" + gb_run_name;
-    e["scenario"] = "micro";
-    e["model"] = model;
-    e["params"] = {{"primitive", primitive}, {"threads", e.value("threads", 1)}};
-    const bool failed = e.value("error_occurred", false);
-    e["status"] = failed ? "failed" : "ok";
-    if (failed) {
-      e["error"] = e.value("error_message", "failed");
-      e.erase("real_time");  // no figures for a failed benchmark
-      e.erase("cpu_time");
+  // "mutex/contended/real_time/threads:2" -> 2; 1 without the suffix.
+  static int ThreadsOf(const std::string& gb_name) {
+    const size_t at = gb_name.rfind("/threads:");
+    return at == std::string::npos ? 1 : std::stoi(gb_name.substr(at + 9));
+  }
+
+  // One Google Benchmark entry as a repetition: its iterations, real and CPU time in ns, and any
+  // other number it has (a user counter) as a metric, which the runner refuses unless declared.
+  static harness::Repetition FromEntry(const nlohmann::json& e) {
+    if (e.value("error_occurred", false)) return harness::Repetition::Failed(e.value("error_message", "failed"));
+    static const std::map<std::string, double> kToNs = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}};
+    const auto unit = kToNs.find(e.value("time_unit", "ns"));
+    if (unit == kToNs.end()) throw std::runtime_error("Google Benchmark's time_unit " + e["time_unit"].dump());
+    harness::Repetition rep;
+    rep.ok = true;
+    rep.iterations = e.at("iterations").get<uint64_t>();
+    rep.real_time_ns = e.at("real_time").get<double>() * unit->second;
+    rep.cpu_time_ns = e.at("cpu_time").get<double>() * unit->second;
+    static const std::set<std::string> kOwn = {"family_index", "per_family_instance_index", "repetitions",
+                                               "repetition_index", "threads", "iterations", "real_time", "cpu_time"};
+    for (const auto& [key, value] : e.items()) {
+      if (value.is_number() && !kOwn.count(key)) rep.metrics[key] = value;
     }
-    return e;
+    return rep;
   }
 };
 
 }  // namespace
 
-HARNESS_REGISTER_SCENARIO(MicroScenario);
+HARNESS_REGISTER(harness::ScenarioEntry, std::make_unique<MicroScenario>());
 
 }  // namespace micro

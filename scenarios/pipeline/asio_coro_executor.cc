@@ -38,7 +38,7 @@ void RunAsioCoro(const RunConfig& config, Recorder& recorder, std::vector<ItemTi
 
 }  // namespace
 
-PIPELINE_REGISTER_EXECUTOR("asio_coro", "a C++20 coroutine per item awaiting a timer, on `workers` threads",
-                           kTakesWorkers | kHasModes, RunAsioCoro);
+HARNESS_REGISTER(ExecutorEntry, {"asio_coro", "a C++20 coroutine per item awaiting a timer, on `workers` threads",
+                           kTakesWorkers | kHasModes, RunAsioCoro});
 
 }  // namespace pipeline

@@ -31,7 +31,7 @@ void RunAsio(const RunConfig& config, Recorder& recorder, std::vector<ItemTimes>
 
 }  // namespace
 
-PIPELINE_REGISTER_EXECUTOR("asio", "downloads as Asio timers, parses on `workers` threads running the io_context",
-                           kTakesWorkers | kHasModes, RunAsio);
+HARNESS_REGISTER(ExecutorEntry, {"asio", "downloads as Asio timers, parses on `workers` threads running the io_context",
+                           kTakesWorkers | kHasModes, RunAsio});
 
 }  // namespace pipeline

@@ -3,15 +3,6 @@
 #include <thread>
 
 namespace pipeline {
-namespace {
-
-std::vector<ExecutorEntry>& Registry() {
-  static auto* executors = new std::vector<ExecutorEntry>();
-  return *executors;
-}
-
-}  // namespace
-
 int Recorder::WorkerId() {
   thread_local const Recorder* owner = nullptr;
   thread_local int id = -1;
@@ -71,17 +62,6 @@ BoundInput BoundInputFor(const ExecutorEntry& executor, const RunConfig& config,
   in.downloads_occupy_workers = hold;
   in.one_parser = (executor.traits & kUsesProcesses) && config.decoupled;
   return in;
-}
-
-void RegisterExecutor(ExecutorEntry entry) { Registry().push_back(std::move(entry)); }
-
-const std::vector<ExecutorEntry>& Executors() { return Registry(); }
-
-const ExecutorEntry* FindExecutor(const std::string& name) {
-  for (const auto& e : Registry()) {
-    if (e.name == name) return &e;
-  }
-  return nullptr;
 }
 
 }  // namespace pipeline

@@ -1,7 +1,7 @@
 // A pipeline executor: runs every item's download then parse under one concurrency model, filling
-// in each item's timeline. One file per model registers itself with one line:
+// in each item's timeline. One file per model registers itself with one line (harness/registry.h):
 //
-//   PIPELINE_REGISTER_EXECUTOR("thread_pool", "...", kTakesWorkers | kDownloadsHoldWorkers, RunThreadPool);
+//   HARNESS_REGISTER(ExecutorEntry, {"thread_pool", "...", kTakesWorkers | kDownloadsHoldWorkers, RunThreadPool});
 #pragma once
 
 #include <atomic>
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/registry.h"
 #include "scenarios/pipeline/futures.h"
 #include "scenarios/pipeline/lower_bound.h"
 #include "scenarios/pipeline/workload.h"
@@ -70,14 +71,7 @@ struct ExecutorEntry {
 // traits say hold downloads or parse, on `cores` cores.
 BoundInput BoundInputFor(const ExecutorEntry& executor, const RunConfig& config, double parse_s, int cores);
 
-void RegisterExecutor(ExecutorEntry entry);
-const std::vector<ExecutorEntry>& Executors();
-const ExecutorEntry* FindExecutor(const std::string& name);
+inline const std::vector<ExecutorEntry>& Executors() { return harness::Registry<ExecutorEntry>::All(); }
+inline const ExecutorEntry* FindExecutor(const std::string& name) { return harness::Registry<ExecutorEntry>::Find(name); }
 
 }  // namespace pipeline
-
-#define PIPELINE_CONCAT_INNER(a, b) a##b
-#define PIPELINE_CONCAT(a, b) PIPELINE_CONCAT_INNER(a, b)
-#define PIPELINE_REGISTER_EXECUTOR(name, description, traits, fn)       \
-  static const bool PIPELINE_CONCAT(pipeline_executor_registered_, __LINE__) = \
-      (::pipeline::RegisterExecutor({name, description, traits, fn}), true)

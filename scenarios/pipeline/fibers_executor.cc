@@ -167,9 +167,9 @@ void RunFibers(const RunConfig& config, Recorder& recorder, std::vector<ItemTime
 
 }  // namespace
 
-PIPELINE_REGISTER_EXECUTOR("fibers",
+HARNESS_REGISTER(ExecutorEntry, {"fibers",
                            "a fiber per item on `workers` threads sharing a ready queue (Boost.Fiber); "
                            "downloads park fibers",
-                           kTakesWorkers | kHasModes, RunFibers);
+                           kTakesWorkers | kHasModes, RunFibers});
 
 }  // namespace pipeline

@@ -153,11 +153,42 @@ class PipelineScenario final : public harness::Scenario {
   int default_repetitions(const std::string& profile) const override {
     return profile == "smoke" ? 2 : profile == "full" ? 5 : 3;
   }
-  std::vector<harness::SummaryColumn> summary_columns() const override {
-    return {{"makespan_s", "makespan s", "{:>11.3f}"}, {"lower_bound_s", "bound s", "{:>11.3f}"},
-            {"efficiency", "efficiency", "{:>11.3f}"}, {"items_per_second", "items/s", "{:>11.1f}"},
-            {"p99_ms", "p99 ms", "{:>11.1f}"}, {"cpu_utilization", "cpu util", "{:>11.2f}"},
-            {"peak_threads", "threads", "{:>11.0f}"}, {"peak_processes", "processes", "{:>11.0f}"}};
+  std::vector<harness::Metric> metrics() const override {
+    using harness::Better;
+    const auto metric = [](const char* key, const char* unit, const char* meaning, Better better, const char* label,
+                           const char* format, bool column) {
+      return harness::Metric{.key = key, .unit = unit, .meaning = meaning, .better = better, .label = label,
+                             .format = format, .always = true, .column = column};
+    };
+    std::vector<harness::Metric> m = {
+        metric("makespan_s", "s", "from the first submission to the last parse", Better::kLower, "makespan s", ".3f", true),
+        metric("lower_bound_s", "s", "no schedule can finish sooner (downloads, parses, workers, cores)", Better::kNone,
+               "bound s", ".3f", true),
+        metric("efficiency", "fraction", "lower bound / makespan (1: as fast as possible)", Better::kHigher,
+               "efficiency", ".3f", true),
+        metric("items_per_second", "1/s", "items parsed per second of makespan", Better::kHigher, "items/s", ".1f", true),
+        metric("items", "count", "pages downloaded and parsed", Better::kNone, "items", ".0f", false),
+        metric("parse_ms", "ms", "the median parse of the run (--parse, give or take the machine)", Better::kNone,
+               "parse ms", ".3f", false),
+        metric("p50_ms", "ms", "median time from the start to an item's parse", Better::kLower, "p50 ms", ".1f", false),
+        metric("p99_ms", "ms", "99th percentile time from the start to an item's parse", Better::kLower, "p99 ms", ".1f",
+               true),
+        metric("cpu_utilization", "fraction", "CPU used / (makespan x cores)", Better::kNone, "cpu util", ".2f", true),
+        metric("peak_threads", "count", "the measuring process's most threads at once", Better::kNone, "threads", ".0f",
+               true),
+        metric("peak_processes", "count", "the measuring process and its children, most at once", Better::kNone,
+               "processes", ".0f", true),
+        metric("peak_rss_bytes", "bytes", "peak resident memory, children's summed in", Better::kLower, "rss MiB", ".1f",
+               false),
+    };
+    for (auto& metric : m) {
+      if (metric.key == "peak_rss_bytes") {
+        metric.scale = 1.0 / (1 << 20);
+        metric.always = false;  // where /proc could not be read
+      }
+      if (metric.key == "peak_processes") metric.minimum = 1;
+    }
+    return m;
   }
 
   std::vector<harness::RunSpec> Plan(const harness::Options& options) const override {
@@ -275,6 +306,6 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
 
 }  // namespace
 
-HARNESS_REGISTER_SCENARIO(PipelineScenario);
+HARNESS_REGISTER(harness::ScenarioEntry, std::make_unique<PipelineScenario>());
 
 }  // namespace pipeline

@@ -74,9 +74,9 @@ void RunProcessPool(const RunConfig& config, Recorder& recorder, std::vector<Ite
 
 }  // namespace
 
-PIPELINE_REGISTER_EXECUTOR("process_pool",
+HARNESS_REGISTER(ExecutorEntry, {"process_pool",
                            "a pool of `workers` processes (ProcessPoolExecutor), tasks and results over pipes; "
                            "decoupled, the parent parses",
-                           kTakesWorkers | kDownloadsHoldWorkers | kHasModes | kUsesProcesses, RunProcessPool);
+                           kTakesWorkers | kDownloadsHoldWorkers | kHasModes | kUsesProcesses, RunProcessPool});
 
 }  // namespace pipeline

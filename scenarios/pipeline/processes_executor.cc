@@ -21,7 +21,7 @@ void RunProcesses(const RunConfig& config, Recorder& recorder, std::vector<ItemT
 
 }  // namespace
 
-PIPELINE_REGISTER_EXECUTOR("processes", "a process per item; decoupled, the parent parses (its done-callback)",
-                           kHasModes | kUsesProcesses, RunProcesses);
+HARNESS_REGISTER(ExecutorEntry, {"processes", "a process per item; decoupled, the parent parses (its done-callback)",
+                           kHasModes | kUsesProcesses, RunProcesses});
 
 }  // namespace pipeline

@@ -13,7 +13,7 @@ void RunSequential(const RunConfig& config, Recorder& recorder, std::vector<Item
 
 }  // namespace
 
-PIPELINE_REGISTER_EXECUTOR("sequential", "one item after another (seed 002's synchronous form)",
-                           kDownloadsHoldWorkers, RunSequential);
+HARNESS_REGISTER(ExecutorEntry, {"sequential", "one item after another (seed 002's synchronous form)",
+                           kDownloadsHoldWorkers, RunSequential});
 
 }  // namespace pipeline
