@@ -61,6 +61,7 @@ class AsioCoroServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"asio_coro", "Boost.Asio with C++20 coroutines, `workers` event-loop threads", Workers{"1", false}, &MakeServer<AsioCoroServer>, nullptr});
+HARNESS_REGISTER(ModelEntry, {"asio_coro", "Boost.Asio with C++20 coroutines, `workers` event-loop threads",
+                              Workers{"1", false}, &MakeServer<AsioCoroServer>, nullptr});
 
 }  // namespace echo

@@ -104,6 +104,7 @@ class AsioUdpServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"asio", "Boost.Asio callbacks, `workers` event-loop threads (an io_context each)", Workers{"1", false}, &MakeServer<AsioServer>, &MakeServer<AsioUdpServer>});
+HARNESS_REGISTER(ModelEntry, {"asio", "Boost.Asio callbacks, `workers` event-loop threads (an io_context each)",
+                              Workers{"1", false}, &MakeServer<AsioServer>, &MakeServer<AsioUdpServer>});
 
 }  // namespace echo

@@ -194,6 +194,7 @@ class EpollUdpServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"epoll", "a minimal hand-written epoll reactor on one thread: the floor under async models", kNoWorkers, &MakeServer<EpollServer>, &MakeServer<EpollUdpServer>});
+HARNESS_REGISTER(ModelEntry, {"epoll", "a minimal hand-written epoll reactor on one thread: the floor under async models",
+                              kNoWorkers, &MakeServer<EpollServer>, &MakeServer<EpollUdpServer>});
 
 }  // namespace echo

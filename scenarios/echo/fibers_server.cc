@@ -230,6 +230,7 @@ class FibersServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"fibers", "Boost.Fiber, a fiber per connection in blocking style; epoll-driven scheduler per thread", Workers{"1", false}, &MakeServer<FibersServer>, nullptr});
+HARNESS_REGISTER(ModelEntry, {"fibers", "Boost.Fiber, a fiber per connection in blocking style; epoll-driven scheduler per thread",
+                              Workers{"1", false}, &MakeServer<FibersServer>, nullptr});
 
 }  // namespace echo

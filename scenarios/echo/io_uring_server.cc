@@ -202,6 +202,7 @@ class IoUringServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"io_uring", "liburing completion loop per worker thread, multishot accept", Workers{"1", false}, &MakeServer<IoUringServer>, nullptr});
+HARNESS_REGISTER(ModelEntry, {"io_uring", "liburing completion loop per worker thread, multishot accept",
+                              Workers{"1", false}, &MakeServer<IoUringServer>, nullptr});
 
 }  // namespace echo
