@@ -104,13 +104,21 @@ void AddRunFlags(CLI::App* cmd, RunFlags& f, bool with_model) {
   cmd->add_option("--client-cpus", f.client_cpus, "CPUs of the load generator, e.g. 1");
   for (const std::string& name : AllParamNames(!with_model)) {
     std::string help;
+    std::optional<std::string> implicit;
     for (const auto& s : Scenarios()) {
       for (const auto& p : s->params()) {
-        if (p.name == name && help.empty()) help = p.help + " (comma list)";
+        if (p.name == name && help.empty()) {
+          help = p.help + " (comma list)";
+          implicit = p.implicit;
+        }
       }
     }
-    cmd->add_option_function<std::string>("--" + name, [&f, name](const std::string& v) { f.params[name] = v; },
-                                          help);
+    CLI::Option* option = cmd->add_option_function<std::string>(
+        "--" + name, [&f, name](const std::string& v) { f.params[name] = v; }, help);
+    if (implicit) {  // may be given bare: the callback then sees the implicit value
+      option->expected(0, 1)->default_str(*implicit)->run_callback_for_default();
+      option->each([&f, name, implicit](const std::string& v) { f.params[name] = v.empty() ? *implicit : v; });
+    }
   }
 }
 

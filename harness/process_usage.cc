@@ -144,6 +144,20 @@ double ProcessCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+double ProcessCpuDemandSeconds() {
+  double total = 0;
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return 0;
+  while (const dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    std::istringstream in(ReadProcFile(std::string("/proc/self/task/") + entry->d_name + "/schedstat"));
+    double run_ns = 0, wait_ns = 0;
+    if (in >> run_ns >> wait_ns) total += (run_ns + wait_ns) * 1e-9;
+  }
+  closedir(dir);
+  return total;
+}
+
 double ReapedChildrenCpuSeconds() {
   rusage usage{};
   getrusage(RUSAGE_CHILDREN, &usage);

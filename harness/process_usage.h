@@ -32,6 +32,12 @@ std::optional<ProcessUsage> ReadProcessUsage(pid_t pid);
 // This process's CPU time (all threads), in seconds.
 double ProcessCpuSeconds();
 
+// What this process's threads wanted of the CPUs, in seconds: time run plus time runnable but
+// waiting for a CPU (/proc/self/task/*/schedstat), summed over the threads alive now. Beside
+// wall time it tells a starved process (it waited) from an idle one; 0 where the kernel keeps no
+// schedstat.
+double ProcessCpuDemandSeconds();
+
 // CPU time of the children this process has waited for, in seconds.
 double ReapedChildrenCpuSeconds();
 

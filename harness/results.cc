@@ -187,6 +187,7 @@ nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int rep
   e["cpu_time"] = rep.cpu_time_ns;
   for (const auto& [key, value] : rep.metrics.items()) e[key] = value;
   for (const auto& [key, value] : rep.detail.items()) e[key] = value;
+  if (!rep.warnings.empty()) e["warnings"] = rep.warnings;
   return e;
 }
 
@@ -220,6 +221,17 @@ std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vect
       {"stddev", &Stddev, "time"},
       {"cv", &CoefficientOfVariation, "percentage"},
   };
+  // Warnings by kind (the text before ':'), counted over the ok repetitions.
+  std::map<std::string, int> kinds;
+  for (const Repetition* r : ok) {
+    std::set<std::string> of_r;
+    for (const auto& w : r->warnings) of_r.insert(w.substr(0, w.find(':')));
+    for (const auto& k : of_r) ++kinds[k];
+  }
+  nlohmann::json warnings = nlohmann::json::array();
+  for (const auto& [kind, n] : kinds) {
+    warnings.push_back(kind + ": in " + std::to_string(n) + " of " + std::to_string(ok.size()) + " repetitions");
+  }
   std::vector<nlohmann::json> entries;
   for (const Aggregate& a : kAggregates) {
     nlohmann::json e = CommonFields(run, family_index, instance_index);
@@ -230,6 +242,7 @@ std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vect
     e["iterations"] = ok.size();
     e["status"] = "ok";
     e["failed_repetitions"] = reps.size() - ok.size();
+    if (!warnings.empty()) e["warnings"] = warnings;
     for (const auto& [key, values] : series) {
       if (values.size() == ok.size()) e[key] = a.fn(values);
     }

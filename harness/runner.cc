@@ -58,6 +58,7 @@ std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const
     for (RunSpec& spec : scenario->Plan(scoped)) {
       spec.placement = placement;
       for (const auto& [key, value] : spec.params.items()) taken.insert(key);
+      taken.insert(spec.consumed.begin(), spec.consumed.end());
       if (filter && !std::regex_search(spec.name, *filter)) continue;
       runs.push_back({scenario, std::move(spec)});
     }
@@ -209,8 +210,10 @@ std::string SummaryTable(const nlohmann::json& document) {
     const nlohmann::json scenarios = context.value("scenarios", nlohmann::json::object());
     const nlohmann::json keys = scenarios.contains(scenario_name) ? scenarios[scenario_name].value("columns", nlohmann::json::array())
                                                                   : nlohmann::json::array();
-    for (const auto& key : keys) {
-      if (auto it = declared.find(key.get<std::string>()); it != declared.end()) columns.push_back(&it->second);
+    for (const auto& key : keys) {  // the declared columns that some row has
+      const auto it = declared.find(key.get<std::string>());
+      const bool shown = std::any_of(rows.begin(), rows.end(), [&](const auto* r) { return r->contains(key.get<std::string>()); });
+      if (it != declared.end() && shown) columns.push_back(&it->second);
     }
     size_t width = 10;
     for (const auto* row : rows) width = std::max(width, (*row)["run_name"].get<std::string>().size());
@@ -228,6 +231,7 @@ std::string SummaryTable(const nlohmann::json& document) {
       out += fmt::format("{:<{}}", label, width);
       for (const Metric* c : columns) out += Cell(*c, e.value(c->key, nlohmann::json()));
       out += "\n";
+      for (const auto& w : e.value("warnings", nlohmann::json::array())) out += "    ! " + w.get<std::string>() + "\n";
     }
   }
   if (noisy) {

@@ -31,6 +31,8 @@ struct ParamInfo {
   std::string name;                                // the flag, without "--"
   std::string help;
   std::map<std::string, std::string> by_profile;  // profile -> default value (comma list)
+  // Set: the flag may be given bare (`--capacity`), meaning this value.
+  std::optional<std::string> implicit;
 };
 
 // What the user asked for, before expansion.
@@ -67,6 +69,8 @@ struct RunSpec {
   // The scenario's own, from Plan() to Measure() (a calibration done once, so that every model and
   // every measuring process use the same); carried to `harness measure`, never written to results.
   nlohmann::json plan_data = nlohmann::json::object();
+  // Flags the run took that are not among its params (folded into another's value): not "unused".
+  std::vector<std::string> consumed;
 };
 
 // What one repetition measured. A failed repetition has ok = false, error set, and no figures.
@@ -78,6 +82,9 @@ struct Repetition {
   double cpu_time_ns = 0;                             // the server's / executor's CPU per operation
   nlohmann::json metrics = nlohmann::json::object();  // numeric, each declared by the scenario (metrics())
   nlohmann::json detail = nlohmann::json::object();   // not aggregated: histogram, timeline
+  // What makes the figures less than they seem, as "kind: what" (e.g. "client-bound: the load
+  // generator was 97% busy"): in the entry, counted per kind in the aggregates, shown by the summary.
+  std::vector<std::string> warnings;
 
   static Repetition Failed(std::string why) {
     Repetition r;

@@ -14,6 +14,8 @@
 
 #include "harness/child_process.h"
 #include "harness/histogram.h"
+#include "harness/noise.h"
+#include "harness/placement.h"
 #include "harness/process_usage.h"
 #include "harness/results.h"
 #include "harness/runner.h"
@@ -29,7 +31,43 @@ using harness::Duration;
 using namespace std::chrono_literals;
 
 constexpr uint64_t kMaxConnections = 100000;
+constexpr const char* kDefaultSlo = "p99:2ms";
+constexpr double kClientBusy = 0.9;  // the load generator's CPUs this busy: it, not the server, may be the limit
 constexpr uint64_t kMaxSize = 64 << 20;
+
+// One bound of a service-level objective: a percentile of the round trip (p50, p90, p99, p999) at
+// most `bound`.
+struct SloBound {
+  std::string percentile;  // "p99"
+  Duration bound;
+  std::string metric() const { return percentile + "_us"; }
+  double bound_us() const { return std::chrono::duration<double, std::micro>(bound).count(); }
+};
+
+// "p99:2ms" or several joined by '+': "p99:2ms+p50:500us".
+std::vector<SloBound> ParseSlo(const std::string& text) {
+  std::vector<SloBound> slo;
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t plus = std::min(text.find('+', at), text.size());
+    const std::string one = text.substr(at, plus - at);
+    const size_t colon = one.find(':');
+    const std::string percentile = one.substr(0, colon);
+    if (colon == std::string::npos || (percentile != "p50" && percentile != "p90" && percentile != "p99" &&
+                                       percentile != "p999")) {
+      throw std::invalid_argument("an SLO is PERCENTILE:BOUND (p50, p90, p99 or p999), e.g. p99:2ms, not '" + one + "'");
+    }
+    slo.push_back({percentile, harness::ParseDuration(one.substr(colon + 1), std::chrono::microseconds(1))});
+    at = plus + 1;
+  }
+  return slo;
+}
+
+std::string FormatSlo(const std::vector<SloBound>& slo) {
+  std::string out;
+  for (const auto& b : slo) out += (out.empty() ? "" : "+") + b.percentile + ":" + harness::FormatDuration(b.bound);
+  return out;
+}
 
 nlohmann::json ParseParam(const std::string& name, const std::string& value) {
   try {
@@ -37,6 +75,8 @@ nlohmann::json ParseParam(const std::string& name, const std::string& value) {
     if (name == "size") return harness::ParseCount(value, 1, kMaxSize);
     if (name == "workers") return harness::ParseCount(value, 1, 20000);
     if (name == "rate") return harness::ParseCount(value, 1, 10'000'000);
+    if (name == "client-threads") return harness::ParseCount(value, 1, 1024);
+    if (name == "capacity" || name == "slo") return FormatSlo(ParseSlo(value));
     if (name == "transport") {
       if (value != "tcp" && value != "udp") throw std::invalid_argument("must be tcp or udp: '" + value + "'");
       return value;
@@ -184,6 +224,17 @@ std::vector<harness::Metric> Metrics() {
       {.key = "client_cpu_us_per_msg", .unit = "us", .meaning = "the load generator's CPU per round trip",
        .better = Better::kLower, .merge = MergeRule::kWeightedMean, .label = "client cpu us", .format = ".2f",
        .always = true},
+      {.key = "client_cpu_utilization", .unit = "fraction",
+       .meaning = "the load generator's threads' time running or runnable, over the window and the CPUs they can use "
+                  "(over 0.9: client-bound)",
+       .merge = MergeRule::kMax, .label = "client busy", .format = ".2f", .always = true},
+      {.key = "offered_rate", .unit = "1/s", .meaning = "open loop: messages per second scheduled",
+       .merge = MergeRule::kSum, .label = "offered/s", .format = ".0f"},
+      {.key = "achieved_rate", .unit = "1/s", .meaning = "open loop: round trips per second completed (1% short: behind)",
+       .better = Better::kHigher, .merge = MergeRule::kSum, .label = "achieved/s", .format = ".0f"},
+      {.key = "capacity_msgs_per_second", .unit = "1/s",
+       .meaning = "--capacity: the highest offered rate that met the SLO (a lower bound where client-bound)",
+       .better = Better::kHigher, .label = "capacity/s", .format = ".0f", .compared = true, .column = true},
       server("server_cpu_us_per_msg", "us", "the server's CPU (its process tree) per round trip", "srv cpu us", ".2f",
              true, true),
       server("server_peak_rss_bytes", "bytes", "the server's peak resident memory (its process tree)", "srv rss MiB",
@@ -245,6 +296,12 @@ class EchoScenario final : public harness::Scenario {
         {"workers", "server worker threads or processes (models that take it; default: the model's)", {}},
         {"rate", "open loop: messages per second in all, latency from the scheduled send (default: closed loop)", {}},
         {"transport", "tcp or udp (udp: models with a UDP server; size 16..65507; loss counted)", {}},
+        {"client-threads", "load generator threads, the connections spread across them (default 1)", {}},
+        {"capacity",
+         "search the highest open-loop rate that meets an SLO (bare: --slo's, default p99:2ms): achieved within 1% "
+         "of offered, no errors, loss or starved connections",
+         {}, ""},
+        {"slo", "the SLO of --capacity: PERCENTILE:BOUND, several joined by '+', e.g. p99:2ms+p50:500us", {}},
     };
   }
 
@@ -279,9 +336,19 @@ class EchoScenario final : public harness::Scenario {
     }
     std::vector<harness::RunSpec> runs;
     uint64_t most_connections = 0;
+    // --capacity (bare or with its SLO) or --slo: a capacity search per run, its SLO in the run's
+    // params ("capacity"); --slo is then folded into it.
+    harness::Options scoped = options;
+    const bool search = options.params.count("capacity") || options.params.count("slo");
+    if (search) {
+      if (options.params.count("rate")) throw std::invalid_argument("--rate: not with --capacity, which chooses the rates");
+      std::string& slo = scoped.params["capacity"];
+      if (slo.empty()) slo = options.params.count("slo") ? options.params.at("slo") : kDefaultSlo;
+      scoped.params.erase("slo");
+    }
     for (const ModelEntry* m : chosen) {
-      std::vector<std::string> used = {"connections", "rate", "size", "transport"};
-      harness::Options with_defaults = options;
+      std::vector<std::string> used = {"capacity", "client-threads", "connections", "rate", "size", "transport"};
+      harness::Options with_defaults = scoped;
       if (m && m->workers.default_list) {
         used.push_back("workers");
         with_defaults.params.try_emplace("workers", m->workers.default_list);
@@ -300,6 +367,7 @@ class EchoScenario final : public harness::Scenario {
         run.target = options.target;
         run.server_pid = options.server_pid;
         run.self_path = options.self_path;
+        if (search && options.params.count("slo")) run.consumed.push_back("slo");
         most_connections = std::max(most_connections, run.params["connections"].get<uint64_t>());
         runs.push_back(std::move(run));
       }
@@ -310,59 +378,99 @@ class EchoScenario final : public harness::Scenario {
   }
 
   harness::Repetition Measure(const harness::RunSpec& run, int) override;
+  harness::Repetition MeasureCapacity(const harness::RunSpec& run);
 
   int Serve(const harness::ServeOptions& options) override;
 };
 
-harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
-  std::unique_ptr<harness::ChildProcess> server;
-  LoadConfig config;
+// The server of a run, started for it (none for `load`), and the process whose usage is sampled.
+struct Server {
+  std::unique_ptr<harness::ChildProcess> child;
+  harness::Endpoint target;
   std::optional<pid_t> sampled;
-  if (run.target) {
-    config.target = harness::ParseEndpoint(*run.target, false);
-    if (run.server_pid) sampled = *run.server_pid;
-  } else {
-    std::vector<std::string> argv = {run.self_path, "serve", "--scenario=echo", "--model=" + run.model,
-                                     "--listen=127.0.0.1:0"};
-    if (run.params.contains("workers")) argv.push_back("--workers=" + run.params["workers"].dump());
-    if (run.params.contains("transport")) argv.push_back("--transport=" + run.params["transport"].get<std::string>());
-    server = std::make_unique<harness::ChildProcess>(argv, run.placement.server);
-    config.target = AwaitListening(*server);
-    sampled = server->pid();
+
+  // "" while it runs, else how it died.
+  std::string Died() const {
+    if (!child || child->Running()) return "";
+    const std::string tail = child->StderrTail();
+    return "server died during the run: " + child->exit_description() + (tail.empty() ? "" : ": " + tail);
   }
+};
+
+Server StartServer(const harness::RunSpec& run) {
+  Server server;
+  if (run.target) {
+    server.target = harness::ParseEndpoint(*run.target, false);
+    if (run.server_pid) server.sampled = *run.server_pid;
+    return server;
+  }
+  std::vector<std::string> argv = {run.self_path, "serve", "--scenario=echo", "--model=" + run.model,
+                                   "--listen=127.0.0.1:0"};
+  if (run.params.contains("workers")) argv.push_back("--workers=" + run.params["workers"].dump());
+  if (run.params.contains("transport")) argv.push_back("--transport=" + run.params["transport"].get<std::string>());
+  server.child = std::make_unique<harness::ChildProcess>(argv, run.placement.server);
+  server.target = AwaitListening(*server.child);
+  server.sampled = server.child->pid();
+  return server;
+}
+
+LoadConfig ConfigFor(const harness::RunSpec& run, const harness::Endpoint& target) {
+  LoadConfig config;
+  config.target = target;
   config.connections = run.params["connections"].get<int>();
   config.size = run.params["size"].get<size_t>();
   config.rate = run.params.value("rate", 0.0);
   config.udp = run.params.value("transport", "tcp") == "udp";
+  config.threads = run.params.value("client-threads", 1);
   config.warmup = run.warmup;
   config.duration = run.duration;
   config.stop = &harness::g_interrupted;
+  return config;
+}
 
-  std::optional<harness::TreeUsage> before, after;
-  double client_cpu_before = 0, client_cpu_after = 0;
+// What one window measured, on both sides.
+struct Sample {
+  LoadResult load;
+  std::optional<harness::TreeUsage> before, after;  // the server's
+  double client_cpu_s = 0;
+  double client_demand_s = 0;  // run + runnable-waiting time of the load generator's threads
+  double client_others_s = 0;  // CPU time others (processes, the hypervisor) took of its CPUs
   double window_start_unix = 0, window_end_unix = 0;  // wall clock: loads on other hosts can be lined up
+};
+
+Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::CpuList& client_cpus) {
+  Sample s;
+  std::optional<harness::NoiseMeter> others;
+  double client_cpu_before = 0, client_demand_before = 0;
   const auto unix_now = [] {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   };
   config.on_window_start = [&] {
-    if (sampled) before = harness::ReadProcessTreeUsage(*sampled);
+    if (sampled) s.before = harness::ReadProcessTreeUsage(*sampled);
     client_cpu_before = harness::ProcessCpuSeconds();
-    window_start_unix = unix_now();
+    client_demand_before = harness::ProcessCpuDemandSeconds();
+    others.emplace(client_cpus);
+    s.window_start_unix = unix_now();
   };
   config.on_window_end = [&] {
-    if (sampled) after = harness::ReadProcessTreeUsage(*sampled);
-    client_cpu_after = harness::ProcessCpuSeconds();
-    window_end_unix = unix_now();
+    if (sampled) s.after = harness::ReadProcessTreeUsage(*sampled);
+    s.client_cpu_s = harness::ProcessCpuSeconds() - client_cpu_before;
+    s.client_demand_s = harness::ProcessCpuDemandSeconds() - client_demand_before;
+    const harness::NoiseReport took = others->Stop();
+    s.client_others_s = (took.steal_fraction + took.others_fraction) * took.seconds * static_cast<double>(client_cpus.size());
+    s.window_end_unix = unix_now();
   };
-  harness::PinThisThread(run.placement.client);  // the load generator's threads start from this one
-  LoadResult load = RunLoad(config);
+  s.load = RunLoad(config);
+  return s;
+}
 
-  if (server && !server->Running()) {
-    const std::string tail = server->StderrTail();
-    return harness::Repetition::Failed("server died during the run: " + server->exit_description() +
-                                       (tail.empty() ? "" : ": " + tail));
-  }
-  if (server) server->Stop(3s);
+// The figures of a window, or why it cannot stand. `client_cpus`: the CPUs the load generator may
+// run on. Its utilisation is the larger of what its threads wanted (time run, or run and runnable
+// where the kernel keeps that) over the window times the CPUs its threads can use, and how full its
+// CPUs were (its time and what other processes and the hypervisor took) over the window times
+// those CPUs: a load generator starved of CPU is as much the limit as a busy one.
+harness::Repetition Figures(const Sample& s, const LoadConfig& config, const harness::CpuList& client_cpus) {
+  const LoadResult& load = s.load;
   if (!load.ok) return harness::Repetition::Failed(load.error);
   if (load.interrupted) return harness::Repetition::Failed("interrupted");  // a cut window is no figure
   if (std::string broken = Broken(load, config); !broken.empty()) return harness::Repetition::Failed(broken);
@@ -389,27 +497,180 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
   m["starved_connections"] = std::count(load.per_connection.begin(), load.per_connection.end(), 0);
   m["fairness"] = harness::JainFairness(load.per_connection);
   m["warmup_s"] = load.warmup_seconds;
-  m["client_cpu_us_per_msg"] = (client_cpu_after - client_cpu_before) * 1e6 / msgs;
-  if (before && after) {
+  m["client_cpu_us_per_msg"] = s.client_cpu_s * 1e6 / msgs;
+  const double cpus = static_cast<double>(client_cpus.size());
+  const double usable = std::min(cpus, static_cast<double>(std::clamp(config.threads, 1, config.connections)));
+  const double busy = std::max(std::max(s.client_cpu_s, s.client_demand_s) / (load.window_seconds * usable),
+                               (s.client_cpu_s + s.client_others_s) / (load.window_seconds * cpus));
+  m["client_cpu_utilization"] = busy;
+  rep.detail["client_bound"] = busy > kClientBusy;
+  if (busy > kClientBusy) {
+    rep.warnings.push_back(fmt::format("client-bound: the load generator wanted {:.0f}% of its {} CPU(s) (running "
+                                       "or waiting for them); the server may have more to give (--client-threads, "
+                                       "--client-cpus)",
+                                       busy * 100, usable));
+  }
+  if (config.rate > 0) {
+    m["offered_rate"] = config.rate;
+    m["achieved_rate"] = msgs / load.window_seconds;
+    const bool behind = msgs / load.window_seconds < 0.99 * config.rate;
+    rep.detail["behind_schedule"] = behind;
+    if (behind) {
+      rep.warnings.push_back(fmt::format("behind schedule: achieved {:.0f} of the {:.0f} msgs/s offered ({:.1f}%)",
+                                         msgs / load.window_seconds, config.rate,
+                                         100 * msgs / load.window_seconds / config.rate));
+    }
+  }
+  if (s.before && s.after) {
     // Summed over the server's process tree, so process models are charged for their children.
-    const harness::ProcessUsage& b = before->total;
-    const harness::ProcessUsage& a = after->total;
+    const harness::ProcessUsage& b = s.before->total;
+    const harness::ProcessUsage& a = s.after->total;
     const double server_cpu_ns = a.cpu_ns > b.cpu_ns ? static_cast<double>(a.cpu_ns - b.cpu_ns) : 0.0;
     rep.cpu_time_ns = server_cpu_ns / msgs;
     m["server_cpu_us_per_msg"] = server_cpu_ns / 1e3 / msgs;
     m["server_peak_rss_bytes"] = a.peak_rss_bytes;
     m["server_threads"] = a.threads;
-    m["server_processes"] = after->processes;
+    m["server_processes"] = s.after->processes;
     const double switches = static_cast<double>(a.voluntary_switches + a.involuntary_switches) -
                             static_cast<double>(b.voluntary_switches + b.involuntary_switches);
     m["server_ctx_switches_per_msg"] = std::max(0.0, switches) / msgs;
   } else {
     // No server to sample (`load` without --server-pid): Google Benchmark's cpu_time is then the
     // load generator's own CPU per message, and no server figure is invented.
-    rep.cpu_time_ns = (client_cpu_after - client_cpu_before) * 1e9 / msgs;
+    rep.cpu_time_ns = s.client_cpu_s * 1e9 / msgs;
   }
   rep.detail["latency_histogram"] = h.ToJson("ns");
-  rep.detail["window_unix_s"] = {window_start_unix, window_end_unix};
+  rep.detail["window_unix_s"] = {s.window_start_unix, s.window_end_unix};
+  return rep;
+}
+
+harness::CpuList ClientCpus(const harness::RunSpec& run) {
+  return run.placement.client.empty() ? harness::AvailableCpus() : run.placement.client;
+}
+
+harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
+  if (run.params.contains("capacity")) return MeasureCapacity(run);
+  Server server = StartServer(run);
+  const LoadConfig config = ConfigFor(run, server.target);
+  harness::PinThisThread(run.placement.client);  // the load generator's threads start from this one
+  const Sample sample = Drive(config, server.sampled, ClientCpus(run));
+  if (std::string died = server.Died(); !died.empty()) return harness::Repetition::Failed(died);
+  if (server.child) server.child->Stop(3s);
+  return Figures(sample, config, ClientCpus(run));
+}
+
+// Why a step of a capacity search does not meet the objective at its offered rate, or "".
+std::string Misses(const harness::Repetition& rep, const LoadConfig& config, const std::vector<SloBound>& slo) {
+  if (!rep.ok) return rep.error;
+  const auto& m = rep.metrics;
+  if (m["achieved_rate"].get<double>() < 0.99 * config.rate) {
+    return fmt::format("achieved {:.0f} of {:.0f} msgs/s", m["achieved_rate"].get<double>(), config.rate);
+  }
+  for (const SloBound& b : slo) {
+    if (m[b.metric()].get<double>() > b.bound_us()) {
+      return fmt::format("{} {:.0f} us > {:.0f} us", b.percentile, m[b.metric()].get<double>(), b.bound_us());
+    }
+  }
+  for (const char* key : {"errors", "lost", "starved_connections"}) {
+    if (m.value(key, 0.0) > 0) return fmt::format("{} {}", key, m[key].dump());
+  }
+  return "";
+}
+
+// The highest offered rate (open loop, latency from the scheduled send) at which the server keeps
+// up (achieved within 1% of offered), meets every bound of the SLO, and loses, breaks and starves
+// nothing. A closed-loop window first gives the scale; then rates go up by x1.5 from an eighth of it
+// (or down by /2) until one misses, and bisection between the last that met and the first that missed
+// narrows it to 2%, at most kMaxSteps windows in all. A window in which the load generator was over
+// 90% busy ends the search: what it found is a lower bound ("client-bound"), not a capacity. The
+// repetition's figures are those of the window at the capacity; every window is in `steps`.
+harness::Repetition EchoScenario::MeasureCapacity(const harness::RunSpec& run) {
+  constexpr int kMaxSteps = 16;
+  constexpr double kResolution = 0.02;
+  const std::vector<SloBound> slo = ParseSlo(run.params["capacity"].get<std::string>());
+  Server server = StartServer(run);
+  const LoadConfig base = ConfigFor(run, server.target);
+  harness::PinThisThread(run.placement.client);
+  nlohmann::json steps = nlohmann::json::array();
+  std::string client_bound;  // the warning of the window that ended the search, if the client did
+
+  // One window at `rate` (0: closed loop): its figures, "" if it met the objective, and whether the
+  // load generator was over 90% busy in it (open loop only: a closed loop always is).
+  struct Step {
+    harness::Repetition rep;
+    std::string misses;
+    bool client_bound = false;
+  };
+  const auto step = [&](double rate) -> Step {
+    LoadConfig config = base;
+    config.rate = rate;
+    Step out{Figures(Drive(config, server.sampled, ClientCpus(run)), config, ClientCpus(run))};
+    if (std::string died = server.Died(); !died.empty()) throw std::runtime_error(died);
+    out.misses = rate > 0 ? Misses(out.rep, config, slo) : out.rep.error;
+    out.client_bound = rate > 0 && out.rep.ok && out.rep.detail.value("client_bound", false);
+    nlohmann::json record = {{"offered", rate}, {"verdict", out.misses.empty() ? "met" : out.misses}};
+    if (out.rep.ok) {
+      for (const char* key : {"msgs_per_second", "p50_us", "p99_us", "p999_us", "server_cpu_us_per_msg",
+                              "client_cpu_utilization", "server_peak_rss_bytes"}) {
+        if (out.rep.metrics.contains(key)) record[key] = out.rep.metrics[key];
+      }
+      record["client_bound"] = out.client_bound;
+    }
+    steps.push_back(std::move(record));
+    return out;
+  };
+
+  const Step probe = step(0);
+  if (!probe.rep.ok) return harness::Repetition::Failed("closed-loop probe: " + probe.rep.error);
+  const double scale = probe.rep.metrics["msgs_per_second"].get<double>();
+  double met = 0, missed = 0;  // the highest rate that met the objective; the lowest that missed
+  harness::Repetition at_capacity;
+  std::string first_miss;
+  double rate = std::max(1.0, scale / 8);
+  while (static_cast<int>(steps.size()) < kMaxSteps && !harness::g_interrupted) {
+    Step s = step(rate);
+    if (s.client_bound) {
+      client_bound = *std::find_if(s.rep.warnings.begin(), s.rep.warnings.end(),
+                                   [](const std::string& w) { return w.rfind("client-bound", 0) == 0; });
+    }
+    if (s.misses.empty() && rate > met) {
+      met = rate;
+      at_capacity = std::move(s.rep);
+    } else if (!s.misses.empty()) {
+      missed = missed == 0 ? rate : std::min(missed, rate);
+      if (first_miss.empty()) first_miss = s.misses;
+    }
+    if (s.client_bound) break;  // what the server could do beyond this, the load generator cannot tell
+    if (missed == 0) {
+      rate *= 1.5;
+    } else if (met == 0) {
+      if (rate < 2) break;
+      rate /= 2;
+    } else if ((missed - met) / missed <= kResolution) {
+      break;
+    } else {
+      rate = (met + missed) / 2;
+    }
+  }
+  if (server.child) server.child->Stop(3s);
+  if (harness::g_interrupted) return harness::Repetition::Failed("interrupted");
+  if (met == 0) {
+    return harness::Repetition::Failed("no rate met " + FormatSlo(slo) + ": at " + fmt::format("{:.0f}", rate) +
+                                       " msgs/s, " + (first_miss.empty() ? client_bound : first_miss));
+  }
+  harness::Repetition rep = std::move(at_capacity);
+  rep.metrics["capacity_msgs_per_second"] = met;
+  rep.detail["steps"] = std::move(steps);
+  rep.detail["capacity_limit"] = !client_bound.empty() ? "client" : missed > 0 ? "slo" : "steps";
+  rep.warnings.erase(std::remove_if(rep.warnings.begin(), rep.warnings.end(),
+                                    [](const std::string& w) { return w.rfind("client-bound", 0) == 0; }),
+                     rep.warnings.end());
+  if (!client_bound.empty()) {
+    rep.warnings.push_back(fmt::format("client-bound: capacity at least {:.0f} msgs/s; the search stopped where {}",
+                                       met, client_bound.substr(client_bound.find(':') + 2)));
+  } else if (missed == 0) {
+    rep.warnings.push_back(fmt::format("steps: the search ran out of windows still meeting the SLO at {:.0f} msgs/s", met));
+  }
   return rep;
 }
 
