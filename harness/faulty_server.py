@@ -10,11 +10,16 @@ class FaultyServer(threading.Thread):
     'silent' reads and never replies; 'corrupt' flips one byte of the first reply; 'stop' answers
     for `answer_for` seconds after its first request and then stops answering, connections open;
     'extra' follows every reply with b'!GARBAGE!'; 'twice' sends every reply twice; 'swap' sends
-    each connection's replies to its partner (the 1st and 2nd to send, the 3rd and 4th, ...)."""
+    each connection's replies to its partner (the 1st and 2nd to send, the 3rd and 4th, ...);
+    'limited' answers correctly but at most `rate` messages of `size` bytes a second in all (a known
+    capacity: each reply waits for its turn on one shared schedule)."""
 
-    def __init__(self, fault, answer_for=0.0):
+    def __init__(self, fault, answer_for=0.0, rate=0.0, size=64):
         super().__init__(daemon=True)
         self.fault, self.answer_for = fault, answer_for
+        self.byte_time = 1.0 / (rate * size) if rate else 0.0
+        self.next_free = 0.0
+        self.schedule = threading.Lock()
         self.sock = socket.create_server(("127.0.0.1", 0), backlog=1024)
         self.target = "127.0.0.1:%d" % self.sock.getsockname()[1]
         self.first_request = None
@@ -62,6 +67,11 @@ class FaultyServer(threading.Thread):
             if self.fault == "corrupt" and self.flipped.acquire(blocking=False):
                 reply[0] ^= 0x01
             reply = {"extra": reply + b"!GARBAGE!", "twice": reply + reply}.get(self.fault, reply)
+            if self.fault == "limited":
+                with self.schedule:  # this reply's turn: after every earlier one, at `rate`
+                    self.next_free = max(self.next_free, now) + len(reply) * self.byte_time
+                    done = self.next_free
+                time.sleep(max(0.0, done - time.monotonic()))
             try:
                 self.partner(conn).sendall(reply)
             except OSError:

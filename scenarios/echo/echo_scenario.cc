@@ -363,7 +363,8 @@ class EchoScenario final : public harness::Scenario {
         if (options.target) run.params["target"] = *options.target;
         run.duration = options.duration.value_or(default_duration(options.profile));
         run.warmup = options.warmup.value_or(default_warmup(options.profile));
-        run.repetitions = options.repetitions.value_or(default_repetitions(options.profile));
+        // A capacity search is itself a dozen windows: one repetition unless asked for more.
+        run.repetitions = options.repetitions.value_or(search ? 1 : default_repetitions(options.profile));
         run.target = options.target;
         run.server_pid = options.server_pid;
         run.self_path = options.self_path;

@@ -1,0 +1,109 @@
+"""The capacity search and open-loop honesty against servers whose limits are known: a fake server
+that answers at most R messages a second, and the load generator pinned beside a busy loop."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness.faulty_server import FaultyServer
+
+WORKSPACE = os.path.join(os.environ.get("TEST_SRCDIR", "."), "concurrency_harness")
+HARNESS = os.path.join(WORKSPACE, "harness", "harness")
+CPUS = sorted(os.sched_getaffinity(0))
+RATE = 2000  # the fake server's capacity, msgs/s
+
+
+def run(*args):
+    return subprocess.run([HARNESS, *args], capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+
+
+def iterations(path):
+    with open(path, encoding="utf-8") as f:
+        return [b for b in json.load(f)["benchmarks"] if b["run_type"] == "iteration"]
+
+
+class Capacity(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        self.out = os.path.join(self.dir, "r.json")
+
+    def test_the_search_finds_a_known_capacity(self):
+        with FaultyServer("limited", rate=RATE) as server:
+            p = run("load", f"--target={server.target}", "--connections=4", "--capacity", "--slo=p99:300ms",
+                    "--duration=400ms", "--warmup=100ms", "--repetitions=1", f"--out={self.out}")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        (e,) = iterations(self.out)
+        self.assertEqual(e["params"]["capacity"], "p99:300ms")
+        capacity = e["capacity_msgs_per_second"]
+        # Within the search's resolution (2%) and its 1% tolerance of the achieved rate.
+        self.assertGreaterEqual(capacity, 0.93 * RATE, e["steps"])
+        self.assertLessEqual(capacity, 1.03 * RATE, e["steps"])
+        self.assertEqual(e["capacity_limit"], "slo")
+        self.assertNotIn("warnings", e)
+        steps = e["steps"]
+        self.assertEqual(steps[0]["offered"], 0)  # the closed-loop probe
+        self.assertLessEqual(len(steps), 16)
+        for s in steps[1:]:
+            self.assertIn("msgs_per_second", s)
+            met = s["verdict"] == "met"
+            self.assertEqual(met, s["offered"] <= capacity, s)  # every rate up to it met, every one above missed
+            if s["offered"] > 1.05 * RATE:
+                self.assertIn("achieved", s["verdict"])  # it fell behind: the server's limit, not the SLO's
+        # The figures of the entry are those of the window at the capacity.
+        self.assertEqual(e["offered_rate"], capacity)
+        self.assertGreaterEqual(e["achieved_rate"], 0.99 * capacity)
+
+    def test_open_loop_records_offered_and_achieved_and_says_when_it_fell_behind(self):
+        with FaultyServer("limited", rate=RATE) as server:
+            for rate, behind in ((RATE // 2, False), (2 * RATE, True)):
+                with self.subTest(rate=rate):
+                    p = run("load", f"--target={server.target}", "--connections=4", f"--rate={rate}",
+                            "--duration=500ms", "--warmup=100ms", "--repetitions=1", f"--out={self.out}")
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    (e,) = iterations(self.out)
+                    self.assertEqual(e["offered_rate"], rate)
+                    self.assertEqual(e["behind_schedule"], behind, e["achieved_rate"])
+                    if behind:
+                        self.assertLess(e["achieved_rate"], 1.1 * RATE)
+                        self.assertTrue(any(w.startswith("behind schedule") for w in e["warnings"]), e)
+                        self.assertIn("behind schedule", p.stdout)  # the summary says so
+                    else:
+                        self.assertAlmostEqual(e["achieved_rate"], rate, delta=0.01 * rate)
+
+    @unittest.skipIf(len(CPUS) < 2, "needs a CPU for the server and one for the load generator")
+    def test_a_load_generator_starved_of_cpu_is_client_bound(self):
+        server_cpu, client_cpu = CPUS[0], CPUS[-1]
+        common = ("run", "--scenario=echo", "--model=epoll", "--connections=4", "--rate=2000", "--duration=1s",
+                  "--warmup=100ms", "--repetitions=1", f"--server-cpus={server_cpu}", f"--client-cpus={client_cpu}",
+                  f"--out={self.out}")
+        p = run(*common)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        (e,) = iterations(self.out)
+        self.assertFalse(e["client_bound"], e["client_cpu_utilization"])
+        self.assertLess(e["client_cpu_utilization"], 0.9)
+        busy = subprocess.Popen(["taskset", "-c", str(client_cpu), "sh", "-c", "while :; do :; done"])
+        try:
+            p = run(*common)
+        finally:
+            busy.kill()
+            busy.wait()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        (e,) = iterations(self.out)
+        self.assertTrue(e["client_bound"], e["client_cpu_utilization"])
+        self.assertTrue(any(w.startswith("client-bound") for w in e["warnings"]), e)
+
+    def test_bad_capacity_flags_are_refused(self):
+        for flags, mentions in ((["--capacity=p42:1ms"], "PERCENTILE:BOUND"),
+                                (["--slo=p99"], "PERCENTILE:BOUND"),
+                                (["--capacity", "--rate=100"], "--rate"),
+                                (["--capacity=p99:soon"], "--capacity")):
+            with self.subTest(flags=flags):
+                p = run("run", "--scenario=echo", "--model=epoll", *flags, f"--out={self.out}")
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+                self.assertIn(mentions, p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
