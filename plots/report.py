@@ -23,16 +23,29 @@ from plots import results  # noqa: E402
 SPECTRUM = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
 
 
+def _echo_rows(doc, key):
+    """The echo median rows that have `key`, closed and open loop alike but not capacity searches."""
+    return [r for r in results.medians(doc, "echo")
+            if key in r and "connections" in r.get("params", {}) and "capacity" not in r["params"]]
+
+
 def _echo_lines(doc, key):
     """{series label: ([connections], [values])} for one echo figure, from the median rows."""
     lines = {}
-    for row in results.medians(doc, "echo"):
-        if key not in row or "connections" not in row.get("params", {}):
-            continue
+    for row in _echo_rows(doc, key):
         xs, ys = lines.setdefault(results.series_key(row), ([], []))
         xs.append(row["params"]["connections"])
         ys.append(row[key])
     return {label: tuple(zip(*sorted(zip(xs, ys)))) for label, (xs, ys) in sorted(lines.items())}
+
+
+def _warned(doc, key):
+    """{series label: [(connections, value)]} of the rows with warnings (client-bound, behind schedule)."""
+    out = {}
+    for row in _echo_rows(doc, key):
+        if row.get("warnings"):
+            out.setdefault(results.series_key(row), []).append((row["params"]["connections"], row[key]))
+    return out
 
 
 def _plain(v):
@@ -44,8 +57,14 @@ def _line_figure(doc, key, ylabel, title, logy=True, scale=1.0):
     if not lines:
         return None
     fig, ax = plt.subplots(figsize=(8, 5))
+    warned = _warned(doc, key)
     for label, (xs, ys) in lines.items():
-        ax.plot(xs, [y * scale for y in ys], marker="o", label=label)
+        line, = ax.plot(xs, [y * scale for y in ys], marker="o", label=label)
+        flagged = warned.get(label, [])
+        ax.plot([x for x, _ in flagged], [y * scale for _, y in flagged], linestyle="", marker="o", markersize=9,
+                markerfacecolor="white", color=line.get_color())
+    if warned:
+        title += " (hollow: client-bound or behind schedule)"
     ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
@@ -101,9 +120,14 @@ def fig_fairness(doc):
     return fig
 
 
+def _closed_or_open(doc):
+    """Echo repetitions with a latency histogram, capacity searches aside (theirs is one window's)."""
+    return [b for b in results.iterations(doc, "echo") if "latency_histogram" in b and "capacity" not in b["params"]]
+
+
 def spectrum_load(doc):
     """The connection count to draw the spectrum at: 100 where measured, else the largest."""
-    loads = {b["params"]["connections"] for b in results.iterations(doc, "echo") if "latency_histogram" in b}
+    loads = {b["params"]["connections"] for b in _closed_or_open(doc)}
     if not loads:
         return None
     return 100 if 100 in loads else max(loads)
@@ -115,8 +139,8 @@ def fig_spectrum(doc):
         return None
     groups = {}
     starved = {}
-    for b in results.iterations(doc, "echo"):
-        if b["params"].get("connections") == load and "latency_histogram" in b:
+    for b in _closed_or_open(doc):
+        if b["params"].get("connections") == load:
             label = results.series_key(b)
             groups.setdefault(label, []).append(b["latency_histogram"])
             starved[label] = max(starved.get(label, 0), b.get("starved_connections", 0))
@@ -135,6 +159,65 @@ def fig_spectrum(doc):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def _capacity_entries(doc):
+    """{connections: [(label, entry)]} of the capacity searches (their first repetition)."""
+    out = {}
+    for b in results.iterations(doc, "echo"):
+        if "steps" in b and b.get("repetition_index", 0) == 0:
+            label = results.series_key(b, exclude=("connections", "capacity"))
+            out.setdefault(b["params"]["connections"], []).append((label, b))
+    return {c: sorted(v, key=lambda x: x[0]) for c, v in sorted(out.items())}
+
+
+def fig_capacity_latency(doc, key="p99_us", ylabel="round trip (us, log)", title="Latency against load"):
+    """p50 and p99 against the achieved rate of each step of each search (the hockey stick), the
+    capacity marked; one panel per connection count. Points the load generator could not vouch for
+    (client-bound) are hollow."""
+    searches = _capacity_entries(doc)
+    if not searches:
+        return None
+    fig, axes = plt.subplots(1, len(searches), figsize=(7 * len(searches), 5), squeeze=False)
+    for ax, (connections, entries) in zip(axes[0], searches.items()):
+        for label, e in entries:
+            steps = sorted((s for s in e["steps"] if s["offered"] > 0 and key in s), key=lambda s: s["msgs_per_second"])
+            xs = [s["msgs_per_second"] for s in steps]
+            line, = ax.plot(xs, [s[key] for s in steps], marker="o", label=label)
+            if key == "p99_us":
+                ax.plot(xs, [s["p50_us"] for s in steps], linestyle=":", color=line.get_color())
+            bound = [s for s in steps if s.get("client_bound")]
+            ax.plot([s["msgs_per_second"] for s in bound], [s[key] for s in bound], linestyle="", marker="o",
+                    markerfacecolor="white", color=line.get_color())
+            ax.axvline(e["capacity_msgs_per_second"], color=line.get_color(), alpha=0.4, linewidth=1)
+        slo = entries[0][1]["params"]["capacity"]
+        if key == "p99_us":
+            for bound in slo.split("+"):
+                pct, limit = bound.split(":")
+                ax.axhline(_us(limit), color="red", linestyle="--", linewidth=1)
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_xlabel("achieved round trips per second")
+        ax.set_ylabel(ylabel)
+        notes = "dotted: p50; " if key == "p99_us" else ""
+        ax.set_title(f"{title}, {connections} connections (SLO {slo}; {notes}hollow: client-bound)", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def _us(text):
+    """'2ms' -> 2000.0, as the harness prints durations."""
+    for suffix, scale in (("us", 1), ("ms", 1e3), ("ns", 1e-3), ("s", 1e6)):
+        if text.endswith(suffix):
+            return float(text[:-len(suffix)]) * scale
+    return float(text)
+
+
+def fig_service_demand(doc):
+    return fig_capacity_latency(doc, "server_cpu_us_per_msg", "server CPU per round trip (us)",
+                                "Service demand against load")
 
 
 def fig_micro(doc):
@@ -252,6 +335,8 @@ FIGURES = [
     ("echo_server_cpu", fig_cpu),
     ("echo_server_rss", fig_rss),
     ("echo_fairness", fig_fairness),
+    ("echo_capacity_latency", fig_capacity_latency),
+    ("echo_service_demand", fig_service_demand),
     ("micro_primitives", fig_micro),
     ("pipeline_makespan", fig_pipeline_makespan),
     ("pipeline_efficiency", fig_pipeline_efficiency),
