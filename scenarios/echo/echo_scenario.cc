@@ -623,6 +623,12 @@ harness::Repetition EchoScenario::MeasureCapacity(const harness::RunSpec& run) {
 
   const Step probe = step(0);
   if (!probe.rep.ok) return harness::Repetition::Failed("closed-loop probe: " + probe.rep.error);
+  if (const double starved = probe.rep.metrics["starved_connections"].get<double>(); starved > 0) {
+    if (server.child) server.child->Stop(3s);
+    return harness::Repetition::Failed(fmt::format("no rate can meet the objective: {:.0f} of {} connections were never "
+                                                   "answered in the closed-loop probe",
+                                                   starved, base.connections));
+  }
   const double scale = probe.rep.metrics["msgs_per_second"].get<double>();
   double met = 0, missed = 0;  // the highest rate that met the objective; the lowest that missed
   harness::Repetition at_capacity;
