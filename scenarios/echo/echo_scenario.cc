@@ -342,6 +342,9 @@ class EchoScenario final : public harness::Scenario {
     const bool search = options.params.count("capacity") || options.params.count("slo");
     if (search) {
       if (options.params.count("rate")) throw std::invalid_argument("--rate: not with --capacity, which chooses the rates");
+      if (options.params.count("slo")) {
+        for (const auto& one : harness::SplitList(options.params.at("slo"))) ParseParam("slo", one);  // names its flag
+      }
       std::string& slo = scoped.params["capacity"];
       if (slo.empty()) slo = options.params.count("slo") ? options.params.at("slo") : kDefaultSlo;
       scoped.params.erase("slo");
