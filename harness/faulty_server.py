@@ -1,6 +1,7 @@
 """Echo servers on loopback that misbehave on purpose, for the tests that show the load generator
 catches each fault. Each serves in daemon threads until close() (or the end of a `with` block)."""
 import socket
+import queue
 import threading
 import time
 
@@ -12,14 +13,17 @@ class FaultyServer(threading.Thread):
     'extra' follows every reply with b'!GARBAGE!'; 'twice' sends every reply twice; 'swap' sends
     each connection's replies to its partner (the 1st and 2nd to send, the 3rd and 4th, ...);
     'limited' answers correctly but at most `rate` messages of `size` bytes a second in all (a known
-    capacity: each reply waits for its turn on one shared schedule)."""
+    capacity): one worker sends the replies in arrival order, each taking its share of a second,
+    and drops the work of connections that have closed, as a server's kernel would."""
 
     def __init__(self, fault, answer_for=0.0, rate=0.0, size=64):
         super().__init__(daemon=True)
         self.fault, self.answer_for = fault, answer_for
         self.byte_time = 1.0 / (rate * size) if rate else 0.0
-        self.next_free = 0.0
-        self.schedule = threading.Lock()
+        self.work = queue.Queue()
+        self.closed = set()
+        if fault == "limited":
+            threading.Thread(target=self.worker, daemon=True).start()
         self.sock = socket.create_server(("127.0.0.1", 0), backlog=1024)
         self.target = "127.0.0.1:%d" % self.sock.getsockname()[1]
         self.first_request = None
@@ -51,13 +55,30 @@ class FaultyServer(threading.Thread):
             self.accepted.wait_for(lambda: len(self.talkers) > other, timeout=1.0)
             return self.talkers[other] if len(self.talkers) > other else conn
 
+    def worker(self):
+        """'limited': the replies in arrival order, one at a time, at the capacity's pace."""
+        next_free = 0.0
+        while True:
+            conn, reply, arrived = self.work.get()
+            if conn in self.closed:
+                continue
+            # Its turn starts when it arrived or when the one before was done, whichever is later:
+            # the worker's own overhead (under the reply's share) does not lower the capacity.
+            next_free = max(next_free, arrived) + len(reply) * self.byte_time
+            time.sleep(max(0.0, next_free - time.monotonic()))
+            try:
+                conn.sendall(reply)
+            except OSError:
+                self.closed.add(conn)
+
     def serve(self, conn):
         while True:
             try:
                 data = conn.recv(65536)
             except OSError:
-                return
+                data = b""
             if not data:
+                self.closed.add(conn)
                 return
             now = time.monotonic()
             self.first_request = self.first_request or now
@@ -68,10 +89,8 @@ class FaultyServer(threading.Thread):
                 reply[0] ^= 0x01
             reply = {"extra": reply + b"!GARBAGE!", "twice": reply + reply}.get(self.fault, reply)
             if self.fault == "limited":
-                with self.schedule:  # this reply's turn: after every earlier one, at `rate`
-                    self.next_free = max(self.next_free, now) + len(reply) * self.byte_time
-                    done = self.next_free
-                time.sleep(max(0.0, done - time.monotonic()))
+                self.work.put((conn, bytes(reply), now))
+                continue
             try:
                 self.partner(conn).sendall(reply)
             except OSError:

@@ -233,6 +233,7 @@ std::string SummaryTable(const nlohmann::json& document) {
       out += "\n";
       for (const auto& w : e.value("warnings", nlohmann::json::array())) out += "    ! " + w.get<std::string>() + "\n";
     }
+    if (const Scenario* scenario = FindScenario(scenario_name)) out += scenario->SummaryNotes(document);
   }
   if (noisy) {
     out += fmt::format("\nnoisy neighbour: in {} of {} repetitions other processes or the hypervisor took more than "

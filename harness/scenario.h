@@ -133,6 +133,10 @@ class Scenario {
     throw std::invalid_argument("scenario " + name() + " has no server to serve");
   }
 
+  // Lines the summary prints after the scenario's table, from the whole document (a finding across
+  // runs, such as the pool size a sweep points at); "" for none.
+  virtual std::string SummaryNotes(const nlohmann::json& document) const { return ""; }
+
   // `merge`: true when the results of concurrent `load`s of one server combine. Every metric then
   // merges by its declared rule; the scenario computes the parameters of the merged run (from the
   // parts', `target` removed) and the metrics declared MergeRule::kRecompute, real_time and

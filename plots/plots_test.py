@@ -9,7 +9,7 @@ import unittest
 
 import numpy as np
 
-from plots import compare, report, results
+from plots import compare, queueing, report, results
 
 WORKSPACE = os.path.join(os.environ.get("TEST_SRCDIR", "."), "concurrency_harness")
 FIXTURE = os.path.join(WORKSPACE, "plots", "testdata", "fixture.json")
@@ -297,6 +297,52 @@ class Statistics(unittest.TestCase):
                  "real_time": 1000 * factor * d * rng.lognormal(0, 0.02)} for i, d in enumerate(drift)]})
         self.assertEqual(compare.compare(*docs, 0.10)[0]["verdict"], "same")  # drowned by the drift
         self.assertEqual(compare.compare(*docs, 0.10, paired=True)[0]["verdict"], "REGRESSION")
+
+
+class Queueing(unittest.TestCase):
+    def test_formulas_against_hand_computed_values(self):
+        self.assertAlmostEqual(queueing.md1_wait(0.5, 10), 5.0)     # rho S / (2 (1 - rho))
+        self.assertAlmostEqual(queueing.mm1_wait(0.5, 10), 10.0)    # rho S / (1 - rho)
+        self.assertAlmostEqual(queueing.md1_wait(0.9, 1), 4.5)
+        self.assertEqual(queueing.md1_wait(1.0, 1), float("inf"))
+        # Erlang C with c = 2, a = 1: (1/2 x 2) / (1 + 1 + 1) = 1/3.
+        self.assertAlmostEqual(queueing.erlang_c(2, 1.0), 1 / 3)
+        self.assertAlmostEqual(queueing.erlang_c(1, 0.5), 0.5)      # M/M/1: P(wait) = rho
+        # M/M/2 at lambda 0.1, S 10: C / (c mu - lambda) = (1/3) / (0.2 - 0.1).
+        self.assertAlmostEqual(queueing.mmc_wait(0.1, 10, 2), 10 / 3)
+        self.assertAlmostEqual(queueing.mmc_wait(0.05, 10, 1), queueing.mm1_wait(0.5, 10))
+        self.assertAlmostEqual(queueing.mdc_wait(0.05, 10, 1), 5.0)
+        self.assertAlmostEqual(queueing.mdc_wait(0.1, 10, 2), 5 / 3)
+
+    def test_prediction_from_a_search_and_where_it_parts(self):
+        steps = [{"offered": 0, "msgs_per_second": 90000, "mean_us": 900, "server_cpu_us_per_msg": 8},
+                 {"offered": 10000, "msgs_per_second": 10000, "mean_us": 60, "server_cpu_us_per_msg": 20},
+                 {"offered": 20000, "msgs_per_second": 20000, "mean_us": 70, "server_cpu_us_per_msg": 20},
+                 {"offered": 30000, "msgs_per_second": 30000, "mean_us": 400, "server_cpu_us_per_msg": 15}]
+        service, saturation, curve = queueing.predict(steps, 1)
+        self.assertEqual(service, 20)
+        self.assertAlmostEqual(saturation, 50000)  # 1 CPU / 20 us
+        wait = lambda rate: queueing.md1_wait(rate * 20e-6, 20e-6) * 1e6  # noqa: E731
+        self.assertAlmostEqual(curve[0][1], 60)  # the base is the lowest step's round trip
+        self.assertAlmostEqual(curve[2][1], 60 - wait(10000) + wait(30000))
+        rate, ratio = queueing.parting(steps, curve)
+        self.assertEqual(rate, 30000)
+        self.assertGreater(ratio, 1.5)
+        self.assertIsNone(queueing.parting(steps[:3], curve[:2]))
+
+
+class PoolSize(unittest.TestCase):
+    def test_the_smallest_pool_within_five_percent_of_the_best(self):
+        entries = []
+        for workers, makespan in ((1, 2.0), (8, 0.30), (32, 0.105), (64, 0.100), (128, 0.12)):
+            for mode in ("coupled",):
+                base = {"name": f"p/{workers}", "run_name": f"p/{workers}", "scenario": "pipeline",
+                        "model": "thread_pool", "params": {"workers": workers, "mode": mode}, "status": "ok"}
+                entries.append({**base, "run_type": "iteration", "makespan_s": makespan, "littles_law_workers": 42.0})
+                entries.append({**base, "run_type": "aggregate", "aggregate_name": "median",
+                                "name": f"p/{workers}_median", "makespan_s": makespan})
+        rows = report.pool_sizes({"context": {}, "benchmarks": entries})
+        self.assertEqual(rows, [("thread_pool coupled", 32, 0.100, 64, 42.0)])
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from plots import results  # noqa: E402
+from plots import queueing, results  # noqa: E402
 
 SPECTRUM = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
 
@@ -220,6 +220,93 @@ def fig_service_demand(doc):
                                 "Service demand against load")
 
 
+def _server_cpus(entry):
+    """How many CPUs the entry's server had: its placement's server set, else the machine's."""
+    text = entry.get("placement", {}).get("server_cpus", "")
+    count = 0
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        count += int(hi or lo) - int(lo) + 1
+    return count
+
+
+def fig_capacity_predicted(doc):
+    """Measured mean round trip against load (solid) beside the M/D/c prediction from the service
+    demand at the lowest rate (dashed), per connection count: where they part, the model's cost per
+    message changed with load."""
+    searches = _capacity_entries(doc)
+    if not searches:
+        return None
+    fig, axes = plt.subplots(1, len(searches), figsize=(7 * len(searches), 5), squeeze=False)
+    for ax, (connections, entries) in zip(axes[0], searches.items()):
+        for label, e in entries:
+            cpus = _server_cpus(e)
+            predicted = queueing.predict(e["steps"], cpus)
+            steps = sorted((s for s in e["steps"] if s["offered"] > 0 and "mean_us" in s), key=lambda s: s["offered"])
+            if predicted is None or not steps:
+                continue
+            line, = ax.plot([s["msgs_per_second"] for s in steps], [s["mean_us"] for s in steps], marker="o",
+                            label=label)
+            _, saturation, curve = predicted
+            xs = [x for x, _ in curve]
+            grid = [xs[0] + (min(saturation * 0.98, max(xs) * 1.3) - xs[0]) * i / 40 for i in range(41)]
+            service = predicted[0] * 1e-6
+            base = curve[0][1] - queueing.mdc_wait(xs[0], service, cpus) * 1e6
+            ax.plot(grid, [base + queueing.mdc_wait(x, service, cpus) * 1e6 for x in grid], linestyle="--",
+                    color=line.get_color(), alpha=0.7)
+        ax.set_yscale("log")
+        ax.set_xlabel("achieved round trips per second")
+        ax.set_ylabel("mean round trip (us, log)")
+        ax.set_title(f"Measured (solid) and M/D/c predicted (dashed), {connections} connections", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def capacity_rows(doc):
+    """One row per capacity search: its capacity (or lower bound), the service demand at low load,
+    the saturation M/D/c predicts from it, and where measurement and prediction part."""
+    rows = []
+    for connections, entries in _capacity_entries(doc).items():
+        for label, e in entries:
+            predicted = queueing.predict(e["steps"], _server_cpus(e))
+            capacity = f"{e['capacity_msgs_per_second']:,.0f}"
+            if e.get("capacity_limit") == "client":
+                capacity = f">= {capacity} (client-bound)"
+            if predicted is None:
+                rows.append([label, str(connections), capacity, "-", "-", "-"])
+                continue
+            service, saturation, curve = predicted
+            parts = queueing.parting(e["steps"], curve)
+            rows.append([label, str(connections), capacity, f"{service:.1f}", f"{saturation:,.0f}",
+                         "agree within 50%" if parts is None else f"at {parts[0]:,.0f}/s: measured {parts[1]:.2f}x"])
+    return rows
+
+
+def pool_sizes(doc):
+    """(model mode, pick, best makespan, workers at best, Little's law) for each executor swept over
+    --workers: the smallest worker count whose median makespan is within 5% of its best."""
+    sweeps = {}
+    for r in results.medians(doc, "pipeline"):
+        if "workers" in r["params"] and "makespan_s" in r:
+            key = r["model"] + (f" {r['params']['mode']}" if "mode" in r["params"] else "")
+            sweeps.setdefault(key, {})[r["params"]["workers"]] = r["makespan_s"]
+    little = {}
+    for b in results.iterations(doc, "pipeline"):
+        if "workers" in b["params"] and "littles_law_workers" in b:
+            key = b["model"] + (f" {b['params']['mode']}" if "mode" in b["params"] else "")
+            little.setdefault(key, []).append(b["littles_law_workers"])
+    rows = []
+    for key, makespans in sorted(sweeps.items()):
+        if len(makespans) < 2:
+            continue
+        best_at = min(makespans, key=makespans.get)
+        pick = min(w for w, m in makespans.items() if m <= 1.05 * makespans[best_at])
+        predicted = sorted(little.get(key, [0]))[len(little.get(key, [0])) // 2]
+        rows.append((key, pick, makespans[best_at], best_at, predicted))
+    return rows
+
+
 def fig_micro(doc):
     rows = [r for r in results.medians(doc, "micro") if "real_time" in r]
     if not rows:
@@ -337,6 +424,7 @@ FIGURES = [
     ("echo_fairness", fig_fairness),
     ("echo_capacity_latency", fig_capacity_latency),
     ("echo_service_demand", fig_service_demand),
+    ("echo_capacity_predicted", fig_capacity_predicted),
     ("micro_primitives", fig_micro),
     ("pipeline_makespan", fig_pipeline_makespan),
     ("pipeline_efficiency", fig_pipeline_efficiency),
@@ -371,6 +459,15 @@ def table_rows(doc):
         if keys and rows:
             tables.append((scenario, ["run"] + [declared[k].get("display", {}).get("label", k) for k in keys],
                            [[r["run_name"]] + [results.display(declared[k], r.get(k)) for k in keys] for r in rows]))
+    capacity = capacity_rows(doc)
+    if capacity:
+        tables.append(("capacity", ["search", "connections", "capacity msgs/s", "service us (low load)",
+                                    "M/D/c saturation /s", "measured against predicted"], capacity))
+    pools = pool_sizes(doc)
+    if pools:
+        tables.append(("pool size", ["executor", "workers within 5% of best", "best makespan s", "at workers",
+                                     "Little's law"],
+                       [[k, str(p), f"{m:.3f}", str(b), f"{l:.0f}"] for k, p, m, b, l in pools]))
     failed = [b for b in doc["benchmarks"] if b.get("status") == "failed"]
     if failed:
         tables.append(("failed", ["run", "error"], [[b["name"], b.get("error", "")] for b in failed]))

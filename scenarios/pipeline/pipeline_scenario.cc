@@ -5,10 +5,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -218,6 +222,8 @@ class PipelineScenario final : public harness::Scenario {
     return runs;
   }
 
+  std::string SummaryNotes(const nlohmann::json& document) const override;
+
   // Each repetition in a fresh process: a process model forks the measuring process, and what
   // earlier runs left in the harness (heap, cached thread stacks) made every fork slower.
   bool isolated() const override { return true; }
@@ -301,7 +307,56 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
   rep.detail["timeline"] = std::move(timeline);
   rep.detail["lower_bounds_s"] = {{"cpu", bound.cpu}, {"critical_path", bound.critical}, {"workers", bound.workers},
                                   {"parse", parse_s}};
+  // Little's law, L = lambda x W: to keep the cores parsing, items must arrive at cores / parse_s a
+  // second, and each holds a worker for its parse, and for its download too where a download
+  // blocks its worker; L is how many workers that takes.
+  double download_s = 0;
+  for (const auto& d : config.downloads) download_s += std::chrono::duration<double>(d).count() / items;
+  const double hold_s = parse_s + ((executor->traits & kDownloadsHoldWorkers) ? download_s : 0.0);
+  rep.detail["littles_law_workers"] = in.cores / parse_s * hold_s;
   return rep;
+}
+
+// In a --workers sweep, each executor's (and mode's) smallest worker count whose median makespan is
+// within 5% of its best, beside Little's law's prediction (the median over its repetitions).
+std::string PipelineScenario::SummaryNotes(const nlohmann::json& document) const {
+  struct Sweep {
+    std::map<int, double> makespan;  // workers -> median makespan
+    std::vector<double> little;
+  };
+  std::map<std::string, Sweep> sweeps;  // "model mode"
+  std::set<std::string> with_median;     // runs that have a median entry (else their one repetition)
+  for (const auto& e : document["benchmarks"]) {
+    if (e.value("aggregate_name", "") == "median") with_median.insert(e.value("run_name", ""));
+  }
+  for (const auto& e : document["benchmarks"]) {
+    if (e.value("scenario", "") != "pipeline" || e.value("status", "") != "ok" || !e["params"].contains("workers")) continue;
+    const auto& p = e["params"];
+    Sweep& sweep = sweeps[e.value("model", "") + (p.contains("mode") ? " " + p["mode"].get<std::string>() : "")];
+    const bool iteration = e["run_type"] == "iteration";
+    if (iteration && e.contains("littles_law_workers")) sweep.little.push_back(e["littles_law_workers"]);
+    const bool row = e.value("aggregate_name", "") == "median" || (iteration && !with_median.count(e.value("run_name", "")));
+    if (row && e.contains("makespan_s")) sweep.makespan[p["workers"].get<int>()] = e["makespan_s"].get<double>();
+  }
+  std::string out;
+  for (const auto& [key, sweep] : sweeps) {
+    if (sweep.makespan.size() < 2) continue;
+    double best = 1e300;
+    int best_at = 0;
+    for (const auto& [w, m] : sweep.makespan) {
+      if (m < best) std::tie(best, best_at) = std::pair{m, w};
+    }
+    int pick = best_at;
+    for (const auto& [w, m] : sweep.makespan) {
+      if (m <= 1.05 * best) {
+        pick = w;
+        break;
+      }
+    }
+    out += fmt::format("  {}: {} workers are within 5% of the best makespan ({:.3f} s at {}); Little's law: {:.0f}\n",
+                       key, pick, best, best_at, sweep.little.empty() ? 0.0 : harness::Median(sweep.little));
+  }
+  return out.empty() ? out : "\npool size (pipeline, --workers sweep)\n" + out;
 }
 
 }  // namespace
