@@ -196,6 +196,8 @@ def fig_capacity_latency(doc, key="p99_us", ylabel="round trip (us, log)", title
                 pct, limit = bound.split(":")
                 ax.axhline(_us(limit), color="red", linestyle="--", linewidth=1)
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _plain(v)))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _plain(v) if f"{v:.1e}"[0] in "25" else ""))
         else:
             ax.set_ylim(bottom=0)
         ax.set_xlabel("achieved round trips per second")
@@ -255,6 +257,8 @@ def fig_capacity_predicted(doc):
             ax.plot(grid, [base + queueing.mdc_wait(x, service, cpus) * 1e6 for x in grid], linestyle="--",
                     color=line.get_color(), alpha=0.7)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _plain(v)))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _plain(v) if f"{v:.1e}"[0] in "25" else ""))
         ax.set_xlabel("achieved round trips per second")
         ax.set_ylabel("mean round trip (us, log)")
         ax.set_title(f"Measured (solid) and M/D/c predicted (dashed), {connections} connections", fontsize=9)
