@@ -9,6 +9,7 @@ a CI job summary). Exits 2 with one line on a missing, malformed or foreign file
 import argparse
 import base64
 import html
+import math
 import os
 import sys
 
@@ -148,7 +149,7 @@ def fig_spectrum(doc):
     groups = {(f"{label} [{starved[label]} of {load} never answered]" if starved[label] else label): h
               for label, h in groups.items()}
     fig, ax = plt.subplots(figsize=(8, 5))
-    nines = [-__import__("math").log10(1 - p / 100) for p in SPECTRUM]
+    nines = [-math.log10(1 - p / 100) for p in SPECTRUM]
     for label, histograms in sorted(groups.items()):
         ax.plot(nines, results.histogram_percentiles(histograms, SPECTRUM), marker=".", label=label)
     ax.set_xticks(nines)
@@ -282,8 +283,13 @@ def capacity_rows(doc):
                 continue
             service, saturation, curve = predicted
             parts = queueing.parting(e["steps"], curve)
-            rows.append([label, str(connections), capacity, f"{service:.1f}", f"{saturation:,.0f}",
-                         "agree within 50%" if parts is None else f"at {parts[0]:,.0f}/s: measured {parts[1]:.2f}x"])
+            if parts is None:
+                verdict = "agree within 50%"
+            elif math.isinf(parts[1]):
+                verdict = f"at {parts[0]:,.0f}/s it served a rate the model says saturates it"
+            else:
+                verdict = f"at {parts[0]:,.0f}/s: measured {parts[1]:.2f}x predicted"
+            rows.append([label, str(connections), capacity, f"{service:.1f}", f"{saturation:,.0f}", verdict])
     return rows
 
 
