@@ -68,6 +68,9 @@ class Report(unittest.TestCase):
         self.assertIn("### micro", summary)
         self.assertIn("### pipeline", summary)
         self.assertIn("| echo/threads/connections:1/size:64 |", summary)
+        self.assertIn("### memory per connection", summary)  # the slope of server RSS over connections
+        self.assertIn("### capacity", summary)
+        self.assertIn("### pool size", summary)
 
     def test_merged_histogram_percentiles_match_the_harness(self):
         # One repetition's histogram, read back in Python, gives the p50 and p99 the C++ side wrote.

@@ -19,6 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from plots import queueing, results  # noqa: E402
 
 SPECTRUM = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
@@ -293,6 +295,23 @@ def capacity_rows(doc):
     return rows
 
 
+def memory_per_connection(doc):
+    """(model, bytes per connection, connection counts) from the slope of the server's peak RSS
+    against connections (least squares over the median rows of each model, closed or open loop,
+    capacity searches aside): what one more connection costs each model in memory."""
+    points = {}
+    for r in _echo_rows(doc, "server_peak_rss_bytes"):
+        points.setdefault(results.series_key(r), []).append((r["params"]["connections"], r["server_peak_rss_bytes"]))
+    rows = []
+    for label, xy in sorted(points.items()):
+        xs = sorted({x for x, _ in xy})
+        if len(xs) < 2:
+            continue
+        slope = float(np.polyfit([x for x, _ in xy], [y for _, y in xy], 1)[0])
+        rows.append((label, slope, xs))
+    return rows
+
+
 def pool_sizes(doc):
     """(model mode, pick, best makespan, workers at best, Little's law) for each executor swept over
     --workers: the smallest worker count whose median makespan is within 5% of its best."""
@@ -473,6 +492,11 @@ def table_rows(doc):
     if capacity:
         tables.append(("capacity", ["search", "connections", "capacity msgs/s", "service us (low load)",
                                     "M/D/c saturation /s", "measured against predicted"], capacity))
+    memory = memory_per_connection(doc)
+    if memory:
+        tables.append(("memory per connection", ["model", "server RSS per connection", "connections fitted"],
+                       [[label, f"{slope / 1024:,.1f} KiB", ", ".join(str(x) for x in xs)]
+                        for label, slope, xs in memory]))
     pools = pool_sizes(doc)
     if pools:
         tables.append(("pool size", ["executor", "workers within 5% of best", "best makespan s", "at workers",

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "harness/scenario.h"
+
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -169,6 +171,33 @@ TEST_P(KilledChildTest, FailsTheRunAndReapsTheRest) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ProcessModels, KilledChildTest, ::testing::Values("processes", "process_pool"));
+
+// The summary's pool-size line: the smallest worker count within 5% of the best median makespan,
+// with the median of Little's law's counts beside it; executors without a sweep say nothing.
+TEST(PoolSize, TheSmallestPoolWithinFivePercentOfTheBest) {
+  nlohmann::json doc = {{"benchmarks", nlohmann::json::array()}};
+  for (const auto& [workers, makespan] : std::vector<std::pair<int, double>>{{1, 2.0}, {8, 0.3}, {32, 0.105}, {64, 0.1}, {128, 0.12}}) {
+    const std::string name = "pipeline/thread_pool/workers:" + std::to_string(workers);
+    const nlohmann::json params = {{"workers", workers}, {"mode", "coupled"}};
+    doc["benchmarks"].push_back({{"scenario", "pipeline"}, {"model", "thread_pool"}, {"params", params},
+                                 {"run_name", name}, {"run_type", "iteration"}, {"status", "ok"},
+                                 {"makespan_s", makespan * 1.5}, {"littles_law_workers", 42.0}});
+    doc["benchmarks"].push_back({{"scenario", "pipeline"}, {"model", "thread_pool"}, {"params", params},
+                                 {"run_name", name}, {"run_type", "aggregate"}, {"aggregate_name", "median"},
+                                 {"status", "ok"}, {"makespan_s", makespan}});
+  }
+  doc["benchmarks"].push_back({{"scenario", "pipeline"}, {"model", "sequential"}, {"params", {{"items", 10}}},
+                               {"run_name", "pipeline/sequential"}, {"run_type", "iteration"}, {"status", "ok"},
+                               {"makespan_s", 2.0}});
+  const harness::Scenario* pipeline = harness::FindScenario("pipeline");
+  ASSERT_NE(pipeline, nullptr);
+  const std::string notes = pipeline->SummaryNotes(doc);
+  EXPECT_NE(notes.find("thread_pool coupled: 32 workers are within 5% of the best makespan (0.100 s at 64); "
+                       "Little's law: 42"),
+            std::string::npos)
+      << notes;
+  EXPECT_EQ(notes.find("sequential"), std::string::npos) << notes;
+}
 
 }  // namespace
 }  // namespace pipeline
