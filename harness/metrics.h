@@ -33,15 +33,15 @@ enum class Aggregation { kStatistics, kNone };
 enum class MergeRule { kSum, kWeightedMean, kMax, kHistogram, kRecompute, kDrop };
 
 struct Metric {
-  std::string key;      // the field of the result entry
-  std::string unit;     // "1/s", "us", "bytes", "s", "count", "fraction", "ns", "ns/op", ...
-  std::string meaning;  // one line
+  std::string key{};      // the field of the result entry
+  std::string unit{};     // "1/s", "us", "bytes", "s", "count", "fraction", "ns", "ns/op", ...
+  std::string meaning{};  // one line
   Better better = Better::kNone;
   Aggregation aggregate = Aggregation::kStatistics;
   MergeRule merge = MergeRule::kDrop;
   // Display: the column header, a fixed-point format of the scaled value (".0f", ".2f"), and the
   // scale from the unit to the displayed one (bytes to MiB: 1/2^20).
-  std::string label;
+  std::string label{};
   std::string format = ".2f";
   double scale = 1;
   // The range of one repetition's value: a figure outside it is refused (merge, validation).

@@ -32,7 +32,7 @@ struct ParamInfo {
   std::string help;
   std::map<std::string, std::string> by_profile;  // profile -> default value (comma list)
   // Set: the flag may be given bare (`--capacity`), meaning this value.
-  std::optional<std::string> implicit;
+  std::optional<std::string> implicit = std::nullopt;
 };
 
 // What the user asked for, before expansion.
