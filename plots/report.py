@@ -55,6 +55,13 @@ def _plain(v):
     return f"{v:,.0f}" if v >= 10 else f"{v:g}"
 
 
+def _log_y(ax):
+    """A log y axis labelled in plain numbers (30,000, not 3x10^4), minor ticks at 2 and 5."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _plain(v)))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _plain(v) if f"{v:.1e}"[0] in "25" else ""))
+
+
 def _line_figure(doc, key, ylabel, title, logy=True, scale=1.0):
     lines = _echo_lines(doc, key)
     if not lines:
@@ -70,9 +77,7 @@ def _line_figure(doc, key, ylabel, title, logy=True, scale=1.0):
         title += " (hollow: client-bound or behind schedule)"
     ax.set_xscale("log")
     if logy:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _plain(v)))  # 30,000, not 3x10^4
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _plain(v) if f"{v:.1e}"[0] in "25" else ""))
+        _log_y(ax)
     else:
         ax.set_ylim(bottom=0)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -198,9 +203,7 @@ def fig_capacity_latency(doc, key="p99_us", ylabel="round trip (us, log)", title
             for bound in slo.split("+"):
                 pct, limit = bound.split(":")
                 ax.axhline(_us(limit), color="red", linestyle="--", linewidth=1)
-            ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _plain(v)))
-            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _plain(v) if f"{v:.1e}"[0] in "25" else ""))
+            _log_y(ax)
         else:
             ax.set_ylim(bottom=0)
         ax.set_xlabel("achieved round trips per second")
@@ -259,9 +262,7 @@ def fig_capacity_predicted(doc):
             base = curve[0][1] - queueing.mdc_wait(xs[0], service, cpus) * 1e6
             ax.plot(grid, [base + queueing.mdc_wait(x, service, cpus) * 1e6 for x in grid], linestyle="--",
                     color=line.get_color(), alpha=0.7)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _plain(v)))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _plain(v) if f"{v:.1e}"[0] in "25" else ""))
+        _log_y(ax)
         ax.set_xlabel("achieved round trips per second")
         ax.set_ylabel("mean round trip (us, log)")
         ax.set_title(f"Measured (solid) and M/D/c predicted (dashed), {connections} connections", fontsize=9)
