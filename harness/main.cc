@@ -309,6 +309,10 @@ int Main(int argc, char** argv) {
                                           "worker threads or processes");
   serve->add_option_function<std::string>("--transport", [&](const std::string& v) { serve_params["transport"] = v; },
                                           "tcp (default) or udp");
+  serve->add_option_function<std::string>("--reply", [&](const std::string& v) { serve_params["reply"] = v; },
+                                          "upper (default), same, or prefix:TEXT");
+  serve->add_option_function<std::string>("--variant", [&](const std::string& v) { serve_params["variant"] = v; },
+                                          "the model's variant (see: list; default its first)");
   std::string serve_cpus;
   serve->add_option("--server-cpus", serve_cpus, "pin the server (its threads and children) to these CPUs, e.g. 0");
 

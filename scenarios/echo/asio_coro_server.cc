@@ -13,22 +13,26 @@ namespace {
 namespace asio = boost::asio;
 using asio::awaitable;
 using asio::ip::tcp;
+using asio::ip::udp;
 
-awaitable<void> Serve(tcp::socket socket) {
+// `reply` is the server's, which outlives its coroutines.
+awaitable<void> Serve(tcp::socket socket, const ReplyMode& reply) {
   char buffer[kBufferSize];  // lives in the coroutine frame
+  const size_t room = reply.headroom();
   boost::system::error_code ec;
   while (true) {
-    const size_t n = co_await socket.async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
+    const size_t n = co_await socket.async_read_some(asio::buffer(buffer + room, sizeof buffer - room),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
-    UpperCase(buffer, n);
-    co_await asio::async_write(socket, asio::buffer(buffer, n), asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(socket, asio::buffer(buffer, reply.Make(buffer, n)),
+                               asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
   }
 }
 
 class AsioCoroServer final : public EchoServer {
  public:
-  explicit AsioCoroServer(const ServerConfig& config) : pool_(config.workers) {}
+  explicit AsioCoroServer(const ServerConfig& config) : reply_(config.reply), pool_(config.workers) {}
 
   void Start(int listen_fd) override {
     pool_.Adopt(listen_fd);
@@ -41,27 +45,73 @@ class AsioCoroServer final : public EchoServer {
  private:
   awaitable<void> Accept() {
     boost::system::error_code ec;
+    asio::steady_timer back_off(pool_.first());
     while (pool_.acceptor().is_open()) {
       tcp::socket socket(pool_.next());
       co_await pool_.acceptor().async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec && OutOfResources(ec.value())) {  // the listener stays readable: accept again later
+        back_off.expires_after(kAcceptBackOff);
+        co_await back_off.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        continue;
+      }
       if (ec) continue;
       socket.set_option(tcp::no_delay(true));
       // co_spawn from the socket's own thread: spawning onto a context from a thread that is not
       // running it was reported to crash on Boost 1.74.
       auto executor = socket.get_executor();
-      asio::post(executor, [socket = std::move(socket)]() mutable {
+      asio::post(executor, [this, socket = std::move(socket)]() mutable {
         auto executor = socket.get_executor();
-        asio::co_spawn(executor, Serve(std::move(socket)), asio::detached);
+        asio::co_spawn(executor, Serve(std::move(socket), reply_), asio::detached);
       });
     }
   }
 
+  const ReplyMode reply_;
   AsioContextPool pool_;
+};
+
+// UDP: one coroutine on one event-loop thread, receive -> reply -> send, written as a loop.
+// `workers` does not apply: a socket's operations run on its one context.
+class AsioCoroUdpServer final : public EchoServer {
+ public:
+  explicit AsioCoroUdpServer(const ServerConfig& config) : reply_(config.reply), pool_(1), socket_(pool_.first()) {}
+
+  void Start(int fd) override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    socket_.assign(addr.ss_family == AF_INET6 ? udp::v6() : udp::v4(), fd);
+    asio::co_spawn(pool_.first(), Serve(), asio::detached);
+    pool_.Run();
+  }
+
+  void Stop() override { pool_.Stop(); }
+
+ private:
+  awaitable<void> Serve() {
+    char buffer[65536 + ReplyMode::kMaxPrefix];
+    const size_t room = reply_.headroom();
+    udp::endpoint peer;
+    boost::system::error_code ec;
+    while (true) {
+      const size_t n = co_await socket_.async_receive_from(asio::buffer(buffer + room, sizeof buffer - room), peer,
+                                                           asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == asio::error::operation_aborted) co_return;
+      if (ec) continue;  // e.g. an ICMP error of an earlier reply
+      // A reply the socket cannot take is lost, as UDP allows; the client counts it.
+      co_await socket_.async_send_to(asio::buffer(buffer, reply_.Make(buffer, n)), peer,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  const ReplyMode reply_;
+  AsioContextPool pool_;
+  udp::socket socket_;
 };
 
 }  // namespace
 
 HARNESS_REGISTER(ModelEntry, {"asio_coro", "Boost.Asio with C++20 coroutines, `workers` event-loop threads",
-                              Workers{"1", false}, &MakeServer<AsioCoroServer>, nullptr});
+                              Workers{"1", false}, &MakeServer<AsioCoroServer>, &MakeServer<AsioCoroUdpServer>});
 
 }  // namespace echo

@@ -16,14 +16,13 @@ using asio::ip::tcp;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  explicit Session(tcp::socket socket) : socket_(std::move(socket)) {}
+  Session(tcp::socket socket, const ReplyMode& reply) : socket_(std::move(socket)), reply_(reply) {}
 
   void Read() {
-    socket_.async_read_some(asio::buffer(buffer_),
+    socket_.async_read_some(asio::buffer(buffer_.data() + reply_.headroom(), buffer_.size() - reply_.headroom()),
                             [self = shared_from_this()](boost::system::error_code ec, size_t n) {
                               if (ec) return;
-                              UpperCase(self->buffer_.data(), n);
-                              self->Write(n);
+                              self->Write(self->reply_.Make(self->buffer_.data(), n));
                             });
   }
 
@@ -36,12 +35,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   tcp::socket socket_;
+  const ReplyMode& reply_;  // the server's, which outlives its sessions
   std::array<char, kBufferSize> buffer_;
 };
 
 class AsioServer final : public EchoServer {
  public:
-  explicit AsioServer(const ServerConfig& config) : pool_(config.workers) {}
+  explicit AsioServer(const ServerConfig& config) : reply_(config.reply), pool_(config.workers) {}
 
   void Start(int listen_fd) override {
     pool_.Adopt(listen_fd);
@@ -59,12 +59,17 @@ class AsioServer final : public EchoServer {
         socket.set_option(tcp::no_delay(true));
         // The first read starts on the session's own thread: its context need not be ours.
         auto executor = socket.get_executor();
-        asio::post(executor, [session = std::make_shared<Session>(std::move(socket))] { session->Read(); });
+        asio::post(executor, [session = std::make_shared<Session>(std::move(socket), reply_)] { session->Read(); });
+      } else if (OutOfResources(ec.value())) {  // the listener stays readable: accept again later
+        auto timer = std::make_shared<asio::steady_timer>(pool_.first(), kAcceptBackOff);
+        timer->async_wait([this, timer](boost::system::error_code) { Accept(); });
+        return;
       }
       Accept();
     });
   }
 
+  const ReplyMode reply_;
   AsioContextPool pool_;
 };
 
@@ -72,7 +77,7 @@ class AsioServer final : public EchoServer {
 // `workers` does not apply: a socket's handlers run on its one context.
 class AsioUdpServer final : public EchoServer {
  public:
-  explicit AsioUdpServer(const ServerConfig&) : pool_(1), socket_(pool_.first()) {}
+  explicit AsioUdpServer(const ServerConfig& config) : reply_(config.reply), pool_(1), socket_(pool_.first()) {}
 
   void Start(int fd) override {
     sockaddr_storage addr{};
@@ -87,19 +92,21 @@ class AsioUdpServer final : public EchoServer {
 
  private:
   void Receive() {
-    socket_.async_receive_from(asio::buffer(buffer_), peer_, [this](boost::system::error_code ec, size_t n) {
-      if (ec == asio::error::operation_aborted) return;
-      if (ec) return Receive();
-      UpperCase(buffer_.data(), n);
-      socket_.async_send_to(asio::buffer(buffer_.data(), n), peer_,
-                            [this](boost::system::error_code, size_t) { Receive(); });
-    });
+    const size_t room = reply_.headroom();
+    socket_.async_receive_from(asio::buffer(buffer_.data() + room, buffer_.size() - room), peer_,
+                               [this](boost::system::error_code ec, size_t n) {
+                                 if (ec == asio::error::operation_aborted) return;
+                                 if (ec) return Receive();
+                                 socket_.async_send_to(asio::buffer(buffer_.data(), reply_.Make(buffer_.data(), n)), peer_,
+                                                       [this](boost::system::error_code, size_t) { Receive(); });
+                               });
   }
 
+  const ReplyMode reply_;
   AsioContextPool pool_;
   asio::ip::udp::socket socket_;
   asio::ip::udp::endpoint peer_;
-  std::array<char, 65536> buffer_;
+  std::array<char, 65536 + ReplyMode::kMaxPrefix> buffer_;
 };
 
 }  // namespace

@@ -22,14 +22,14 @@ bool SendAll(int fd, const char* data, size_t n) {
 
 }  // namespace
 
-void BlockingEcho(int fd) {
+void BlockingEcho(int fd, const ReplyMode& reply) {
   char buf[kBufferSize];
+  const size_t room = reply.headroom();
   while (true) {
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    const ssize_t n = recv(fd, buf + room, sizeof buf - room, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
-    UpperCase(buf, static_cast<size_t>(n));
-    if (!SendAll(fd, buf, static_cast<size_t>(n))) return;
+    if (!SendAll(fd, buf, reply.Make(buf, static_cast<size_t>(n)))) return;
   }
 }
 

@@ -82,6 +82,11 @@ nlohmann::json ParseParam(const std::string& name, const std::string& value) {
       if (value != "tcp" && value != "udp") throw std::invalid_argument("must be tcp or udp: '" + value + "'");
       return value;
     }
+    if (name == "reply") return ReplyMode::Parse(value).ToString();
+    if (name == "variant") {
+      if (value.empty()) throw std::invalid_argument("empty variant name");
+      return value;  // checked against each model's variants in Plan
+    }
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("--" + name + ": " + e.what());
   }
@@ -106,16 +111,52 @@ harness::Endpoint AwaitListening(harness::ChildProcess& server) {
 // A UDP run needs a model with a UDP server and a size that fits a datagram with its header.
 // False: skip this run (a model without UDP that the user did not name); throws on a bad request.
 bool CheckTransport(const ModelEntry* m, const nlohmann::json& p, bool models_named) {
-  if (p.value("transport", "tcp") != "udp") return true;
+  const auto size = p["size"].get<uint64_t>();
+  const ReplyMode reply = ReplyMode::Parse(p.value("reply", "upper"));
+  if (p.value("transport", "tcp") != "udp") {
+    // A prefix is added per read: a message must fit one read of a server's buffer with it.
+    if (reply.headroom() > 0 && size + reply.headroom() > kBufferSize) {
+      throw std::invalid_argument(fmt::format("--size: a prefixed TCP reply is made per read, so a message and its "
+                                              "prefix fit one {}-byte buffer: at most {} bytes, not {}",
+                                              kBufferSize, kBufferSize - reply.headroom(), size));
+    }
+    return true;
+  }
   if (m && !m->make_udp) {
     if (!models_named) return false;
     throw std::invalid_argument("model '" + m->name + "' has no UDP server (see: list)");
   }
-  const auto size = p["size"].get<uint64_t>();
-  if (size < 16 || size > 65507) {
-    throw std::invalid_argument("--size: a UDP message is 16 to 65507 bytes, not " + std::to_string(size));
+  if (size < 16 || size + reply.headroom() > 65507) {
+    throw std::invalid_argument(fmt::format("--size: a UDP message is 16 to {} bytes (its reply fits a datagram), not {}",
+                                            65507 - reply.headroom(), size));
   }
   return true;
+}
+
+// The variants of --variant that model `m` has; throws for a name no chosen model has.
+std::vector<std::string> VariantsFor(const ModelEntry& m, const std::string& given,
+                                     const std::vector<const ModelEntry*>& chosen) {
+  std::vector<std::string> mine;
+  for (const std::string& name : harness::SplitList(given)) {
+    bool known = false;
+    for (const ModelEntry* other : chosen) {
+      for (const Variant& v : other ? other->variants : std::vector<Variant>{}) known |= v.name == name;
+    }
+    if (!known) {
+      std::string names;
+      for (const ModelEntry* other : chosen) {
+        for (const Variant& v : other ? other->variants : std::vector<Variant>{}) {
+          names += (names.empty() ? "" : ", ") + other->name + ":" + v.name;
+        }
+      }
+      throw std::invalid_argument("--variant: no chosen model has a variant '" + name + "' (" +
+                                  (names.empty() ? "none has variants" : "there are " + names) + ")");
+    }
+    for (const Variant& v : m.variants) {
+      if (v.name == name) mine.push_back(name);
+    }
+  }
+  return mine;
 }
 
 // Why a run's figures cannot stand, or "", the surest diagnosis first: a server whose replies are
@@ -280,12 +321,20 @@ class EchoScenario final : public harness::Scenario {
   std::string name() const override { return "echo"; }
   bool has_client() const override { return true; }
   std::string description() const override {
-    return "TCP echo, ASCII letters upper-cased (seeds 000-003); closed loop, every byte checked";
+    return "TCP or UDP echo, replies upper-cased (seeds 000-003), unchanged or prefixed (seed 004); closed or open "
+           "loop, every byte checked";
   }
 
   std::vector<harness::ModelInfo> models() const override {
     std::vector<harness::ModelInfo> out;
-    for (const auto& m : Models()) out.push_back({m.name, m.description + (m.make_udp ? " [tcp, udp]" : " [tcp]")});
+    for (const auto& m : Models()) {
+      std::string text = m.description + (m.make_udp ? " [tcp, udp]" : " [tcp]");
+      for (size_t i = 0; i < m.variants.size(); ++i) {
+        text += std::string(i == 0 ? "\n      variants (--variant):" : "") + "\n        " + m.variants[i].name +
+                (i == 0 ? " (default)" : "") + "  " + m.variants[i].description;
+      }
+      out.push_back({m.name, text});
+    }
     return out;
   }
 
@@ -298,6 +347,11 @@ class EchoScenario final : public harness::Scenario {
         {"rate", "open loop: messages per second in all, latency from the scheduled send (default: closed loop)", {}},
         {"transport", "tcp or udp (udp: models with a UDP server; size 16..65507; loss counted)", {}},
         {"client-threads", "load generator threads, the connections spread across them (default 1)", {}},
+        {"reply",
+         "what the server sends back: upper (default; ASCII letters upper-cased), same (plain echo) or prefix:TEXT "
+         "(TEXT, then the bytes: seed 004's Echo=>); the load generator checks every byte against it",
+         {}},
+        {"variant", "a model's variant (models that have them, see the list above; default: the model's first)", {}},
         {"capacity",
          "search the highest open-loop rate that meets an SLO (bare: --slo's, default p99:2ms): achieved within 1% "
          "of offered, no errors, loss or starved connections",
@@ -351,11 +405,20 @@ class EchoScenario final : public harness::Scenario {
       scoped.params.erase("slo");
     }
     for (const ModelEntry* m : chosen) {
-      std::vector<std::string> used = {"capacity", "client-threads", "connections", "rate", "size", "transport"};
+      std::vector<std::string> used = {"capacity", "client-threads", "connections", "rate", "reply", "size", "transport"};
       harness::Options with_defaults = scoped;
       if (m && m->workers.default_list) {
         used.push_back("workers");
         with_defaults.params.try_emplace("workers", m->workers.default_list);
+      }
+      if (m && options.params.count("variant")) {
+        const std::vector<std::string> mine = VariantsFor(*m, options.params.at("variant"), chosen);
+        if (!mine.empty()) {
+          used.push_back("variant");
+          std::string list;
+          for (const auto& v : mine) list += (list.empty() ? "" : ",") + v;
+          with_defaults.params["variant"] = list;
+        }
       }
       for (auto& p : harness::ParamProduct(params(), with_defaults, used, &ParseParam)) {
         if (!CheckTransport(m, p, !options.models.empty())) continue;
@@ -413,7 +476,9 @@ Server StartServer(const harness::RunSpec& run) {
   std::vector<std::string> argv = {run.self_path, "serve", "--scenario=echo", "--model=" + run.model,
                                    "--listen=127.0.0.1:0"};
   if (run.params.contains("workers")) argv.push_back("--workers=" + run.params["workers"].dump());
-  if (run.params.contains("transport")) argv.push_back("--transport=" + run.params["transport"].get<std::string>());
+  for (const char* key : {"transport", "reply", "variant"}) {
+    if (run.params.contains(key)) argv.push_back(std::string("--") + key + "=" + run.params[key].get<std::string>());
+  }
   server.child = std::make_unique<harness::ChildProcess>(argv, run.placement.server);
   server.target = AwaitListening(*server.child);
   server.sampled = server.child->pid();
@@ -428,6 +493,7 @@ LoadConfig ConfigFor(const harness::RunSpec& run, const harness::Endpoint& targe
   config.rate = run.params.value("rate", 0.0);
   config.udp = run.params.value("transport", "tcp") == "udp";
   config.threads = run.params.value("client-threads", 1);
+  config.reply = ReplyMode::Parse(run.params.value("reply", "upper"));
   config.warmup = run.warmup;
   config.duration = run.duration;
   config.stop = &harness::g_interrupted;
@@ -758,6 +824,20 @@ int EchoScenario::Serve(const harness::ServeOptions& options) {
   ServerConfig config;
   if (auto w = options.params.find("workers"); w != options.params.end()) {
     config.workers = ParseParam("workers", w->second).get<int>();
+  }
+  if (auto r = options.params.find("reply"); r != options.params.end()) {
+    config.reply = ReplyMode::Parse(ParseParam("reply", r->second).get<std::string>());
+  }
+  if (auto v = options.params.find("variant"); v != options.params.end()) {
+    const bool known = std::any_of(model->variants.begin(), model->variants.end(),
+                                   [&](const Variant& x) { return x.name == v->second; });
+    if (!known) {
+      std::string names;
+      for (const Variant& x : model->variants) names += (names.empty() ? "" : ", ") + x.name;
+      throw std::invalid_argument("--variant: model '" + model->name + "' has " +
+                                  (names.empty() ? "no variants" : "the variants " + names + ", not '" + v->second + "'"));
+    }
+    config.variant = v->second;
   }
   // Block the stop signals before any thread exists, so every thread inherits the mask and the
   // main thread alone takes them in sigwait().

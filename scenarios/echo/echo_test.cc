@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <functional>
 #include <list>
 #include <mutex>
@@ -19,27 +21,78 @@ namespace {
 
 using namespace std::chrono_literals;
 
-LoadResult Drive(uint16_t port, int connections, size_t size, harness::Duration duration = 300ms) {
+LoadResult Drive(uint16_t port, int connections, size_t size, harness::Duration duration = 300ms,
+                 const ReplyMode& reply = {}) {
   LoadConfig config;
   config.target = {"127.0.0.1", port};
   config.connections = connections;
   config.size = size;
   config.warmup = 50ms;
   config.duration = duration;
+  config.reply = reply;
   return RunLoad(config);
+}
+
+int LowerCaseLetters(const char* data, size_t n) {
+  return static_cast<int>(std::count_if(data, data + n, [](char c) { return c >= 'a' && c <= 'z'; }));
 }
 
 TEST(ProtocolTest, PatternHasLowerCaseAndRepliesAreUpperCased) {
   const MessagePattern p(4096);
-  int lower = 0;
-  for (size_t i = 0; i < p.size(); ++i) {
-    lower += p.Request(0, 3)[i] >= 'a' && p.Request(0, 3)[i] <= 'z';
-    ASSERT_EQ(p.Reply(0, 3)[i], Upper(p.Request(0, 3)[i]));
-  }
-  EXPECT_GT(lower, 1000);
+  std::string upper(p.Request(0, 3), p.size());
+  UpperCase(upper.data(), upper.size());
+  EXPECT_GT(LowerCaseLetters(p.Request(0, 3), p.size()), 1000);
+  EXPECT_EQ(p.reply_size(), 4096u);
+  EXPECT_EQ(p.Wrong(0, 3, 0, upper.data(), upper.size()), 0u);
+  EXPECT_EQ(p.Wrong(0, 3, 0, p.Request(0, 3), p.size()), static_cast<uint64_t>(LowerCaseLetters(p.Request(0, 3), p.size())));
+  EXPECT_EQ(p.Wrong(0, 3, 100, upper.data() + 100, 50), 0u);  // a piece, from its offset
   EXPECT_EQ(Upper('z'), 'Z');
   EXPECT_EQ(Upper('{'), '{');
   EXPECT_EQ(Upper('\xe1'), '\xe1');  // only ASCII letters
+}
+
+TEST(ProtocolTest, ReplyModes) {
+  const ReplyMode upper, same = ReplyMode::Parse("same"), prefix = ReplyMode::Parse("prefix:Echo=>");
+  EXPECT_EQ(upper.ToString(), "upper");
+  EXPECT_EQ(same.ToString(), "same");
+  EXPECT_EQ(prefix.ToString(), "prefix:Echo=>");
+  EXPECT_EQ(prefix.headroom(), 6u);
+  EXPECT_EQ(ReplyMode::Parse("prefix:a,b:c").prefix(), "a,b:c");
+  for (const char* bad : {"", "Upper", "prefix:", "prefix", "lower"}) {
+    EXPECT_THROW(ReplyMode::Parse(bad), std::invalid_argument) << bad;
+  }
+  EXPECT_THROW(ReplyMode::Parse("prefix:" + std::string(257, 'x')), std::invalid_argument);
+
+  // A server's reply, made in place after the headroom.
+  char buf[32] = {};
+  std::memcpy(buf + prefix.headroom(), "ab1", 3);
+  ASSERT_EQ(prefix.Make(buf, 3), 9u);
+  EXPECT_EQ(std::string(buf, 9), "Echo=>ab1");
+  std::memcpy(buf, "ab1", 3);
+  ASSERT_EQ(upper.Make(buf, 3), 3u);
+  EXPECT_EQ(std::string(buf, 3), "AB1");
+}
+
+// Checked against each rule: a plain echo is right for `same` and wrong in every letter for
+// `upper`; a prefixed reply is the prefix and the bytes as sent.
+TEST(ProtocolTest, EveryByteIsCheckedAgainstTheReplyRule) {
+  const MessagePattern same(512, 7, ReplyMode::Parse("same"));
+  const char* request = same.Request(3, 9);
+  const int letters = LowerCaseLetters(request, 512);
+  std::string upper(request, 512);
+  UpperCase(upper.data(), upper.size());
+  EXPECT_EQ(same.Wrong(3, 9, 0, request, 512), 0u);
+  EXPECT_EQ(same.Wrong(3, 9, 0, upper.data(), 512), static_cast<uint64_t>(letters));
+
+  const MessagePattern prefixed(512, 7, ReplyMode::Parse("prefix:Echo=>"));
+  EXPECT_EQ(prefixed.reply_size(), 518u);
+  const std::string reply = "Echo=>" + std::string(request, 512);
+  EXPECT_EQ(prefixed.Wrong(3, 9, 0, reply.data(), reply.size()), 0u);
+  EXPECT_EQ(prefixed.Wrong(3, 9, 4, reply.data() + 4, 10), 0u);  // across the prefix's end
+  EXPECT_GT(prefixed.Wrong(3, 9, 0, request, 512), 400u);  // no prefix: everything shifted
+  std::string wrong_prefix = reply;
+  wrong_prefix[0] = 'e';
+  EXPECT_EQ(prefixed.Wrong(3, 9, 0, wrong_prefix.data(), wrong_prefix.size()), 1u);
 }
 
 // A reply sent to the wrong connection, or a repeated one, must not be byte-identical to the
@@ -58,18 +111,24 @@ TEST(ProtocolTest, EveryConnectionAndMessageHasItsOwnBytes) {
   EXPECT_NE(std::string(a.Request(1, 0), 16), std::string(b.Request(1, 0), 16));
 }
 
+// A model in one form: its workers and variant ("": the default).
 struct ModelCase {
   std::string model;
   int workers;
+  std::string variant;
 };
 
+std::string CaseName(const ModelCase& c) {
+  return c.model + "_workers" + std::to_string(c.workers) + (c.variant.empty() ? "" : "_" + c.variant);
+}
+
 // One server of a model, serving on port_ for the test, stopped after it.
-template <typename Param>
-class ServerTest : public ::testing::TestWithParam<Param> {
+class ServerTest : public ::testing::TestWithParam<ModelCase> {
  protected:
-  void Serve(ServerFactory make, int fd, int workers) {
+  void Serve(ServerFactory make, int fd, const ReplyMode& reply = {}) {
     signal(SIGPIPE, SIG_IGN);
-    server_ = make(ServerConfig{workers});
+    if (server_) server_->Stop();
+    server_ = make(ServerConfig{.workers = GetParam().workers, .reply = reply, .variant = GetParam().variant});
     server_->Start(fd);
   }
   void TearDown() override {
@@ -79,13 +138,14 @@ class ServerTest : public ::testing::TestWithParam<Param> {
   std::unique_ptr<EchoServer> server_;
 };
 
-class ModelTest : public ServerTest<ModelCase> {
+class ModelTest : public ServerTest {
  protected:
   void SetUp() override {
-    const ModelEntry* entry = FindModel(GetParam().model);
-    ASSERT_NE(entry, nullptr);
-    Serve(entry->make, Listen("127.0.0.1", 0, &port_), GetParam().workers);
+    entry_ = FindModel(GetParam().model);
+    ASSERT_NE(entry_, nullptr);
+    Serve(entry_->make, Listen("127.0.0.1", 0, &port_));
   }
+  const ModelEntry* entry_ = nullptr;
 };
 
 TEST_P(ModelTest, EchoesEveryByteOfEverySize) {
@@ -99,6 +159,36 @@ TEST_P(ModelTest, EchoesEveryByteOfEverySize) {
     ASSERT_EQ(r.per_connection.size(), 64u);
     for (uint64_t n : r.per_connection) EXPECT_GT(n, 0u);  // no connection starved
     EXPECT_EQ(r.latency.count(), r.messages);
+  }
+}
+
+// A plain echo and seed 004's prefixed echo, every byte checked against the rule; a prefixed reply
+// is made per read, so the load generator keeps one message in flight (and the open loop too).
+TEST_P(ModelTest, AnswersByEveryReplyRule) {
+  for (const char* rule : {"same", "prefix:Echo=>"}) {
+    SCOPED_TRACE(rule);
+    const ReplyMode reply = ReplyMode::Parse(rule);
+    Serve(entry_->make, Listen("127.0.0.1", 0, &port_), reply);
+    for (size_t size : {size_t{1}, size_t{64}, size_t{4096}}) {
+      SCOPED_TRACE("size " + std::to_string(size));
+      const LoadResult r = Drive(port_, 16, size, 200ms, reply);
+      ASSERT_TRUE(r.ok) << r.error;
+      EXPECT_EQ(r.wrong_bytes, 0u);
+      EXPECT_EQ(r.broken_connections, 0u);
+      EXPECT_GT(r.messages, 16u);
+    }
+    LoadConfig open;
+    open.target = {"127.0.0.1", port_};
+    open.connections = 4;
+    open.size = 64;
+    open.rate = 4000;
+    open.reply = reply;
+    open.warmup = 50ms;
+    open.duration = 200ms;
+    const LoadResult r = RunLoad(open);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.wrong_bytes, 0u);
+    EXPECT_GT(r.messages, 400u);
   }
 }
 
@@ -120,22 +210,24 @@ TEST_P(ModelTest, StopsWithConnectionsOpen) {
   ASSERT_TRUE(RunLoad(config).ok);
 }
 
+// Every model with each count of workers tried, and each variant of it with one worker.
 std::vector<ModelCase> AllModels() {
   std::vector<ModelCase> cases;
   for (const auto& m : Models()) {
     if (m.workers.default_list == nullptr) {
-      cases.push_back({m.name, 1});
+      cases.push_back({m.name, 1, ""});
     } else if (m.workers.one_connection_each) {
-      cases.push_back({m.name, 1000});  // a worker for every connection the tests open
+      cases.push_back({m.name, 1000, ""});  // a worker for every connection the tests open
     } else {
-      for (int w : {1, 2}) cases.push_back({m.name, w});
+      for (int w : {1, 2}) cases.push_back({m.name, w, ""});
     }
+    for (size_t i = 1; i < m.variants.size(); ++i) cases.push_back({m.name, 1, m.variants[i].name});
   }
   return cases;
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryModel, ModelTest, ::testing::ValuesIn(AllModels()),
-                         [](const auto& info) { return info.param.model + "_workers" + std::to_string(info.param.workers); });
+                         [](const auto& info) { return CaseName(info.param); });
 
 // A deliberately wrong server: a thread per connection running `handle` on the socket.
 class FakeServer {
@@ -201,6 +293,30 @@ TEST(LoadGeneratorTest, CountsOneWrongByte) {
   ASSERT_TRUE(r.ok) << r.error;
   ASSERT_GT(r.messages, 21u);
   EXPECT_EQ(r.wrong_bytes, 1u);
+}
+
+TEST(LoadGeneratorTest, APlainEchoIsExpectedAndAnUpperCasingServerIsWrongInEveryLetter) {
+  signal(SIGPIPE, SIG_IGN);
+  FakeServer upper([](int fd) { EchoCorrupting(fd, UINT64_MAX); });
+  const LoadResult r = Drive(upper.port(), 1, 4096, 200ms, ReplyMode::Parse("same"));
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_GT(r.messages, 10u);
+  // Every message's letters, about half its bytes, counted (those of the warm-up too).
+  EXPECT_GT(r.wrong_bytes, r.messages * 4096 * 4 / 10);
+}
+
+TEST(LoadGeneratorTest, APrefixedReplyWithoutItsPrefixIsWrong) {
+  signal(SIGPIPE, SIG_IGN);
+  FakeServer plain([](int fd) {
+    char buf[4096];
+    while (true) {
+      const ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0 || send(fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) return;
+    }
+  });
+  const LoadResult r = Drive(plain.port(), 2, 64, 200ms, ReplyMode::Parse("prefix:Echo=>"));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_GT(r.wrong_bytes, 0u);
 }
 
 TEST(LoadGeneratorTest, CountsBrokenConnections) {
@@ -315,14 +431,35 @@ namespace echo {
 namespace {
 
 // Every model with a UDP server, with every byte of every datagram checked.
-class UdpModelTest : public ServerTest<std::string> {
+class UdpModelTest : public ServerTest {
  protected:
   void SetUp() override {
-    const ModelEntry* entry = FindModel(GetParam());
-    ASSERT_NE(entry, nullptr);
-    Serve(entry->make_udp, BindUdp("127.0.0.1", 0, &port_), 2);
+    entry_ = FindModel(GetParam().model);
+    ASSERT_NE(entry_, nullptr);
+    Serve(entry_->make_udp, BindUdp("127.0.0.1", 0, &port_));
   }
+  const ModelEntry* entry_ = nullptr;
 };
+
+TEST_P(UdpModelTest, AnswersByEveryReplyRule) {
+  for (const char* rule : {"same", "prefix:Echo=>"}) {
+    SCOPED_TRACE(rule);
+    const ReplyMode reply = ReplyMode::Parse(rule);
+    Serve(entry_->make_udp, BindUdp("127.0.0.1", 0, &port_), reply);
+    LoadConfig config;
+    config.target = {"127.0.0.1", port_};
+    config.udp = true;
+    config.connections = 8;
+    config.size = 100;
+    config.reply = reply;
+    config.warmup = 50ms;
+    config.duration = 200ms;
+    const LoadResult r = RunLoad(config);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.wrong_bytes, 0u);
+    EXPECT_GT(r.messages, 8u);
+  }
+}
 
 TEST_P(UdpModelTest, EchoesEveryDatagram) {
   for (size_t size : {size_t{16}, size_t{64}, size_t{1400}, size_t{8192}}) {
@@ -358,15 +495,25 @@ TEST_P(UdpModelTest, OpenLoopKeepsToItsSchedule) {
   EXPECT_GE(r.messages, 500u);
 }
 
-std::vector<std::string> UdpModels() {
-  std::vector<std::string> names;
+std::vector<ModelCase> UdpModels() {
+  std::vector<ModelCase> cases;
   for (const auto& m : Models()) {
-    if (m.make_udp) names.push_back(m.name);
+    if (!m.make_udp) continue;
+    cases.push_back({m.name, 2, ""});
+    for (size_t i = 1; i < m.variants.size(); ++i) cases.push_back({m.name, 2, m.variants[i].name});
   }
-  return names;
+  return cases;
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryUdpModel, UdpModelTest, ::testing::ValuesIn(UdpModels()));
+TEST(UdpModelsTest, EveryEventLoopModelHasAUdpServer) {
+  for (const char* name : {"asio", "asio_coro", "epoll", "fibers", "io_uring", "thread_pool"}) {
+    ASSERT_NE(FindModel(name), nullptr) << name;
+    EXPECT_NE(FindModel(name)->make_udp, nullptr) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryUdpModel, UdpModelTest, ::testing::ValuesIn(UdpModels()),
+                         [](const auto& info) { return CaseName(info.param); });
 
 // A deliberately wrong UDP server: `answer` gets each datagram, upper-cased, with its sender, and
 // a function that sends a datagram back; it decides what goes back, if anything.

@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <unordered_map>
@@ -29,7 +31,7 @@ struct Connection {
 
 class EpollServer final : public EchoServer {
  public:
-  explicit EpollServer(const ServerConfig&) {}
+  explicit EpollServer(const ServerConfig& config) : reply_(config.reply) {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -63,7 +65,11 @@ class EpollServer final : public EchoServer {
   void Loop() {
     epoll_event events[512];
     while (true) {
-      const int n = epoll_wait(ep_, events, 512, -1);
+      const int n = epoll_wait(ep_, events, 512, accepting_ ? -1 : AcceptPause());
+      if (!accepting_ && AcceptPause() == 0) {
+        accepting_ = true;
+        Watch(listen_fd_, EPOLLIN, EPOLL_CTL_MOD);
+      }
       for (int i = 0; i < n; ++i) {
         const int fd = events[i].data.fd;
         if (fd == wake_) return;
@@ -84,9 +90,20 @@ class EpollServer final : public EchoServer {
     }
   }
 
+  // Milliseconds left of an accept back-off (rounded up).
+  int AcceptPause() const {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(resume_accepting_ - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(0, left.count()));
+  }
+
   void AcceptAll() {
     while (true) {
       const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0 && OutOfResources(errno)) {  // the listener stays readable: stop watching it a while
+        accepting_ = false;
+        resume_accepting_ = std::chrono::steady_clock::now() + kAcceptBackOff;
+        Watch(listen_fd_, 0, EPOLL_CTL_MOD);
+      }
       if (fd < 0) return;  // EAGAIN: accepted all; other errors: try again at the next event
       SetNoDelay(fd);
       // Default-initialised, not value-initialised: zero-filling the buffer would make every page
@@ -102,12 +119,12 @@ class EpollServer final : public EchoServer {
   // more is waiting, so reading until EAGAIN would only add a failing recv to every message.
   // False when the connection is finished.
   bool Echo(Connection& c) {
-    const ssize_t n = recv(c.fd, c.buf, sizeof c.buf, 0);
+    const size_t room = reply_.headroom();
+    const ssize_t n = recv(c.fd, c.buf + room, sizeof c.buf - room, 0);
     if (n < 0) return errno == EAGAIN || errno == EINTR;
     if (n == 0) return false;
-    UpperCase(c.buf, static_cast<size_t>(n));
     c.pending_from = 0;
-    c.pending_to = static_cast<size_t>(n);
+    c.pending_to = reply_.Make(c.buf, static_cast<size_t>(n));
     return Flush(c);  // a partial send switches the interest to EPOLLOUT until flushed
   }
 
@@ -130,9 +147,12 @@ class EpollServer final : public EchoServer {
     return true;
   }
 
+  const ReplyMode reply_;
   int listen_fd_ = -1;
   int ep_ = -1;
   int wake_ = -1;
+  bool accepting_ = true;  // false during an accept back-off, until resume_accepting_
+  std::chrono::steady_clock::time_point resume_accepting_;
   std::thread thread_;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;  // used by the loop thread only
 };
@@ -141,7 +161,7 @@ class EpollServer final : public EchoServer {
 // as UDP allows; the client counts it lost.
 class EpollUdpServer final : public EchoServer {
  public:
-  explicit EpollUdpServer(const ServerConfig&) {}
+  explicit EpollUdpServer(const ServerConfig& config) : reply_(config.reply) {}
 
   void Start(int fd) override {
     fd_ = fd;
@@ -168,7 +188,8 @@ class EpollUdpServer final : public EchoServer {
 
  private:
   void Loop() {
-    char buf[65536];
+    char buf[65536 + ReplyMode::kMaxPrefix];
+    const size_t room = reply_.headroom();
     epoll_event events[2];
     while (true) {
       const int n = epoll_wait(ep_, events, 2, -1);
@@ -177,15 +198,15 @@ class EpollUdpServer final : public EchoServer {
         while (true) {
           sockaddr_storage peer{};
           socklen_t len = sizeof peer;
-          const ssize_t got = recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
+          const ssize_t got = recvfrom(fd_, buf + room, sizeof buf - room, 0, reinterpret_cast<sockaddr*>(&peer), &len);
           if (got < 0) break;  // EAGAIN: drained
-          UpperCase(buf, static_cast<size_t>(got));
-          sendto(fd_, buf, static_cast<size_t>(got), 0, reinterpret_cast<sockaddr*>(&peer), len);
+          sendto(fd_, buf, reply_.Make(buf, static_cast<size_t>(got)), 0, reinterpret_cast<sockaddr*>(&peer), len);
         }
       }
     }
   }
 
+  const ReplyMode reply_;
   int fd_ = -1;
   int ep_ = -1;
   int wake_ = -1;

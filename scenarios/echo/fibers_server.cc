@@ -99,22 +99,23 @@ class EpollScheduler final : public fibers::algo::algorithm {
   fibers::scheduler::ready_queue_type ready_;
 };
 
-void ServeConnection(int ep, int fd) {
+void ServeConnection(int ep, int fd, const ReplyMode& reply) {
   Waiter w;
   epoll_event ev{EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, {.ptr = &w}};
   epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   char buf[kBufferSize];
+  const size_t room = reply.headroom();
   while (true) {
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EAGAIN) {
+    const ssize_t got = recv(fd, buf + room, sizeof buf - room, 0);
+    if (got < 0 && errno == EAGAIN) {
       Park(w);
       continue;
     }
-    if (n <= 0) break;
-    UpperCase(buf, static_cast<size_t>(n));
+    if (got <= 0) break;
+    const size_t n = reply.Make(buf, static_cast<size_t>(got));
     size_t sent = 0;
-    while (sent < static_cast<size_t>(n)) {
-      const ssize_t m = send(fd, buf + sent, static_cast<size_t>(n) - sent, MSG_NOSIGNAL);
+    while (sent < n) {
+      const ssize_t m = send(fd, buf + sent, n - sent, MSG_NOSIGNAL);
       if (m < 0 && errno == EAGAIN) {
         Park(w);
         continue;
@@ -129,13 +130,17 @@ done:
 
 class FiberThread {
  public:
-  FiberThread() : ep_(epoll_create1(EPOLL_CLOEXEC)), wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  explicit FiberThread(const ReplyMode& reply)
+      : reply_(reply), ep_(epoll_create1(EPOLL_CLOEXEC)), wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
   ~FiberThread() {
     close(ep_);
     close(wake_);
   }
 
+  // TCP: accepts from listen_fd and serves each connection in a fiber of its own.
   void Start(int listen_fd) { thread_ = std::thread([this, listen_fd] { Run(listen_fd); }); }
+  // UDP: one fiber answering datagrams on the shared socket, parked while there is none.
+  void StartUdp(int fd) { thread_ = std::thread([this, fd] { RunUdp(fd); }); }
 
   // Ends every connection and the acceptor; then joins the thread.
   void Stop() {
@@ -156,7 +161,9 @@ class FiberThread {
     fibers::use_scheduling_algorithm<EpollScheduler>(ep_, wake_, &accept_waiter_);
     epoll_event wake{EPOLLIN, {.ptr = nullptr}};
     epoll_ctl(ep_, EPOLL_CTL_ADD, wake_, &wake);
-    epoll_event listen{EPOLLIN | EPOLLEXCLUSIVE, {.ptr = &accept_waiter_}};
+    // Edge-triggered: the acceptor accepts until EAGAIN, and a listener it leaves readable (out of
+    // descriptors) must not wake the thread again and again during its back-off.
+    epoll_event listen{EPOLLIN | EPOLLEXCLUSIVE | EPOLLET, {.ptr = &accept_waiter_}};
     epoll_ctl(ep_, EPOLL_CTL_ADD, listen_fd, &listen);
 
     // Connection fibers are detached but never outlive the thread: it waits for `live` to reach 0.
@@ -174,13 +181,14 @@ class FiberThread {
         if (fd >= 0) fds_.insert(fd);
       }
       if (fd < 0) {
-        if (errno == EAGAIN || errno == EMFILE || errno == ENFILE) Park(accept_waiter_);
+        if (errno == EAGAIN) Park(accept_waiter_);
+        if (OutOfResources(errno)) boost::this_fiber::sleep_for(kAcceptBackOff);
         continue;
       }
       SetNoDelay(fd);
       ++live;
       fibers::fiber([&, fd] {
-        ServeConnection(ep_, fd);
+        ServeConnection(ep_, fd, reply_);
         {
           std::lock_guard lock(mu_);
           fds_.erase(fd);
@@ -195,26 +203,55 @@ class FiberThread {
     all_done.wait(lock, [&] { return live == 0; });
   }
 
+  // The thread's main fiber serves the socket: a reply the socket cannot take now is dropped, as
+  // UDP allows (the client counts it lost).
+  void RunUdp(int fd) {
+    fibers::use_scheduling_algorithm<EpollScheduler>(ep_, wake_, &accept_waiter_);
+    epoll_event wake{EPOLLIN, {.ptr = nullptr}};
+    epoll_ctl(ep_, EPOLL_CTL_ADD, wake_, &wake);
+    epoll_event readable{EPOLLIN | EPOLLEXCLUSIVE | EPOLLET, {.ptr = &accept_waiter_}};
+    epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &readable);
+    char buf[65536 + ReplyMode::kMaxPrefix];
+    const size_t room = reply_.headroom();
+    while (true) {
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) break;
+      }
+      sockaddr_storage peer{};
+      socklen_t len = sizeof peer;
+      const ssize_t n = recvfrom(fd, buf + room, sizeof buf - room, 0, reinterpret_cast<sockaddr*>(&peer), &len);
+      if (n < 0) {
+        if (errno == EAGAIN) Park(accept_waiter_);
+        continue;
+      }
+      sendto(fd, buf, reply_.Make(buf, static_cast<size_t>(n)), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&peer), len);
+    }
+    epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
+  }
+
+  const ReplyMode& reply_;  // the server's
   const int ep_;
   const int wake_;
-  Waiter accept_waiter_;
+  Waiter accept_waiter_;  // the acceptor (TCP) or the serving fiber (UDP)
   std::thread thread_;
   std::mutex mu_;
   bool stopping_ = false;  // guarded by mu_
   std::set<int> fds_;      // guarded by mu_: this thread's open connections
 };
 
+// `udp`: the socket is a datagram socket, served by a fiber per thread (EPOLLEXCLUSIVE wakes one).
 class FibersServer final : public EchoServer {
  public:
-  explicit FibersServer(const ServerConfig& config) {
-    for (int i = 0; i < config.workers; ++i) threads_.push_back(std::make_unique<FiberThread>());
+  FibersServer(const ServerConfig& config, bool udp) : reply_(config.reply), udp_(udp) {
+    for (int i = 0; i < config.workers; ++i) threads_.push_back(std::make_unique<FiberThread>(reply_));
   }
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
-    // A fiber must never block its thread in accept(): the acceptor parks on EAGAIN instead.
+    // A fiber must never block its thread in accept() or recvfrom(): it parks on EAGAIN instead.
     fcntl(listen_fd_, F_SETFL, fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
-    for (auto& t : threads_) t->Start(listen_fd);
+    for (auto& t : threads_) udp_ ? t->StartUdp(listen_fd) : t->Start(listen_fd);
   }
 
   void Stop() override {
@@ -224,13 +261,18 @@ class FibersServer final : public EchoServer {
   }
 
  private:
+  const ReplyMode reply_;
+  const bool udp_;
   int listen_fd_ = -1;
   std::vector<std::unique_ptr<FiberThread>> threads_;
 };
 
+std::unique_ptr<EchoServer> MakeTcp(const ServerConfig& config) { return std::make_unique<FibersServer>(config, false); }
+std::unique_ptr<EchoServer> MakeUdp(const ServerConfig& config) { return std::make_unique<FibersServer>(config, true); }
+
 }  // namespace
 
 HARNESS_REGISTER(ModelEntry, {"fibers", "Boost.Fiber, a fiber per connection in blocking style; epoll-driven scheduler per thread",
-                              Workers{"1", false}, &MakeServer<FibersServer>, nullptr});
+                              Workers{"1", false}, &MakeTcp, &MakeUdp});
 
 }  // namespace echo

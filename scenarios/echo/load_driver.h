@@ -32,9 +32,12 @@ struct Connection {
   // Messages queued and not yet written whole. Never wraps: a reply completes only once its
   // message has been sent (see owed()).
   size_t unwritten() const { return due.size() - static_cast<size_t>(send_seq - recv_seq); }
-  // Bytes sent whose echo has not come back: all the server may send now. Anything beyond is a
+  // Reply bytes the server may send now: the replies to the messages written whole, and to the
+  // part of the one being written (its prefix with it), less what was read. Anything beyond is a
   // reply to nothing.
-  uint64_t owed(size_t size) const { return (send_seq - recv_seq) * size + sent - received; }
+  uint64_t owed(const MessagePattern& p) const {
+    return (send_seq - recv_seq) * p.reply_size() + (sent > 0 ? p.reply_mode().headroom() + sent : 0) - received;
+  }
 };
 
 // The measurement window, opened and closed by the calling thread while the drivers run.

@@ -140,9 +140,11 @@ class TcpDriver final : public Driver {
   }
 
   // Writes queued messages in order until none is left or the socket is full.
+  // A reply with a prefix is made per read (ReplyMode): one message in flight per connection, so
+  // that each read is one message. Its latency still counts from when it was due.
   void Send(size_t index) {
     Connection& c = conns_[index];
-    while (c.unwritten() > 0) {
+    while (c.unwritten() > 0 && (!one_in_flight_ || c.send_seq == c.recv_seq)) {
       const char* data = pattern_.Request(index, c.send_seq);
       const ssize_t n = send(c.fd, data + c.sent, pattern_.size() - c.sent, MSG_NOSIGNAL);
       if (n > 0) {
@@ -172,8 +174,8 @@ class TcpDriver final : public Driver {
     constexpr int kReadsPerEvent = 16;
     Connection& c = conns_[index];
     for (int reads = 0; reads < kReadsPerEvent && !c.broken; ++reads) {
-      const uint64_t owed = c.owed(pattern_.size());
-      const size_t want = owed == 0 ? scratch_.size() : std::min<uint64_t>({owed, pattern_.size() - c.received, scratch_.size()});
+      const uint64_t owed = c.owed(pattern_);
+      const size_t want = owed == 0 ? scratch_.size() : std::min<uint64_t>({owed, pattern_.reply_size() - c.received, scratch_.size()});
       const ssize_t n = recv(c.fd, scratch_.data(), want, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -186,15 +188,12 @@ class TcpDriver final : public Driver {
         continue;
       }
       Check(c, index, static_cast<size_t>(n));
-      if (c.received == pattern_.size()) Complete(index);
+      if (c.received == pattern_.reply_size()) Complete(index);
     }
   }
 
   void Check(Connection& c, size_t index, size_t n) {
-    const char* expected = pattern_.Reply(index, c.recv_seq) + c.received;
-    if (std::memcmp(scratch_.data(), expected, n) != 0) {
-      for (size_t i = 0; i < n; ++i) wrong_bytes += scratch_[i] != expected[i];
-    }
+    wrong_bytes += pattern_.Wrong(index, c.recv_seq, c.received, scratch_.data(), n);
     c.received += n;
   }
 
@@ -210,7 +209,11 @@ class TcpDriver final : public Driver {
     if (!c.due.empty()) c.due.pop_front();
     ++c.recv_seq;
     c.received = 0;
-    if (config_.rate == 0) Enqueue(index, now);  // closed loop: the next message goes now
+    if (config_.rate == 0) {
+      Enqueue(index, now);  // closed loop: the next message goes now
+    } else if (one_in_flight_ && c.unwritten() > 0) {
+      Send(index);  // open loop: the next one waited for this reply
+    }
   }
 
   void WantWrite(size_t index, bool want) {
@@ -235,6 +238,7 @@ class TcpDriver final : public Driver {
   Window& window_;
   std::vector<char> scratch_;
   OpenLoopSchedule schedule_;
+  const bool one_in_flight_ = pattern_.reply_mode().headroom() > 0;
   int ep_ = -1;
 };
 
@@ -333,7 +337,7 @@ LoadResult RunLoad(const LoadConfig& config) {
     result.error = error;
     return result;
   }
-  const MessagePattern pattern(config.size, std::random_device{}());
+  const MessagePattern pattern(config.size, std::random_device{}(), config.reply);
   Window window;
   const int threads = std::clamp(config.threads, 1, config.connections);
   std::vector<std::unique_ptr<Driver>> drivers;

@@ -17,6 +17,7 @@
 
 #include "harness/histogram.h"
 #include "harness/params.h"
+#include "scenarios/echo/protocol.h"
 
 namespace echo {
 
@@ -32,6 +33,7 @@ struct LoadConfig {
   harness::Duration max_extra_warmup = std::chrono::seconds(30);
   harness::Duration duration = std::chrono::seconds(1);
   int threads = 1;
+  ReplyMode reply;  // what the server must send back (--reply); every byte checked against it
   // 0: closed loop (each connection sends its next message when the reply is back). Otherwise an
   // open loop: `rate` messages per second in all, on a fixed schedule over the connections, with
   // latency measured from each message's scheduled time, so a slow server cannot hide its delay

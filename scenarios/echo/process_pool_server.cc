@@ -20,22 +20,22 @@
 namespace echo {
 namespace {
 
-[[noreturn]] void WorkerLoop(int listen_fd) {
+[[noreturn]] void WorkerLoop(int listen_fd, const ReplyMode& reply) {
   while (true) {
-    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    const int fd = AcceptOrBackOff(listen_fd, SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) continue;
+      if (errno == EINTR || errno == ECONNABORTED || OutOfResources(errno)) continue;
       _exit(0);  // the listening socket was shut down
     }
     SetNoDelay(fd);
-    BlockingEcho(fd);
+    BlockingEcho(fd, reply);
     close(fd);
   }
 }
 
 class ProcessPoolServer final : public EchoServer {
  public:
-  explicit ProcessPoolServer(const ServerConfig& config) : workers_(config.workers) {}
+  explicit ProcessPoolServer(const ServerConfig& config) : workers_(config.workers), reply_(config.reply) {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -43,7 +43,7 @@ class ProcessPoolServer final : public EchoServer {
       const pid_t pid = fork();
       if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        WorkerLoop(listen_fd);
+        WorkerLoop(listen_fd, reply_);
       }
       if (pid < 0) {
         const int err = errno;
@@ -64,6 +64,7 @@ class ProcessPoolServer final : public EchoServer {
 
  private:
   const int workers_;
+  const ReplyMode reply_;
   int listen_fd_ = -1;
   std::vector<pid_t> pids_;
 };

@@ -22,7 +22,7 @@ namespace {
 
 class ProcessesServer final : public EchoServer {
  public:
-  explicit ProcessesServer(const ServerConfig&) {}
+  explicit ProcessesServer(const ServerConfig& config) : reply_(config.reply) {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -44,7 +44,7 @@ class ProcessesServer final : public EchoServer {
       Reap();
       // A bounded wait, so that the loop sees stopping_ and reaps exited children while idle.
       if (poll(&p, 1, 100) <= 0) continue;
-      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      const int fd = AcceptOrBackOff(listen_fd_, SOCK_CLOEXEC);
       if (fd < 0) continue;
       SetNoDelay(fd);
       const pid_t pid = fork();
@@ -52,7 +52,7 @@ class ProcessesServer final : public EchoServer {
         // Child: only async-signal-safe calls (the parent has threads). Dies with its parent thread.
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(listen_fd_);
-        BlockingEcho(fd);
+        BlockingEcho(fd, reply_);
         _exit(0);
       }
       close(fd);
@@ -65,6 +65,7 @@ class ProcessesServer final : public EchoServer {
     while ((pid = waitpid(-1, nullptr, WNOHANG)) > 0) children_.erase(pid);
   }
 
+  const ReplyMode reply_;
   int listen_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;

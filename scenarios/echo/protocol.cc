@@ -1,18 +1,61 @@
 #include "scenarios/echo/protocol.h"
 
 #include <random>
+#include <stdexcept>
 
 namespace echo {
 
-MessagePattern::MessagePattern(size_t size, uint64_t salt)
-    : size_(size), salt_(salt), request_(size + kOffsets), reply_(size + kOffsets) {
+ReplyMode ReplyMode::Parse(const std::string& text) {
+  ReplyMode mode;
+  if (text == "upper") return mode;
+  if (text == "same") {
+    mode.kind_ = Kind::kSame;
+    return mode;
+  }
+  const std::string tag = "prefix:";
+  if (text.rfind(tag, 0) == 0) {
+    mode.kind_ = Kind::kPrefix;
+    mode.prefix_ = text.substr(tag.size());
+    if (mode.prefix_.empty() || mode.prefix_.size() > kMaxPrefix) {
+      throw std::invalid_argument("a prefix is 1 to " + std::to_string(kMaxPrefix) + " bytes: '" + text + "'");
+    }
+    return mode;
+  }
+  throw std::invalid_argument("must be upper, same or prefix:TEXT: '" + text + "'");
+}
+
+std::string ReplyMode::ToString() const {
+  switch (kind_) {
+    case Kind::kUpper:
+      return "upper";
+    case Kind::kSame:
+      return "same";
+    case Kind::kPrefix:
+      return "prefix:" + prefix_;
+  }
+  return "";
+}
+
+MessagePattern::MessagePattern(size_t size, uint64_t salt, ReplyMode reply)
+    : size_(size), salt_(salt), reply_mode_(std::move(reply)), request_(size + kOffsets), body_(size + kOffsets) {
   std::mt19937 rng(0x5eed);
   for (size_t i = 0; i < request_.size(); ++i) {
-    // Half the bytes are lower-case letters, so upper-casing is exercised on every message.
     const unsigned r = rng();
     request_[i] = (r & 1) ? static_cast<char>('a' + (r >> 1) % 26) : static_cast<char>(r >> 8);
-    reply_[i] = Upper(request_[i]);
   }
+  body_ = request_;
+  reply_mode_.Transform(body_.data(), body_.size());
+}
+
+uint64_t MessagePattern::Wrong(uint64_t stream, uint64_t seq, size_t from, const char* data, size_t n) const {
+  uint64_t wrong = 0;
+  const std::string& prefix = reply_mode_.prefix();
+  for (; n > 0 && from < prefix.size(); ++from, ++data, --n) wrong += *data != prefix[from];
+  if (n == 0) return wrong;
+  const char* expected = body_.data() + Offset(stream, seq) + (from - prefix.size());
+  if (std::memcmp(data, expected, n) == 0) return wrong;
+  for (size_t i = 0; i < n; ++i) wrong += data[i] != expected[i];
+  return wrong;
 }
 
 // splitmix64's finaliser: every input bit moves every output bit, so consecutive messages and

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -56,6 +58,19 @@ int BindUdp(const std::string& host, uint16_t port, uint16_t* bound_port) {
   const int fd = Bind(host, port, SOCK_DGRAM, bound_port);
   const int buffer = 4 << 20;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
+  return fd;
+}
+
+bool OutOfResources(int error) { return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM; }
+
+int AcceptOrBackOff(int listen_fd, int flags) {
+  const int fd = accept4(listen_fd, nullptr, nullptr, flags);
+  if (fd < 0 && OutOfResources(errno)) {
+    const int error = errno;
+    const timespec pause{0, std::chrono::nanoseconds(kAcceptBackOff).count()};
+    nanosleep(&pause, nullptr);
+    errno = error;
+  }
   return fd;
 }
 

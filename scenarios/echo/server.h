@@ -4,24 +4,28 @@
 //   HARNESS_REGISTER(ModelEntry, {"threads", "a thread per connection, blocking I/O", kNoWorkers,
 //                                 &MakeServer<ThreadsServer>, nullptr});
 //
-// The third field says what `--workers` means to the model and its default list; the last makes
-// its UDP server (nullptr: none).
+// The third field says what `--workers` means to the model and its default list; the fifth makes
+// its UDP server (nullptr: none); an optional sixth lists its variants (--variant), the default first.
 //
 // The harness starts every model the same way (`harness serve`): it binds and listens, prints the
 // address, calls Start() with the listening socket, waits for SIGINT or SIGTERM, and calls Stop().
 // Signals are blocked in the calling thread before Start(), so threads a model creates inherit that.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "harness/registry.h"
+#include "scenarios/echo/protocol.h"
 
 namespace echo {
 
 struct ServerConfig {
-  int workers = 1;  // threads or processes, for models that take it
+  int workers = 1;      // threads or processes, for models that take it
+  ReplyMode reply;      // what to send back (--reply)
+  std::string variant;  // the model's variant (--variant); "" or a name of ModelEntry::variants
 };
 
 class EchoServer {
@@ -41,12 +45,19 @@ inline constexpr Workers kNoWorkers{nullptr, false};
 
 using ServerFactory = std::unique_ptr<EchoServer> (*)(const ServerConfig&);
 
+// A form of a model (--variant): a technique the model can do without, measured beside it.
+struct Variant {
+  std::string name;
+  std::string description;
+};
+
 struct ModelEntry {
   std::string name;
   std::string description;
   Workers workers;
   ServerFactory make;      // TCP: Start() gets a listening stream socket
   ServerFactory make_udp;  // UDP: Start() gets a bound datagram socket; nullptr where UDP makes no sense
+  std::vector<Variant> variants = {};  // the first is the default; none: the model has one form
 };
 
 inline const std::vector<ModelEntry>& Models() { return harness::Registry<ModelEntry>::All(); }
@@ -61,6 +72,16 @@ int BindUdp(const std::string& host, uint16_t port, uint16_t* bound_port);
 
 // Sets TCP_NODELAY: without it Nagle and delayed ACKs add ~40 ms stalls to request/response.
 void SetNoDelay(int fd);
+
+// Out of descriptors or memory: accept() fails so until a connection ends. Every model then stops
+// accepting for kAcceptBackOff (the listening socket stays readable, so retrying at once would
+// spin) and tries again; the connections wait in the backlog meanwhile.
+inline constexpr auto kAcceptBackOff = std::chrono::milliseconds(1);
+bool OutOfResources(int error);  // EMFILE, ENFILE, ENOBUFS, ENOMEM
+
+// accept4() for the blocking acceptors: the new descriptor, or -1 with errno set (after sleeping
+// kAcceptBackOff when OutOfResources(errno)). Async-signal-safe (a pre-forked worker calls it).
+int AcceptOrBackOff(int listen_fd, int flags);
 
 template <typename T>
 std::unique_ptr<EchoServer> MakeServer(const ServerConfig& config) {

@@ -24,7 +24,7 @@ namespace {
 
 class ThreadPoolServer final : public EchoServer {
  public:
-  explicit ThreadPoolServer(const ServerConfig& config) : workers_(config.workers) {}
+  explicit ThreadPoolServer(const ServerConfig& config) : workers_(config.workers), reply_(config.reply) {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -49,7 +49,7 @@ class ThreadPoolServer final : public EchoServer {
  private:
   void AcceptLoop() {
     while (true) {
-      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      const int fd = AcceptOrBackOff(listen_fd_, SOCK_CLOEXEC);
       std::lock_guard lock(mu_);
       if (stopping_) {
         if (fd >= 0) close(fd);
@@ -73,7 +73,7 @@ class ThreadPoolServer final : public EchoServer {
         queue_.pop_front();
         active_.insert(fd);
       }
-      BlockingEcho(fd);
+      BlockingEcho(fd, reply_);
       std::lock_guard lock(mu_);
       active_.erase(fd);
       close(fd);
@@ -81,6 +81,7 @@ class ThreadPoolServer final : public EchoServer {
   }
 
   const int workers_;
+  const ReplyMode reply_;
   int listen_fd_ = -1;
   std::thread acceptor_;
   std::vector<std::thread> threads_;
@@ -95,7 +96,7 @@ class ThreadPoolServer final : public EchoServer {
 // and answering what they receive. Datagrams need no connection, so no client waits for a worker.
 class ThreadPoolUdpServer final : public EchoServer {
  public:
-  explicit ThreadPoolUdpServer(const ServerConfig& config) : workers_(config.workers) {}
+  explicit ThreadPoolUdpServer(const ServerConfig& config) : workers_(config.workers), reply_(config.reply) {}
 
   void Start(int fd) override {
     fd_ = fd;
@@ -111,18 +112,19 @@ class ThreadPoolUdpServer final : public EchoServer {
 
  private:
   void Work() {
-    char buf[65536];
+    char buf[65536 + ReplyMode::kMaxPrefix];
+    const size_t room = reply_.headroom();
     while (!stopping_) {
       sockaddr_storage peer{};
       socklen_t len = sizeof peer;
-      const ssize_t n = recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
+      const ssize_t n = recvfrom(fd_, buf + room, sizeof buf - room, 0, reinterpret_cast<sockaddr*>(&peer), &len);
       if (n <= 0 || stopping_) continue;
-      UpperCase(buf, static_cast<size_t>(n));
-      sendto(fd_, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&peer), len);
+      sendto(fd_, buf, reply_.Make(buf, static_cast<size_t>(n)), 0, reinterpret_cast<sockaddr*>(&peer), len);
     }
   }
 
   const int workers_;
+  const ReplyMode reply_;
   int fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> threads_;

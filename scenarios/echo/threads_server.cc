@@ -18,7 +18,7 @@ namespace {
 
 class ThreadsServer final : public EchoServer {
  public:
-  explicit ThreadsServer(const ServerConfig&) {}
+  explicit ThreadsServer(const ServerConfig& config) : reply_(config.reply) {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -51,12 +51,9 @@ class ThreadsServer final : public EchoServer {
 
   void AcceptLoop() {
     while (!stopping_) {
-      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      const int fd = AcceptOrBackOff(listen_fd_, SOCK_CLOEXEC);
       if (fd < 0) {
         if (stopping_) return;
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(1));  // out of descriptors: back off
-        }
         continue;
       }
       SetNoDelay(fd);
@@ -68,7 +65,7 @@ class ThreadsServer final : public EchoServer {
   }
 
   void Serve(std::list<Connection>::iterator it) {
-    BlockingEcho(it->fd);
+    BlockingEcho(it->fd, reply_);
     std::lock_guard lock(mu_);
     close(it->fd);
     it->fd = -1;
@@ -85,6 +82,7 @@ class ThreadsServer final : public EchoServer {
     for (auto& c : done) c.thread.join();
   }
 
+  const ReplyMode reply_;
   int listen_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;

@@ -35,7 +35,7 @@ class UdpDriver final : public Driver {
   UdpDriver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns,
             size_t begin, size_t end, Window& window)
       : config_(config), pattern_(pattern), conns_(conns), begin_(begin), end_(end), window_(window),
-        state_(end - begin), out_(pattern.size()), in_(pattern.size() + 1),
+        state_(end - begin), out_(pattern.size()), in_(pattern.reply_size() + 1),
         schedule_(config.rate, conns.size(), begin, end) {}
 
   void Run() override {
@@ -93,12 +93,18 @@ class UdpDriver final : public Driver {
     }
   }
 
+  // A reply is the reply rule's prefix (if any), then our header, then the rest of the message.
   void Answer(size_t index, size_t n) {
     UdpState& s = State(index);
+    const size_t at = pattern_.reply_mode().headroom();  // where the header is
     unsigned nonce = 0, seq32 = 0;
     char header[kHeader + 1] = {};
-    std::memcpy(header, in_.data(), std::min(n, kHeader));
-    if (n < kHeader || std::sscanf(header, "%8X%8X", &nonce, &seq32) != 2 || nonce != nonce_) {
+    if (n >= at) std::memcpy(header, in_.data() + at, std::min(n - at, kHeader));
+    if (n < at + kHeader || std::sscanf(header, "%8X%8X", &nonce, &seq32) != 2 || nonce != nonce_) {
+      if (at > 0 && Ours(in_.data(), n)) {  // our header where the prefix should be: no prefix
+        wrong_bytes += std::max(n, pattern_.reply_size());
+        return;
+      }
       ++strays;  // not from this run: a message of ours it displaced times out as lost
       return;
     }
@@ -107,17 +113,15 @@ class UdpDriver final : public Driver {
     // sent answers a message this socket never sent: another socket's, or made up.
     const uint32_t ahead = static_cast<uint32_t>(seq32 - static_cast<uint32_t>(s.base_seq));
     const uint64_t seq = s.base_seq + ahead;
-    if (n != pattern_.size() || (seq >= s.next_seq && ahead < (1u << 31))) {
-      wrong_bytes += std::max(n, pattern_.size());  // our header, but cut short, padded, or never sent
+    if (n != pattern_.reply_size() || (seq >= s.next_seq && ahead < (1u << 31))) {
+      wrong_bytes += std::max(n, pattern_.reply_size());  // our header, but cut short, padded, or never sent
       return;
     }
     if (seq >= s.next_seq || s.pending[seq - s.base_seq].answered) return;  // late (expired) or twice
     Pending& p = s.pending[seq - s.base_seq];
     p.answered = true;
-    const char* expected = pattern_.Reply(index, seq) + kHeader;
-    if (std::memcmp(in_.data() + kHeader, expected, n - kHeader) != 0) {
-      for (size_t i = kHeader; i < n; ++i) wrong_bytes += in_[i] != expected[i - kHeader];
-    }
+    wrong_bytes += pattern_.Wrong(index, seq, 0, in_.data(), at) +
+                   pattern_.Wrong(index, seq, at + kHeader, in_.data() + at + kHeader, n - at - kHeader);
     const auto now = Clock::now();
     window_.Replied(now);
     if (!answered_once_[index - begin_]) {
@@ -130,6 +134,14 @@ class UdpDriver final : public Driver {
     }
     Trim(s);
     if (config_.rate == 0) Send(index, now);  // closed loop: the next message goes now
+  }
+
+  // Whether a datagram starts with this run's nonce.
+  bool Ours(const char* data, size_t n) const {
+    char header[kHeader + 1] = {};
+    std::memcpy(header, data, std::min(n, kHeader));
+    unsigned nonce = 0, seq32 = 0;
+    return n >= kHeader && std::sscanf(header, "%8X%8X", &nonce, &seq32) == 2 && nonce == nonce_;
   }
 
   // Drops answered messages from the front.
