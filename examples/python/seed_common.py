@@ -39,6 +39,19 @@ def listen(args, backlog=4096):
     return server
 
 
+def bind_udp(args):
+    """The datagram socket, announced on stdout like listen()'s."""
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    server = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        server.bind((args.host, args.port))
+    except OSError as e:
+        sys.exit(f"error: cannot listen on {args.listen}: {e.strerror}")
+    host, port = server.getsockname()[:2]
+    print(f"listening on {'[' + host + ']' if ':' in host else host}:{port}", flush=True)
+    return server
+
+
 def exit_on_signals():
     """SIGTERM and SIGINT end the server with status 0; connection threads die with it."""
     def stop(signum, frame):

@@ -46,10 +46,10 @@ namespace {
 constexpr unsigned kRingEntries = 4096;
 // Provided buffers per ring, each as large as the other models' per-connection buffer. Only the
 // pages a message touches become resident: for small messages, one page per buffer the ring has
-// cycled through (at most 16 MiB). A connection holds one from its recv's completion until its
+// cycled through (at most 8 MiB). A connection holds one from its recv's completion until its
 // send's; a burst that takes them all ends that recv (ENOBUFS), which is armed again as buffers
 // come back.
-constexpr unsigned kBuffers = 4096;
+constexpr unsigned kBuffers = 2048;
 constexpr unsigned kBufferBytes = kBufferSize;
 constexpr int kGroup = 0;
 
