@@ -1,7 +1,7 @@
 // `epoll`: a minimal hand-written reactor on one thread, the floor under every async model: what
 // an event loop costs with no abstraction at all. Level-triggered; a connection whose reply could
 // not be sent whole stops reading until the rest is flushed, so memory per connection stays one
-// buffer.
+// buffer. Variant `spin` (TCP) polls before sleeping, the floor under io_uring's `spin`.
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -29,9 +29,12 @@ struct Connection {
   char buf[kBufferSize];
 };
 
+// `spin`: how long a loop with nothing to do polls (epoll_wait with no timeout) before it sleeps.
+constexpr auto kSpin = std::chrono::microseconds(20);
+
 class EpollServer final : public EchoServer {
  public:
-  explicit EpollServer(const ServerConfig& config) : reply_(config.reply) {}
+  explicit EpollServer(const ServerConfig& config) : reply_(config.reply), spin_(config.variant == "spin") {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -65,7 +68,8 @@ class EpollServer final : public EchoServer {
   void Loop() {
     epoll_event events[512];
     while (true) {
-      const int n = epoll_wait(ep_, events, 512, accepting_ ? -1 : AcceptPause());
+      int n = spin_ ? Poll(events, 512) : 0;
+      if (n == 0) n = epoll_wait(ep_, events, 512, accepting_ ? -1 : AcceptPause());
       if (!accepting_ && AcceptPause() == 0) {
         accepting_ = true;
         Watch(listen_fd_, EPOLLIN, EPOLL_CTL_MOD);
@@ -88,6 +92,15 @@ class EpollServer final : public EchoServer {
         }
       }
     }
+  }
+
+  // `spin`: asks epoll for events without sleeping until some come or kSpin has passed; 0 if none.
+  int Poll(epoll_event* events, int size) {
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    do {
+      if (const int n = epoll_wait(ep_, events, size, 0); n != 0) return n;
+    } while (std::chrono::steady_clock::now() < until);
+    return 0;
   }
 
   // Milliseconds left of an accept back-off (rounded up).
@@ -148,6 +161,7 @@ class EpollServer final : public EchoServer {
   }
 
   const ReplyMode reply_;
+  const bool spin_;
   int listen_fd_ = -1;
   int ep_ = -1;
   int wake_ = -1;
@@ -216,6 +230,8 @@ class EpollUdpServer final : public EchoServer {
 }  // namespace
 
 HARNESS_REGISTER(ModelEntry, {"epoll", "a minimal hand-written epoll reactor on one thread: the floor under async models",
-                              kNoWorkers, &MakeServer<EpollServer>, &MakeServer<EpollUdpServer>});
+                              kNoWorkers, &MakeServer<EpollServer>, &MakeServer<EpollUdpServer>,
+                              {{"wait", "epoll_wait sleeps until an event"},
+                               {"spin", "epoll_wait polled for 20 us before it sleeps (io_uring's spin, with system calls)"}}});
 
 }  // namespace echo
