@@ -1,21 +1,23 @@
 // `io_uring`: a liburing completion loop per worker thread, each with its own ring and a multishot
 // accept on the shared listening socket. Variants (--variant), the first the default:
 //
-//   multishot  one multishot recv per connection into a ring-mapped group of provided buffers; the
-//              reply is sent from the buffer it arrived in, and the buffer goes back to the ring
-//              when the send completes. No buffer belongs to a connection: memory follows the
-//              messages in flight, not the connections.
+//   multishot  one multishot recv per connection into a ring-mapped group of provided buffers; each
+//              reply is sent from the buffer it arrived in, submitted as soon as it is made, and the
+//              buffer goes back to the ring when the send completes. No buffer belongs to a
+//              connection: memory follows the messages in flight, not the connections.
+//   batch      multishot, the replies of a batch of completions submitted together by the next
+//              io_uring_enter: the fewest system calls (the least CPU at a given load), but a
+//              closed-loop client waits for the whole batch, and finds the server asleep more often
+//              (on this VM each such wake-up costs the client a few microseconds).
 //   fixed      multishot, with connections accepted straight into the ring's registered file table
 //              (no descriptor lookup per operation).
 //   sqpoll     multishot, with a kernel thread polling the submission queue (no io_uring_enter to
 //              submit), pinned to the first of the server's CPUs.
 //   spin       multishot, and a loop with nothing to do polls its ring for 20 us before it sleeps:
 //              work that arrives meanwhile costs no wake-up, at the price of the CPU spent polling.
-//   eager      multishot, each reply submitted as soon as it is made (an io_uring_enter per send)
-//              instead of all of a batch's in the next io_uring_enter: replies leave sooner, and a
-//              closed-loop client finds the server asleep less often, for a system call per send.
 //   single     one recv or send in flight per connection, into the connection's own 16 KiB buffer
 //              (recv, then send until the reply is out, then recv): the form before multishot.
+// UDP: multishot recvmsg (single: one recvmsg at a time); the replies of a batch go together.
 //
 // Rings are created on the thread that uses them, with SINGLE_ISSUER | DEFER_TASKRUN where the
 // kernel has them (6.1+) and SQPOLL is not asked for: completions are then processed only when this
@@ -66,7 +68,7 @@ struct Technique {
   bool fixed_files = false;
   bool sqpoll = false;
   int spin_us = 0;
-  bool eager = false;  // submit each send as soon as it is prepared
+  bool eager = true;  // TCP: submit each reply as soon as it is made, not once per batch
 };
 
 Technique TechniqueOf(const std::string& variant) {
@@ -74,7 +76,7 @@ Technique TechniqueOf(const std::string& variant) {
   if (variant == "fixed") return {.fixed_files = true};
   if (variant == "sqpoll") return {.sqpoll = true};
   if (variant == "spin") return {.spin_us = kSpinMicroseconds};
-  if (variant == "eager") return {.eager = true};
+  if (variant == "batch") return {.eager = false};
   return {};  // "multishot", the default
 }
 
@@ -471,6 +473,7 @@ class MultishotLoop final : public TcpLoop {
       io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
       Target(sqe);
     });
+    if (technique_.eager) io_uring_submit(&ring_);
   }
 
   void Complete(uint64_t data, int res, unsigned flags) override {
@@ -761,11 +764,11 @@ std::unique_ptr<EchoServer> MakeUdp(const ServerConfig& config) { return std::ma
 
 HARNESS_REGISTER(ModelEntry, {"io_uring", "liburing completion loop per worker thread, multishot accept",
                               Workers{"1", false}, &MakeTcp, &MakeUdp,
-                              {{"multishot", "multishot recv into a ring of provided buffers, replies sent from them"},
+                              {{"multishot", "multishot recv into a ring of provided buffers, each reply sent from its buffer as soon as it is made"},
                                {"fixed", "multishot, connections accepted into the registered file table"},
                                {"sqpoll", "multishot, a kernel thread polls the submission queue (on a server CPU)"},
                                {"single", "one recv or send in flight per connection, into its own buffer"},
                                {"spin", "multishot, polling the ring's task-run flag 20 us before sleeping"},
-                               {"eager", "multishot, each reply submitted as soon as it is made (a system call per send)"}}});
+                               {"batch", "multishot, the replies of a batch submitted together at its end (fewest system calls)"}}});
 
 }  // namespace echo
