@@ -226,7 +226,9 @@ class Runs(unittest.TestCase):
 
     def test_every_model_serves_checks_out_and_stops_on_sigterm_leaving_nothing(self):
         listed = run("list").stdout
-        models = [line.split()[0] for line in listed.split("models:")[1].split("parameters")[0].strip().splitlines()]
+        block = listed.split("models:")[1].split("parameters")[0].splitlines()
+        # A model's line is indented 4 spaces; its variants, under it, deeper.
+        models = [line.split()[0] for line in block if line.startswith("    ") and not line.startswith("     ")]
         self.assertGreaterEqual(len(models), 2)
         for model in models:
             with self.subTest(model=model):
@@ -249,6 +251,32 @@ class Runs(unittest.TestCase):
                 self.assertEqual(code, 0)
                 for child in children:  # process models: every worker is gone too
                     self.assertFalse(alive(child), f"{model}: child {child} outlived the server")
+
+    def test_variants_and_reply_rules_are_checked_and_named(self):
+        p = run("run", "--scenario=echo", "--model=epoll,io_uring,threads", "--variant=spin,single",
+                "--connections=10", '--reply=prefix:Echo=>', "--dry-run")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.split(), [
+            "echo/epoll/connections:10/reply:prefix:Echo=>/size:64/variant:spin",
+            "echo/io_uring/connections:10/reply:prefix:Echo=>/size:64/variant:spin/workers:1",
+            "echo/io_uring/connections:10/reply:prefix:Echo=>/size:64/variant:single/workers:1",
+            "echo/threads/connections:10/reply:prefix:Echo=>/size:64"])
+        for args, message in (
+                (("run", "--model=io_uring", "--variant=bogus"), "no chosen model has a variant 'bogus'"),
+                (("run", "--model=threads", "--variant=spin"), "none has variants"),
+                (("run", "--model=epoll", "--reply=lower"), "--reply: must be upper, same or prefix:TEXT"),
+                (("run", "--model=epoll", "--reply=prefix:"), "--reply: a prefix is 1 to 256 bytes"),
+                (("run", "--model=epoll", "--reply=prefix:Echo=>", "--size=16380"), "at most 16378 bytes"),
+                (("run", "--model=epoll", "--transport=udp", "--reply=prefix:Echo=>", "--size=65505"),
+                 "a UDP message is 16 to 65501 bytes"),
+                (("serve", "--model=epoll", "--variant=multishot"), "has the variants wait, spin, not 'multishot'"),
+                (("serve", "--model=threads", "--variant=spin"), "has no variants"),
+                (("serve", "--model=threads", "--reply=Same"), "must be upper, same or prefix:TEXT")):
+            with self.subTest(args=args):
+                p = run(*args, "--scenario=echo", "--dry-run") if args[0] == "run" else run(*args)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(message, p.stderr)
+                self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
 
     def test_serve_refuses_a_port_in_use(self):
         with subprocess.Popen([HARNESS, "serve", "--model=threads"], stdout=subprocess.PIPE, text=True) as server:
