@@ -311,6 +311,26 @@ class TcpLoop : public RingLoop {
   }
 
   virtual void Open(int fd) = 0;
+  // A connection's recv or send completed; `c` is the pointer its operation was tagged with.
+  virtual void Received(void* c, int res, unsigned flags) = 0;
+  virtual void Sent(void* c, int res) = 0;
+
+  void Complete(uint64_t data, int res, unsigned flags) final {
+    void* c = reinterpret_cast<void*>(data & kPointerMask);
+    switch (static_cast<Op>(data & kOpMask)) {
+      case kAccept:
+        return Accepted(res, flags);
+      case kTimeout:  // an accept back-off is over
+        if (!stopping_) ArmAccept();
+        return;
+      case kRecv:
+        return Received(c, res, flags);
+      case kSend:
+        return Sent(c, res);
+      default:
+        return;
+    }
+  }
 
   const int listen_fd_;
   __kernel_timespec back_off_{0, std::chrono::nanoseconds(kAcceptBackOff).count()};
@@ -349,26 +369,19 @@ class SingleLoop final : public TcpLoop {
     });
   }
 
-  void Complete(uint64_t data, int res, unsigned flags) override {
-    auto* c = reinterpret_cast<Connection*>(data & kPointerMask);
-    switch (static_cast<Op>(data & kOpMask)) {
-      case kAccept:
-        return Accepted(res, flags);
-      case kTimeout:
-        if (!stopping_) ArmAccept();
-        return;
-      case kRecv:
-        if (res <= 0) return Close(c);
-        c->sent = 0;
-        c->length = static_cast<uint32_t>(reply_.Make(c->buf, static_cast<size_t>(res)));
-        return Send(c);
-      case kSend:
-        if (res < 0) return Close(c);
-        c->sent += static_cast<uint32_t>(res);
-        return c->sent < c->length ? Send(c) : Recv(c);
-      default:
-        return;
-    }
+  void Received(void* p, int res, unsigned) override {
+    auto* c = static_cast<Connection*>(p);
+    if (res <= 0) return Close(c);
+    c->sent = 0;
+    c->length = static_cast<uint32_t>(reply_.Make(c->buf, static_cast<size_t>(res)));
+    Send(c);
+  }
+
+  void Sent(void* p, int res) override {
+    auto* c = static_cast<Connection*>(p);
+    if (res < 0) return Close(c);
+    c->sent += static_cast<uint32_t>(res);
+    c->sent < c->length ? Send(c) : Recv(c);
   }
 
   void Open(int fd) override {
@@ -476,24 +489,8 @@ class MultishotLoop final : public TcpLoop {
     if (technique_.eager) io_uring_submit(&ring_);
   }
 
-  void Complete(uint64_t data, int res, unsigned flags) override {
-    auto* c = reinterpret_cast<Connection*>(data & kPointerMask);
-    switch (static_cast<Op>(data & kOpMask)) {
-      case kAccept:
-        return Accepted(res, flags);
-      case kTimeout:
-        if (!stopping_) ArmAccept();
-        return;
-      case kRecv:
-        return Received(c, res, flags);
-      case kSend:
-        return Sent(c, res);
-      default:
-        return;
-    }
-  }
-
-  void Received(Connection* c, int res, unsigned flags) {
+  void Received(void* p, int res, unsigned flags) override {
+    auto* c = static_cast<Connection*>(p);
     if (!(flags & IORING_CQE_F_MORE)) c->receiving = false;
     if (res > 0) {
       const auto bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
@@ -514,7 +511,8 @@ class MultishotLoop final : public TcpLoop {
     Settle(c);
   }
 
-  void Sent(Connection* c, int res) {
+  void Sent(void* p, int res) override {
+    auto* c = static_cast<Connection*>(p);
     c->sending = false;
     if (res < 0 || c->closing) {
       c->closing = true;
