@@ -9,7 +9,7 @@ packages=(
   libbenchmark-dev libbenchmark-tools libgtest-dev
   liburing-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   python3 python3-matplotlib python3-numpy python3-scipy python3-jsonschema python3-gevent
-  iproute2 procps socat
+  iproute2 procps socat slurm-wlm munge
 )
 
 missing=()

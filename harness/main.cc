@@ -8,14 +8,19 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 
 #include "harness/isolated.h"
@@ -149,6 +154,36 @@ Options ToOptions(const RunFlags& f, bool is_load = false) {
   return o;
 }
 
+// `load --start-at=UNIX_TIME [--start-every=DURATION]`: a time within a day of now; the period by
+// default leaves each repetition its warm-up, its window and 5 s for connecting and the extra
+// warm-up a slow server takes.
+Schedule ParseSchedule(const std::string& at, const std::string& every, const std::vector<PlannedRun>& runs) {
+  Schedule schedule;
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  try {
+    size_t used = 0;
+    schedule.start_unix = std::stod(at, &used);
+    if (used != at.size() || !std::isfinite(schedule.start_unix)) throw std::invalid_argument("");
+  } catch (const std::exception&) {
+    throw UsageError("--start-at: not a UNIX time in seconds: '" + at + "'");
+  }
+  if (std::abs(schedule.start_unix - now) > 86400) {
+    throw UsageError(fmt::format("--start-at: {} is more than a day from now ({:.0f})", at, now));
+  }
+  if (!every.empty()) {
+    try {
+      schedule.period_s = std::chrono::duration<double>(ParseDuration(every, std::chrono::seconds(1))).count();
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--start-every: ") + e.what());
+    }
+  } else {
+    for (const auto& run : runs) {
+      schedule.period_s = std::max(schedule.period_s, std::chrono::duration<double>(run.spec.warmup + run.spec.duration).count() + 5);
+    }
+  }
+  return schedule;
+}
+
 // The first Ctrl-C ends the run at the end of the current window, keeping what finished; a second
 // one ends the harness at once (its children die with it: PR_SET_PDEATHSIG).
 void OnSignal(int signal_number) {
@@ -159,7 +194,7 @@ void OnSignal(int signal_number) {
 }
 
 int Execute(std::vector<PlannedRun>& runs, const std::string& out_path, const std::string& profile,
-            const std::string& command_line) {
+            const std::string& command_line, const Schedule* schedule = nullptr) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path(), ec);
   std::vector<const Scenario*> scenarios;
@@ -180,7 +215,7 @@ int Execute(std::vector<PlannedRun>& runs, const std::string& out_path, const st
   sigaction(SIGTERM, &action, nullptr);
   int failures = 0;
   try {
-    failures = RunAll(runs, *writer);
+    failures = RunAll(runs, *writer, schedule);
   } catch (const std::runtime_error& e) {  // the results file and its fallback both failed
     std::cerr << "harness: error: " << e.what() << "\n";
     return kExitFailedRuns;
@@ -330,7 +365,7 @@ int Main(int argc, char** argv) {
   measure->add_option("--repetition", measure_repetition);
 
   RunFlags load_flags;
-  std::string target, server_pid, target_name = "external";
+  std::string target, server_pid, target_name = "external", start_at, start_every;
   CLI::App* load = app.add_subcommand("load", "drive any echo server at --target and measure it");
   load->add_option("--target", target, "HOST:PORT of the server")->required();
   load->add_option("--server-pid", server_pid, "also sample this local process's CPU, RSS, threads");
@@ -343,6 +378,12 @@ int Main(int argc, char** argv) {
             return ok ? std::string() : "letters, digits, _ - . only: '" + v + "'";
           },
           "NAME", "name"));
+  load->add_option("--start-at", start_at,
+                   "UNIX time (seconds, wall clock) at which the first repetition starts; loads on other hosts "
+                   "given the same time and flags measure together");
+  load->add_option("--start-every", start_every,
+                   "with --start-at: repetition k starts at START + k x this (default: the longest warm-up + "
+                   "duration + 5s)");
   AddRunFlags(load, load_flags, false);
 
   try {
@@ -401,8 +442,11 @@ int Main(int argc, char** argv) {
       options.target_name = target_name;
       if (!server_pid.empty()) options.server_pid = static_cast<int>(ParseCount(server_pid, 1, 1 << 22));
       auto runs = PlanAll(ClientScenarioNames(), options);
+      std::optional<Schedule> schedule;
+      if (!start_every.empty() && start_at.empty()) throw UsageError("--start-every: only with --start-at");
+      if (!start_at.empty()) schedule = ParseSchedule(start_at, start_every, runs);
       const std::string out = load_flags.out.empty() ? DefaultOut() : UserPath(load_flags.out);
-      return Execute(runs, out, options.profile, command_line);
+      return Execute(runs, out, options.profile, command_line, schedule ? &*schedule : nullptr);
     }
     const RunFlags& flags = run_flags;  // also the default suite: no subcommand, every default
     Options options = ToOptions(flags);

@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include "harness/isolated.h"
 #include "harness/noise.h"
@@ -125,7 +126,17 @@ CpuList UnderTest(const Placement& p) {
 // Repetitions are interleaved: round r measures repetition r of every run in turn, so that a slow
 // minute of the machine costs every run a little instead of one run a lot, and each repetition of
 // a run meets the machine in another state (Google Benchmark's random interleaving has the idea).
-int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
+int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule* schedule) {
+  int slot = 0;  // repetitions measured so far: the schedule's k
+  const auto wait_for_slot = [&] {
+    if (schedule == nullptr) return;
+    const double at = schedule->start_unix + schedule->period_s * slot++;
+    while (!g_interrupted) {
+      const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      if (now >= at) return;
+      std::this_thread::sleep_for(std::chrono::duration<double>(std::min(0.05, at - now)));
+    }
+  };
   Progress progress(static_cast<int>(runs.size()));
   int failures = 0;
   std::map<std::string, int> family_of_scenario_model;
@@ -145,6 +156,8 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer) {
       const RunSpec& spec = runs[i].spec;
       if (r >= spec.repetitions) continue;
       const int instance_index = static_cast<int>(i);
+      wait_for_slot();
+      if (g_interrupted) break;
       progress.Started(static_cast<int>(i), spec.name, r, spec.repetitions);
       NoiseMeter noise(UnderTest(spec.placement));
       Repetition rep;

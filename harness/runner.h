@@ -22,8 +22,17 @@ std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const
 // Set by a signal handler: the runner stops before the next repetition.
 extern std::atomic<bool> g_interrupted;
 
+// When repetitions start, for loads on several hosts that must measure together (`load
+// --start-at`): the k-th repetition measured (in the runner's interleaved order, the same for every
+// load given the same flags) starts at start_unix + k * period_s, wall clock; one that would start
+// late starts at once, and its window then overlaps its partners' less (merge says so).
+struct Schedule {
+  double start_unix = 0;
+  double period_s = 0;
+};
+
 // Returns the number of repetitions that failed.
-int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer);
+int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule* schedule = nullptr);
 
 // The summary table over the median (or single) entries of the document.
 std::string SummaryTable(const nlohmann::json& document);
