@@ -12,9 +12,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -159,7 +159,7 @@ Options ToOptions(const RunFlags& f, bool is_load = false) {
 // warm-up a slow server takes.
 Schedule ParseSchedule(const std::string& at, const std::string& every, const std::vector<PlannedRun>& runs) {
   Schedule schedule;
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now = UnixSeconds();
   try {
     size_t used = 0;
     schedule.start_unix = std::stod(at, &used);

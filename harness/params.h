@@ -10,6 +10,11 @@
 
 namespace harness {
 
+// Now, as seconds since the UNIX epoch (wall clock): what lines up loads on several hosts.
+inline double UnixSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 using Duration = std::chrono::nanoseconds;
 
 // "2s", "500ms", "1.5s", "250us", "100ns", "1m", "1h"; a bare number is seconds. Must lie within

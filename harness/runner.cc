@@ -132,7 +132,7 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule*
     if (schedule == nullptr) return;
     const double at = schedule->start_unix + schedule->period_s * slot++;
     while (!g_interrupted) {
-      const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      const double now = UnixSeconds();
       if (now >= at) return;
       std::this_thread::sleep_for(std::chrono::duration<double>(std::min(0.05, at - now)));
     }

@@ -138,10 +138,8 @@ std::vector<std::string> VariantsFor(const ModelEntry& m, const std::string& giv
                                      const std::vector<const ModelEntry*>& chosen) {
   std::vector<std::string> mine;
   for (const std::string& name : harness::SplitList(given)) {
-    bool known = false;
-    for (const ModelEntry* other : chosen) {
-      for (const Variant& v : other ? other->variants : std::vector<Variant>{}) known |= v.name == name;
-    }
+    const bool known = std::any_of(chosen.begin(), chosen.end(),
+                                   [&](const ModelEntry* other) { return other && FindVariant(*other, name); });
     if (!known) {
       std::string names;
       for (const ModelEntry* other : chosen) {
@@ -152,9 +150,7 @@ std::vector<std::string> VariantsFor(const ModelEntry& m, const std::string& giv
       throw std::invalid_argument("--variant: no chosen model has a variant '" + name + "' (" +
                                   (names.empty() ? "none has variants" : "there are " + names) + ")");
     }
-    for (const Variant& v : m.variants) {
-      if (v.name == name) mine.push_back(name);
-    }
+    if (FindVariant(m, name)) mine.push_back(name);
   }
   return mine;
 }
@@ -514,15 +510,12 @@ Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::Cpu
   Sample s;
   std::optional<harness::NoiseMeter> others;
   double client_cpu_before = 0, client_demand_before = 0;
-  const auto unix_now = [] {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  };
   config.on_window_start = [&] {
     if (sampled) s.before = harness::ReadProcessTreeUsage(*sampled);
     client_cpu_before = harness::ProcessCpuSeconds();
     client_demand_before = harness::ProcessCpuDemandSeconds();
     others.emplace(client_cpus);
-    s.window_start_unix = unix_now();
+    s.window_start_unix = harness::UnixSeconds();
   };
   config.on_window_end = [&] {
     if (sampled) s.after = harness::ReadProcessTreeUsage(*sampled);
@@ -530,7 +523,7 @@ Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::Cpu
     s.client_demand_s = harness::ProcessCpuDemandSeconds() - client_demand_before;
     const harness::NoiseReport took = others->Stop();
     s.client_others_s = (took.steal_fraction + took.others_fraction) * took.seconds * static_cast<double>(client_cpus.size());
-    s.window_end_unix = unix_now();
+    s.window_end_unix = harness::UnixSeconds();
   };
   s.load = RunLoad(config);
   return s;
@@ -829,9 +822,7 @@ int EchoScenario::Serve(const harness::ServeOptions& options) {
     config.reply = ReplyMode::Parse(ParseParam("reply", r->second).get<std::string>());
   }
   if (auto v = options.params.find("variant"); v != options.params.end()) {
-    const bool known = std::any_of(model->variants.begin(), model->variants.end(),
-                                   [&](const Variant& x) { return x.name == v->second; });
-    if (!known) {
+    if (!FindVariant(*model, v->second)) {
       std::string names;
       for (const Variant& x : model->variants) names += (names.empty() ? "" : ", ") + x.name;
       throw std::invalid_argument("--variant: model '" + model->name + "' has " +

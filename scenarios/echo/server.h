@@ -60,6 +60,14 @@ struct ModelEntry {
   std::vector<Variant> variants = {};  // the first is the default; none: the model has one form
 };
 
+// The variant of `m` called `name`, or nullptr.
+inline const Variant* FindVariant(const ModelEntry& m, const std::string& name) {
+  for (const Variant& v : m.variants) {
+    if (v.name == name) return &v;
+  }
+  return nullptr;
+}
+
 inline const std::vector<ModelEntry>& Models() { return harness::Registry<ModelEntry>::All(); }
 inline const ModelEntry* FindModel(const std::string& name) { return harness::Registry<ModelEntry>::Find(name); }
 

@@ -97,11 +97,9 @@ class UdpDriver final : public Driver {
   void Answer(size_t index, size_t n) {
     UdpState& s = State(index);
     const size_t at = pattern_.reply_mode().headroom();  // where the header is
-    unsigned nonce = 0, seq32 = 0;
-    char header[kHeader + 1] = {};
-    if (n >= at) std::memcpy(header, in_.data() + at, std::min(n - at, kHeader));
-    if (n < at + kHeader || std::sscanf(header, "%8X%8X", &nonce, &seq32) != 2 || nonce != nonce_) {
-      if (at > 0 && Ours(in_.data(), n)) {  // our header where the prefix should be: no prefix
+    unsigned seq32 = 0;
+    if (n < at || !Ours(in_.data() + at, n - at, &seq32)) {
+      if (at > 0 && Ours(in_.data(), n, &seq32)) {  // our header where the prefix should be: no prefix
         wrong_bytes += std::max(n, pattern_.reply_size());
         return;
       }
@@ -136,12 +134,12 @@ class UdpDriver final : public Driver {
     if (config_.rate == 0) Send(index, now);  // closed loop: the next message goes now
   }
 
-  // Whether a datagram starts with this run's nonce.
-  bool Ours(const char* data, size_t n) const {
+  // Whether the `n` bytes at `data` start with this run's header; its low 32 bits of sequence in *seq32.
+  bool Ours(const char* data, size_t n, unsigned* seq32) const {
     char header[kHeader + 1] = {};
     std::memcpy(header, data, std::min(n, kHeader));
-    unsigned nonce = 0, seq32 = 0;
-    return n >= kHeader && std::sscanf(header, "%8X%8X", &nonce, &seq32) == 2 && nonce == nonce_;
+    unsigned nonce = 0;
+    return n >= kHeader && std::sscanf(header, "%8X%8X", &nonce, seq32) == 2 && nonce == nonce_;
   }
 
   // Drops answered messages from the front.
