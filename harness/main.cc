@@ -31,6 +31,7 @@
 #include "harness/results.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
+#include "harness/slurm.h"
 
 namespace harness {
 namespace {
@@ -154,10 +155,10 @@ Options ToOptions(const RunFlags& f, bool is_load = false) {
   return o;
 }
 
-// `load --start-at=UNIX_TIME [--start-every=DURATION]`: a time within a day of now; the period by
-// default leaves each repetition its warm-up, its window and 5 s for connecting and the extra
-// warm-up a slow server takes.
-Schedule ParseSchedule(const std::string& at, const std::string& every, const std::vector<PlannedRun>& runs) {
+// `load --start-at=UNIX_TIME [--start-every=DURATION]`: a time within a day of now. Parsed before the
+// target is probed, so a bad time is its own error. Without --start-every the period is left 0 for
+// DefaultPeriod.
+Schedule ParseSchedule(const std::string& at, const std::string& every) {
   Schedule schedule;
   const double now = UnixSeconds();
   try {
@@ -176,12 +177,18 @@ Schedule ParseSchedule(const std::string& at, const std::string& every, const st
     } catch (const std::invalid_argument& e) {
       throw UsageError(std::string("--start-every: ") + e.what());
     }
-  } else {
-    for (const auto& run : runs) {
-      schedule.period_s = std::max(schedule.period_s, std::chrono::duration<double>(run.spec.warmup + run.spec.duration).count() + 5);
-    }
   }
   return schedule;
+}
+
+// The default period leaves each repetition its warm-up, its window and 5 s for connecting and the
+// extra warm-up a slow server takes.
+double DefaultPeriod(const std::vector<PlannedRun>& runs) {
+  double period = 0;
+  for (const auto& run : runs) {
+    period = std::max(period, std::chrono::duration<double>(run.spec.warmup + run.spec.duration).count() + 5);
+  }
+  return period;
 }
 
 // The first Ctrl-C ends the run at the end of the current window, keeping what finished; a second
@@ -230,6 +237,55 @@ int Execute(std::vector<PlannedRun>& runs, const std::string& out_path, const st
               << writer->path() << "\n";
   }
   return failures || writer->fell_back() ? kExitFailedRuns : 0;
+}
+
+// `harness slurm`: checks what the job will ask of serve and load here, before anything reaches
+// the cluster (a bad flag is exit 2 now, not a failed job later); writes DIR/job.sh, prints it, and
+// submits it unless --dry-run.
+int SlurmCommand(SlurmJob job, const std::string& out, bool dry_run, bool wait) {
+  if (FindScenario("echo") == nullptr) throw UsageError("slurm: no echo scenario in this build");
+  Options check;
+  check.models = {job.model};
+  check.params = job.serve;
+  for (const auto& [name, value] : job.load) {
+    if (name != "duration" && name != "warmup" && name != "repetitions") check.params[name] = value;
+  }
+  check.self_path = SelfExecutable();
+  check.cpus_mode = "shared";
+  RunFlags timing;  // parsed here for their errors only
+  timing.duration = job.load.count("duration") ? job.load.at("duration") : "";
+  timing.warmup = job.load.count("warmup") ? job.load.at("warmup") : "";
+  timing.repetitions = job.load.count("repetitions") ? job.load.at("repetitions") : "";
+  ToOptions(timing);
+  PlanAll({"echo"}, check);
+  if (job.harness.empty()) job.harness = SelfExecutable();
+  job.harness = std::filesystem::absolute(job.harness).string();
+  const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  job.dir = out.empty() ? DefaultOut(fmt::format("slurm-{}", now)) : UserPath(out);
+  if (job.dir.size() > 5 && job.dir.substr(job.dir.size() - 5) == ".json") job.dir.resize(job.dir.size() - 5);
+  job.dir = std::filesystem::absolute(job.dir).lexically_normal().string();
+  std::error_code ec;
+  std::filesystem::create_directories(job.dir, ec);
+  if (ec) throw UsageError("--out: cannot create " + job.dir + ": " + ec.message());
+  const std::string script_path = job.dir + "/job.sh";
+  const std::string script = BatchScript(job);
+  {
+    std::ofstream file(script_path);
+    file << script;
+    if (!file) throw UsageError("--out: cannot write " + script_path);
+  }
+  std::cout << "# " << script_path << "\n" << script << std::flush;
+  const std::string submit = std::string("sbatch --parsable") + (wait ? " --wait" : "") + " '" + script_path + "'";
+  if (dry_run) {
+    std::cout << "# --dry-run: not submitted; to submit: " << submit << "\n";
+    return 0;
+  }
+  std::cout << "# " << submit << std::endl;
+  const int status = std::system(submit.c_str());
+  if (status == -1 || !WIFEXITED(status)) throw std::runtime_error("sbatch could not be run");
+  if (WEXITSTATUS(status) == 127) throw UsageError("slurm: sbatch not found (install slurm-wlm, or --dry-run)");
+  if (wait) std::cout << "# results: " << job.dir << "/merged.json\n";
+  return WEXITSTATUS(status) == 0 ? 0 : kExitFailedRuns;
 }
 
 int ListCommand() {
@@ -386,6 +442,37 @@ int Main(int argc, char** argv) {
                    "duration + 5s)");
   AddRunFlags(load, load_flags, false);
 
+  SlurmJob slurm_job;
+  std::string slurm_out;
+  bool slurm_dry_run = false, slurm_wait = false;
+  CLI::App* slurm = app.add_subcommand("slurm", "one Slurm job: a server task and N load tasks started together, merged");
+  slurm->add_option("--model", slurm_job.model, "the echo model to serve")->required();
+  slurm->add_option("--loads", slurm_job.loads, "load tasks (default 2), on as many nodes as the allocation has")
+      ->check(CLI::Range(1, 1000));
+  for (const char* name : {"workers", "variant"}) {
+    slurm->add_option_function<std::string>(std::string("--") + name,
+                                            [&slurm_job, name](const std::string& v) { slurm_job.serve[name] = v; },
+                                            "as for serve");
+  }
+  for (const char* name : {"transport", "reply"}) {  // both sides must agree
+    slurm->add_option_function<std::string>(std::string("--") + name, [&slurm_job, name](const std::string& v) {
+      slurm_job.serve[name] = v;
+      slurm_job.load[name] = v;
+    }, "as for serve and load");
+  }
+  for (const char* name : {"connections", "size", "rate", "duration", "warmup", "repetitions", "client-threads"}) {
+    slurm->add_option_function<std::string>(std::string("--") + name,
+                                            [&slurm_job, name](const std::string& v) { slurm_job.load[name] = v; },
+                                            std::string("as for load (per load task)"));
+  }
+  slurm->add_option("--partition", slurm_job.partition, "the Slurm partition (default: the cluster's)");
+  slurm->add_option("--sbatch", slurm_job.sbatch, "an sbatch option, as it is (repeatable), e.g. --sbatch=--time=10");
+  slurm->add_option("--harness", slurm_job.harness, "the binary the nodes run (default: this one, same path there)");
+  slurm->add_option("--out", slurm_out, "directory for the script, the loads' files and merged.json "
+                                        "(default results/slurm-TIME; must be shared by the nodes)");
+  slurm->add_flag("--dry-run", slurm_dry_run, "write and print the batch script, submit nothing");
+  slurm->add_flag("--wait", slurm_wait, "wait for the job to end (sbatch --wait) and exit with its status");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -432,6 +519,7 @@ int Main(int argc, char** argv) {
       const std::string out = merge_out.empty() ? DefaultOut("merged.json") : UserPath(merge_out);
       return MergeCommand(inputs, out, command_line);
     }
+    if (app.got_subcommand("slurm")) return SlurmCommand(slurm_job, slurm_out, slurm_dry_run, slurm_wait);
     if (app.got_subcommand("load")) {
       Options options = ToOptions(load_flags, true);
       try {
@@ -441,10 +529,11 @@ int Main(int argc, char** argv) {
       }
       options.target_name = target_name;
       if (!server_pid.empty()) options.server_pid = static_cast<int>(ParseCount(server_pid, 1, 1 << 22));
-      auto runs = PlanAll(ClientScenarioNames(), options);
       std::optional<Schedule> schedule;
       if (!start_every.empty() && start_at.empty()) throw UsageError("--start-every: only with --start-at");
-      if (!start_at.empty()) schedule = ParseSchedule(start_at, start_every, runs);
+      if (!start_at.empty()) schedule = ParseSchedule(start_at, start_every);
+      auto runs = PlanAll(ClientScenarioNames(), options);
+      if (schedule && schedule->period_s == 0) schedule->period_s = DefaultPeriod(runs);
       const std::string out = load_flags.out.empty() ? DefaultOut() : UserPath(load_flags.out);
       return Execute(runs, out, options.profile, command_line, schedule ? &*schedule : nullptr);
     }
