@@ -69,7 +69,7 @@ class Cluster:
                         for node in self.NODES)
         with open(self.path("slurm.conf"), "w", encoding="utf-8") as f:
             f.write(f"""ClusterName=harness
-SlurmctldHost={socket.gethostname()}
+SlurmctldHost={socket.gethostname()}(127.0.0.1)
 SlurmctldPort={free_port()}
 AuthType=auth/munge
 AuthInfo=socket={self.socket}
