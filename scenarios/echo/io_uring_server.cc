@@ -1,6 +1,13 @@
 // `io_uring`: a liburing completion loop per worker thread, each with its own ring and a multishot
 // accept on the shared listening socket. Variants (--variant), the first the default:
 //
+//   coalesce   multishot, and a loop that is busy (over 85% of a CPU in the last 10 ms, until it
+//              falls under 60%) sleeps with the kernel's batch wait (6.12): until half of its
+//              connections have sent something (at most 256), or 50 us have passed with at least
+//              one. With DEFER_TASKRUN the senders before the last of a batch do not wake it at all,
+//              so a saturated server and its clients pay for fewer wake-ups; a server with time to
+//              spare wakes at the first message as before, so light loads keep their latency.
+//              (On a kernel without the batch wait it is `multishot`.)
 //   multishot  one multishot recv per connection into a ring-mapped group of provided buffers; each
 //              reply is sent from the buffer it arrived in, submitted as soon as it is made, and the
 //              buffer goes back to the ring when the send completes. No buffer belongs to a
@@ -32,11 +39,15 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -63,11 +74,25 @@ constexpr int kGroup = 0;
 // `spin`: how long a loop with nothing to do polls its ring before it sleeps in the kernel.
 constexpr int kSpinMicroseconds = 20;
 
+// `coalesce`: a busy loop with C connections sleeps until C / kConnectionsPerWake of them have
+// sent something (at most kMaxWakeBatch), or kCoalesceMicroseconds have passed with at least one.
+// Busy: its thread ran more than kBusyFrom of the last kBusyWindow, and stays so until under kBusyUntil.
+constexpr unsigned kConnectionsPerWake = 2;
+constexpr unsigned kMaxWakeBatch = 256;
+constexpr unsigned kCoalesceMicroseconds = 50;
+constexpr auto kBusyWindow = std::chrono::milliseconds(10);
+constexpr double kBusyFrom = 0.85;
+constexpr double kBusyUntil = 0.6;
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15)  // 6.12; liburing 2.3's header predates it
+#endif
+
 struct Technique {
   bool multishot = true;
   bool fixed_files = false;
   bool sqpoll = false;
   int spin_us = 0;
+  bool coalesce = false;  // when busy, wake for a batch (the kernel's batch wait)
   bool eager = true;  // TCP: submit each reply as soon as it is made, not once per batch
 };
 
@@ -77,7 +102,8 @@ Technique TechniqueOf(const std::string& variant) {
   if (variant == "sqpoll") return {.sqpoll = true};
   if (variant == "spin") return {.spin_us = kSpinMicroseconds};
   if (variant == "batch") return {.eager = false};
-  return {};  // "multishot", the default
+  if (variant == "multishot") return {};
+  return {.coalesce = true};  // "coalesce", the default
 }
 
 // user_data: bits 0-2 the operation, 3-47 an 8-aligned pointer, 48-63 a buffer id.
@@ -141,6 +167,7 @@ class RingLoop {
       return;
     }
     Prepare(Tag(kWake, nullptr), [&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, wake_fd_, &wake_value_, 8, 0); });
+    coalesce_ = technique_.coalesce && (ring_.features & IORING_FEAT_MIN_TIMEOUT);
     while (!stopping_) Process(nullptr);
     Drain();
     Teardown();
@@ -153,6 +180,8 @@ class RingLoop {
   virtual void Complete(uint64_t data, int res, unsigned flags) = 0;
   // After a batch of completions (returned buffers become visible here).
   virtual void AfterBatch() {}
+  // `coalesce`: how many completions a sleep waits for before the first one's sender wakes it.
+  virtual unsigned WakeBatch() const { return 1; }
   // Ends every connection and waits, bounded, for their operations, so that no memory is freed
   // while the kernel may still write to it.
   virtual void Drain() {}
@@ -174,7 +203,11 @@ class RingLoop {
   void Process(__kernel_timespec* timeout) {
     io_uring_cqe* first = nullptr;
     if (technique_.spin_us > 0 && timeout == nullptr) Spin();
-    const int rc = io_uring_cq_ready(&ring_) > 0 ? 0 : io_uring_submit_and_wait_timeout(&ring_, &first, 1, timeout, nullptr);
+    int rc = 0;
+    if (io_uring_cq_ready(&ring_) == 0) {
+      const unsigned batch = coalesce_ && timeout == nullptr && Busy() ? WakeBatch() : 1;
+      rc = batch > 1 ? WaitCoalesced(batch) : io_uring_submit_and_wait_timeout(&ring_, &first, 1, timeout, nullptr);
+    }
     if (rc < 0 && rc != -ETIME && rc != -EINTR) {
       stopping_ = true;
       return;
@@ -191,6 +224,37 @@ class RingLoop {
     }
     io_uring_cq_advance(&ring_, seen);
     AfterBatch();
+  }
+
+  // Whether this thread has been busy: its CPU time over the wall time of the last window, with
+  // hysteresis. One clock_gettime of the thread's CPU time per window.
+  bool Busy() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - window_start_ < kBusyWindow) return busy_;
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    const double cpu = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+    const double share = (cpu - window_cpu_s_) / std::chrono::duration<double>(now - window_start_).count();
+    busy_ = share > (busy_ ? kBusyUntil : kBusyFrom);
+    window_start_ = now;
+    window_cpu_s_ = cpu;
+    return busy_;
+  }
+
+  // Sleeps until `batch` completions are due, or kCoalesceMicroseconds have passed since it began
+  // with at least one due (the kernel's batch wait, 6.12: with DEFER_TASKRUN the senders of the
+  // first batch - 1 do not wake this thread at all); after that, until the first. The bound on the
+  // whole wait (1 s) only makes the kernel keep waiting after the batch time when nothing came.
+  int WaitCoalesced(unsigned batch) {
+    if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
+    __kernel_timespec bound{1, 0};
+    io_uring_getevents_arg arg{};
+    arg.sigmask_sz = _NSIG / 8;
+    arg.pad = kCoalesceMicroseconds;  // min_wait_usec, in the kernels that have it
+    arg.ts = reinterpret_cast<uint64_t>(&bound);
+    const long rc = syscall(__NR_io_uring_enter, ring_.ring_fd, 0, batch, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                            &arg, sizeof arg);
+    return rc < 0 ? -errno : 0;
   }
 
   // Before sleeping: submits, runs what the kernel has queued, and then polls, for spin_us, the
@@ -223,6 +287,10 @@ class RingLoop {
  private:
   const int wake_fd_;
   uint64_t wake_value_ = 0;
+  bool coalesce_ = false;  // asked for, and the kernel has the batch wait
+  bool busy_ = false;
+  std::chrono::steady_clock::time_point window_start_{};
+  double window_cpu_s_ = 0;
 };
 
 // A ring-mapped group of provided buffers (liburing 2.3 has no io_uring_setup_buf_ring: the ring
@@ -429,6 +497,10 @@ class MultishotLoop final : public TcpLoop {
     msghdr msg{};               // a prefixed reply in flight: the prefix and the bytes
     iovec iov[2]{};
   };
+
+  unsigned WakeBatch() const override {
+    return std::clamp(static_cast<unsigned>(connections_.size()) / kConnectionsPerWake, 1u, kMaxWakeBatch);
+  }
 
   bool Setup() override {
     if (!buffers_.Register(ring_)) return false;
@@ -762,7 +834,8 @@ std::unique_ptr<EchoServer> MakeUdp(const ServerConfig& config) { return std::ma
 
 HARNESS_REGISTER(ModelEntry, {"io_uring", "liburing completion loop per worker thread, multishot accept",
                               Workers{"1", false}, &MakeTcp, &MakeUdp,
-                              {{"multishot", "multishot recv into a ring of provided buffers, each reply sent from its buffer as soon as it is made"},
+                              {{"coalesce", "multishot; when busy, a sleep lasts until half the connections have sent (at most 50 us with one)"},
+                               {"multishot", "multishot recv into a ring of provided buffers, each reply sent from its buffer as soon as it is made"},
                                {"fixed", "multishot, connections accepted into the registered file table"},
                                {"sqpoll", "multishot, a kernel thread polls the submission queue (on a server CPU)"},
                                {"single", "one recv or send in flight per connection, into its own buffer"},
