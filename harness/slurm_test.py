@@ -15,7 +15,7 @@ import unittest
 
 WORKSPACE = os.path.join(os.environ.get("TEST_SRCDIR", "."), "concurrency_harness")
 HARNESS = os.path.join(WORKSPACE, "harness", "harness")
-DAEMONS = ("slurmctld", "slurmd", "munged", "sbatch", "sinfo", "scancel", "runuser")
+DAEMONS = ("slurmctld", "slurmd", "munged", "sbatch", "srun", "scontrol", "sinfo", "scancel", "runuser")
 
 
 def free_port():
