@@ -31,6 +31,7 @@
 #include "harness/results.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
+#include "harness/server_usage.h"
 #include "harness/slurm.h"
 
 namespace harness {
@@ -313,7 +314,16 @@ int ListCommand() {
   return 0;
 }
 
-int MergeCommand(const std::vector<std::string>& inputs, const std::string& out_path, const std::string& command_line) {
+int MergeCommand(const std::vector<std::string>& inputs, const std::string& out_path, const std::string& command_line,
+                 const std::string& server_usage_path) {
+  std::optional<ServerUsage> server_usage;
+  if (!server_usage_path.empty()) {
+    try {
+      server_usage = ServerUsage{server_usage_path, ReadUsageLog(server_usage_path)};
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--server-usage: ") + e.what());
+    }
+  }
   std::vector<ResultsFile> files;
   std::set<std::pair<dev_t, ino_t>> seen;  // one file by two names (a hard link) is still one file
   for (const std::string& path : inputs) {
@@ -331,7 +341,7 @@ int MergeCommand(const std::vector<std::string>& inputs, const std::string& out_
   }
   nlohmann::json merged;
   try {
-    merged = MergeResults(files, command_line);
+    merged = MergeResults(files, command_line, server_usage ? &*server_usage : nullptr);
   } catch (const nlohmann::json::exception& e) {
     throw UsageError(std::string("merge: an entry lacks a field a result has: ") + e.what());
   }
@@ -406,12 +416,19 @@ int Main(int argc, char** argv) {
                                           "the model's variant (see: list; default its first)");
   std::string serve_cpus;
   serve->add_option("--server-cpus", serve_cpus, "pin the server (its threads and children) to these CPUs, e.g. 0");
+  std::string serve_usage;
+  serve->add_option("--usage", serve_usage,
+                    "sample the server's CPU, threads and processes every 100 ms into this file (for merge "
+                    "--server-usage, when the loads run elsewhere)");
 
   std::vector<std::string> merge_inputs;
   std::string merge_out;
   CLI::App* merge = app.add_subcommand("merge", "merge result files; runs of concurrent `load`s of one server combine");
   merge->add_option("files", merge_inputs, "results files")->required();
   merge->add_option("--out", merge_out, "merged file (default: results/merged.json in the workspace)");
+  std::string merge_server_usage;
+  merge->add_option("--server-usage", merge_server_usage,
+                    "the server's usage log (serve --usage): charge each merged repetition with its CPU");
 
   // Hidden: the runner's child for a scenario that measures in a fresh process (harness/isolated.h).
   std::string measure_spec;
@@ -510,6 +527,14 @@ int Main(int argc, char** argv) {
           throw UsageError(std::string("--server-cpus: ") + e.what());
         }
       }
+      std::unique_ptr<UsageLog> usage_log;  // sampled until Serve returns
+      if (!serve_usage.empty()) {
+        try {
+          usage_log = std::make_unique<UsageLog>(UserPath(serve_usage));
+        } catch (const std::invalid_argument& e) {
+          throw UsageError(std::string("--usage: ") + e.what());
+        }
+      }
       return scenario->Serve({serve_model, endpoint, serve_params});
     }
     if (app.got_subcommand("measure")) return MeasureCommand(measure_spec, measure_repetition);
@@ -517,7 +542,7 @@ int Main(int argc, char** argv) {
       std::vector<std::string> inputs;
       for (const auto& f : merge_inputs) inputs.push_back(UserPath(f));
       const std::string out = merge_out.empty() ? DefaultOut("merged.json") : UserPath(merge_out);
-      return MergeCommand(inputs, out, command_line);
+      return MergeCommand(inputs, out, command_line, merge_server_usage.empty() ? "" : UserPath(merge_server_usage));
     }
     if (app.got_subcommand("slurm")) return SlurmCommand(slurm_job, slurm_out, slurm_dry_run, slurm_wait);
     if (app.got_subcommand("load")) {

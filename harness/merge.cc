@@ -226,8 +226,25 @@ void CheckDistinct(const std::string& name, const std::vector<Part>& parts) {
   }
 }
 
+// The server's figures over the loads' windows of one combined repetition, from its usage log.
+void ChargeServer(const ServerUsage& usage, const std::vector<const nlohmann::json*>& parts, Repetition& rep) {
+  double start = 0, end = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const auto& w = (*parts[i])["window_unix_s"];
+    start = i == 0 ? w[0].get<double>() : std::min(start, w[0].get<double>());
+    end = i == 0 ? w[1].get<double>() : std::max(end, w[1].get<double>());
+  }
+  const double cpu_ns = ServerFiguresOver(usage.samples, start, end, static_cast<double>(rep.iterations), rep.metrics);
+  if (cpu_ns < 0) {
+    rep.warnings.push_back("no server figures: " + usage.path + " does not cover this repetition's window");
+    return;
+  }
+  rep.cpu_time_ns = cpu_ns;
+  rep.detail["server_window_unix_s"] = {start, end};
+}
+
 std::vector<nlohmann::json> MergeRun(const std::string& name, const std::vector<Part>& parts, int family,
-                                     const MetricSet& declared) {
+                                     const MetricSet& declared, const ServerUsage* usage) {
   std::vector<std::string> sources;
   for (const Part& p : parts) {
     if (p.iterations.empty()) throw std::invalid_argument(p.file->path + ": run " + name + " has no repetitions");
@@ -246,6 +263,7 @@ std::vector<nlohmann::json> MergeRun(const std::string& name, const std::vector<
     std::vector<const nlohmann::json*> of_r;
     for (const Part& p : parts) of_r.push_back(p.iterations[r]);
     reps.push_back(Combine(scenario, declared, of_r, sources));
+    if (usage != nullptr && reps.back().ok) ChargeServer(*usage, of_r, reps.back());
   }
   RunSpec run = MergedSpec(scenario, parts);
   run.repetitions = static_cast<int>(repetitions);
@@ -283,7 +301,8 @@ void UniteDeclarations(const std::vector<ResultsFile>& files, nlohmann::json& co
 
 }  // namespace
 
-nlohmann::json MergeResults(const std::vector<ResultsFile>& files, const std::string& command_line) {
+nlohmann::json MergeResults(const std::vector<ResultsFile>& files, const std::string& command_line,
+                            const ServerUsage* server_usage) {
   if (files.empty()) throw std::invalid_argument("merge: no files");
   std::vector<std::string> order;                  // run names in order of first appearance
   std::map<std::string, std::vector<Part>> parts;  // by run name, one per file
@@ -308,6 +327,7 @@ nlohmann::json MergeResults(const std::vector<ResultsFile>& files, const std::st
         {{"file", f.path}, {"command_line", f.doc["context"].value("command_line", "")},
          {"host_name", f.doc["context"].value("host_name", "")}});
   }
+  if (server_usage != nullptr) doc["context"]["server_usage"] = server_usage->path;
   doc["benchmarks"] = nlohmann::json::array();
   int family = 0;
   for (const std::string& name : order) {
@@ -320,7 +340,7 @@ nlohmann::json MergeResults(const std::vector<ResultsFile>& files, const std::st
         doc["benchmarks"].push_back(std::move(copy));
       }
     } else {
-      for (auto& e : MergeRun(name, list, family, declared)) doc["benchmarks"].push_back(std::move(e));
+      for (auto& e : MergeRun(name, list, family, declared, server_usage)) doc["benchmarks"].push_back(std::move(e));
     }
     ++family;
   }

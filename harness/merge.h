@@ -7,6 +7,11 @@
 // merged exactly, recomputed by the scenario from the merged others, or dropped). A repetition
 // whose parts' measurement windows (window_unix_s) overlap by less than half is failed: those loads
 // did not run together. Aggregates are computed again from the combined repetitions.
+//
+// Server figures are dropped (each load divided the server's CPU by its own messages), unless the
+// server's usage log is given (`serve --usage`, server_usage.h): each combined repetition is then
+// charged with the server's CPU from the earliest start to the latest end of its loads' windows,
+// divided by all their messages.
 #pragma once
 
 #include <string>
@@ -15,6 +20,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "harness/server_usage.h"
+
 namespace harness {
 
 struct ResultsFile {
@@ -22,7 +29,13 @@ struct ResultsFile {
   nlohmann::json doc;
 };
 
+struct ServerUsage {
+  std::string path;
+  std::vector<UsageSample> samples;
+};
+
 // Throws std::invalid_argument for a file that is not a results file or a run that cannot merge.
-nlohmann::json MergeResults(const std::vector<ResultsFile>& files, const std::string& command_line);
+nlohmann::json MergeResults(const std::vector<ResultsFile>& files, const std::string& command_line,
+                            const ServerUsage* server_usage = nullptr);
 
 }  // namespace harness

@@ -42,9 +42,11 @@ std::string BatchScript(const SlurmJob& job) {
 
   s += "# 1. The server: one task on the allocation's first node, listening on every address of its node,\n"
        "#    on any free port. It prints its node's name, then `listening on 0.0.0.0:PORT`. The loads\n"
-       "#    reach it at the address Slurm reaches that node at (its NodeAddr).\n";
+       "#    reach it at the address Slurm reaches that node at (its NodeAddr). It samples its own CPU\n"
+       "#    every 100 ms into server-usage.jsonl: the loads, elsewhere, cannot.\n";
   s += "srun --ntasks=1 --nodes=1 --relative=0 --overlap bash -c 'echo \"node $SLURMD_NODENAME\"; exec \"$0\" \"$@\"' \"$HARNESS\" \\\n"
-       "    serve --model=" + Quote(job.model) + " --listen=0.0.0.0:0" + Flags(job.serve) + " > \"$DIR/server.out\" 2>&1 &\n";
+       "    serve --model=" + Quote(job.model) + " --listen=0.0.0.0:0 --usage=\"$DIR/server-usage.jsonl\"" + Flags(job.serve) +
+       " > \"$DIR/server.out\" 2>&1 &\n";
   s += "server=$!\n";
   s += "for _ in $(seq 600); do\n"
        "  grep -q '^listening on' \"$DIR/server.out\" && break\n"
@@ -77,10 +79,11 @@ std::string BatchScript(const SlurmJob& job) {
   s += "    \"$HARNESS\" \"$address:$port\" \"$start\" \"$DIR\" --name=" + Quote(job.model) + Flags(job.load) + "\n";
   s += "status=$?\n\n";
 
-  s += "# 3. Stop the server (SIGTERM: it exits cleanly), then merge the loads' files into one.\n";
+  s += "# 3. Stop the server (SIGTERM: it exits cleanly), then merge the loads' files into one, each\n"
+       "#    repetition charged with the server's CPU over its window.\n";
   s += "kill \"$server\"\n";
   s += "wait \"$server\"\n";
-  s += "\"$HARNESS\" merge \"$DIR\"/load-*.json --out=\"$DIR/merged.json\"\n";
+  s += "\"$HARNESS\" merge \"$DIR\"/load-*.json --server-usage=\"$DIR/server-usage.jsonl\" --out=\"$DIR/merged.json\"\n";
   s += "merged=$?\n";
   s += "echo \"loads exited $status, merge $merged: $DIR/merged.json\"\n";
   s += "[ \"$status\" -eq 0 ] && [ \"$merged\" -eq 0 ]\n";

@@ -189,8 +189,12 @@ class Slurm(unittest.TestCase):
             (a0, a1), (b0, b1) = (e["window_unix_s"] for e in mine)
             self.assertGreater(min(a1, b1) - max(a0, b0), 0.8 * (a1 - a0),
                                (mine[0]["window_unix_s"], mine[1]["window_unix_s"]))
+            # The server sampled itself (`serve --usage`): its CPU per message of both loads.
+            self.assertGreater(rep["server_cpu_us_per_msg"], 0)
+            self.assertGreaterEqual(rep["server_threads"], 2)
         print("merged:", json.dumps([{k: r[k] for k in ("name", "iterations", "msgs_per_second", "p99_us",
-                                                         "connections", "errors")} for r in merged]))
+                                                         "server_cpu_us_per_msg", "connections", "errors")}
+                                     for r in merged]))
 
     def test_two_nodes_the_loads_apart_from_the_server(self):
         _, log = self.job("two-nodes")
@@ -224,7 +228,9 @@ class DryRun(unittest.TestCase):
             self.assertIn(line + "\n", script)
         # Both sides get the reply rule, quoted for bash; the server its variant, the loads their load flags.
         self.assertEqual(script.count("'--reply=prefix:it'\\''s '"), 2, script)
-        self.assertIn("serve --model='io_uring' --listen=0.0.0.0:0 '--reply=prefix:it'\\''s ' '--variant=fixed'", script)
+        self.assertIn("serve --model='io_uring' --listen=0.0.0.0:0 --usage=\"$DIR/server-usage.jsonl\" "
+                      "'--reply=prefix:it'\\''s ' '--variant=fixed'", script)
+        self.assertIn("merge \"$DIR\"/load-*.json --server-usage=\"$DIR/server-usage.jsonl\"", script)
         self.assertIn("'--connections=50' '--duration=2s'", script)
         self.assertEqual(subprocess.run(["bash", "-n", f"{d}/run/job.sh"]).returncode, 0)
         self.assertFalse(any(f.endswith(".json") for f in os.listdir(f"{d}/run")))
@@ -246,6 +252,75 @@ class DryRun(unittest.TestCase):
                 self.assertIn(message, p.stderr)
                 self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
                 self.assertFalse(os.path.exists(f"{d}/x"))
+
+
+class ServerUsage(unittest.TestCase):
+    """`serve --usage` and `merge --server-usage`: the server's CPU in a merge of loads from elsewhere."""
+
+    def test_merged_loads_are_charged_with_the_servers_cpu(self):
+        # epoll: one process; processes: a child per connection, found by the sampler and charged.
+        for model, processes in (("epoll", 1), ("processes", 1 + 8)):
+            with self.subTest(model=model):
+                self.charged(model, processes)
+
+    def charged(self, model, processes):
+        d = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        server = subprocess.Popen([HARNESS, "serve", f"--model={model}", f"--usage={d}/usage.jsonl"],
+                                  stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        try:
+            target = server.stdout.readline().split()[-1]
+            start = time.time() + 2
+            # Both loads also sample the server themselves (--server-pid: possible here, on one host),
+            # each dividing its CPU by their own messages only.
+            loads = [subprocess.Popen([HARNESS, "load", f"--target={target}", "--connections=4", "--duration=1s",
+                                       "--warmup=200ms", "--repetitions=2", f"--start-at={start:.3f}",
+                                       f"--server-pid={server.pid}", f"--out={d}/{name}.json"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                      stdin=subprocess.DEVNULL)
+                     for name in ("a", "b")]
+            for load in loads:
+                self.assertEqual(load.wait(timeout=60), 0, load.stderr.read())
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        self.assertEqual(server.returncode, 0)
+        merge = lambda usage, out: subprocess.run([HARNESS, "merge", f"{d}/a.json", f"{d}/b.json", *usage,
+                                                   f"--out={d}/{out}"], capture_output=True, text=True, timeout=30)
+        p = merge([f"--server-usage={d}/usage.jsonl"], "m.json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        parts = [iterations(f"{d}/{n}.json") for n in ("a", "b")]
+        for rep in iterations(f"{d}/m.json"):
+            self.assertEqual(rep["status"], "ok")
+            mine = [next(e for e in part if e["repetition_index"] == rep["repetition_index"]) for part in parts]
+            # The server's CPU over the window, per message of both loads: what load a measured of
+            # the same CPU over the same window, spread over both loads' messages.
+            expected = mine[0]["server_cpu_us_per_msg"] * mine[0]["iterations"] / rep["iterations"]
+            self.assertGreater(rep["server_cpu_us_per_msg"], 0.75 * expected, (rep, expected))
+            self.assertLess(rep["server_cpu_us_per_msg"], 1.25 * expected, (rep, expected))
+            self.assertGreaterEqual(rep["server_threads"], processes + 1)  # and the sampler
+            self.assertEqual(rep["server_processes"], processes)
+        # Without the log: no server figures (each load's own divided the CPU by its messages only).
+        p = merge([], "plain.json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for rep in iterations(f"{d}/plain.json"):
+            self.assertNotIn("server_cpu_us_per_msg", rep)
+        # A log that ends before the windows: no figures, and the entry says why.
+        with open(f"{d}/usage.jsonl", encoding="utf-8") as f:
+            first = f.readlines()[:3]
+        with open(f"{d}/short.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(first)
+        p = merge([f"--server-usage={d}/short.jsonl"], "short.json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for rep in iterations(f"{d}/short.json"):
+            self.assertNotIn("server_cpu_us_per_msg", rep)
+            self.assertTrue(any("does not cover" in w for w in rep["warnings"]), rep["warnings"])
+        # Not a usage log: exit 2, one line.
+        with open(f"{d}/bad.jsonl", "w", encoding="utf-8") as f:
+            f.write('{"unix_s": 1}\nnot json\n')
+        p = merge([f"--server-usage={d}/bad.jsonl"], "bad.json")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--server-usage", p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
 
 
 class StartAt(unittest.TestCase):
