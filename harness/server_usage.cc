@@ -22,6 +22,15 @@ struct Stat {
   uint64_t threads = 0;
 };
 
+// VmHWM of /proc/PID/status in bytes; 0 if unreadable.
+uint64_t PeakRss(const std::string& pid) {
+  const std::string text = ReadProcFile("/proc/" + pid + "/status");
+  const size_t at = text.find("VmHWM:");
+  unsigned long long kb = 0;
+  if (at == std::string::npos || std::sscanf(text.c_str() + at, "VmHWM: %llu kB", &kb) != 1) return 0;
+  return kb * 1024;
+}
+
 // /proc/PID/stat's CPU (own and reaped children's) and thread count; false if the process is gone.
 bool ReadStat(pid_t pid, Stat& stat) {
   const std::string text = ReadProcFile("/proc/" + std::to_string(pid) + "/stat");
@@ -60,6 +69,7 @@ UsageSample SampleOwnTree(std::vector<pid_t>& descendants, bool rescan) {
               Seconds(reaped.ru_stime)) * 1e9;
   Stat own;
   if (ReadStat(getpid(), own)) s.threads = own.threads;
+  s.peak_rss_bytes = PeakRss("self");
   s.processes = 1;
   if (rescan) {
     const std::vector<pid_t> tree = ProcessTree(getpid());
@@ -71,6 +81,7 @@ UsageSample SampleOwnTree(std::vector<pid_t>& descendants, bool rescan) {
     if (!ReadStat(pid, child)) continue;  // gone: its reaper counts it now
     s.cpu_ns += child.cpu_ns;
     s.threads += child.threads;
+    s.peak_rss_bytes += PeakRss(std::to_string(pid));
     ++s.processes;
     alive.push_back(pid);
   }
@@ -110,7 +121,8 @@ void UsageLog::Sample() {
   last_pid_ = last_pid;
   ++samples_;
   const UsageSample s = SampleOwnTree(descendants_, rescan);
-  out_ << nlohmann::json{{"unix_s", s.unix_s}, {"cpu_ns", s.cpu_ns}, {"threads", s.threads}, {"processes", s.processes}}
+  out_ << nlohmann::json{{"unix_s", s.unix_s}, {"cpu_ns", s.cpu_ns}, {"peak_rss_bytes", s.peak_rss_bytes},
+                         {"threads", s.threads}, {"processes", s.processes}}
               .dump()
        << std::endl;  // each line whole on disk: the server may be killed at any time
 }
@@ -129,7 +141,8 @@ std::vector<UsageSample> ReadUsageLog(const std::string& path) {
     if (line.empty()) continue;
     try {
       const auto j = nlohmann::json::parse(line);
-      UsageSample s{j.at("unix_s").get<double>(), j.at("cpu_ns").get<double>(), j.at("threads").get<uint64_t>(),
+      UsageSample s{j.at("unix_s").get<double>(), j.at("cpu_ns").get<double>(),
+                    j.at("peak_rss_bytes").get<uint64_t>(), j.at("threads").get<uint64_t>(),
                     j.at("processes").get<uint64_t>()};
       if (!samples.empty() && (s.unix_s < samples.back().unix_s || s.cpu_ns < samples.back().cpu_ns)) {
         throw std::invalid_argument("time or CPU goes backwards");
@@ -163,6 +176,13 @@ double ServerFiguresOver(const std::vector<UsageSample>& samples, double start, 
   }
   const double cpu_ns = std::max(0.0, cpu_at(end) - cpu_at(start));
   metrics["server_cpu_us_per_msg"] = cpu_ns / 1e3 / messages;
+  // The peak since the server started, as the last sample before the end saw it: after the end a
+  // process per connection may be gone with its peak.
+  const auto after_end = std::upper_bound(samples.begin(), samples.end(), end,
+                                          [](double at, const UsageSample& s) { return at < s.unix_s; });
+  if (after_end != samples.begin() && (after_end - 1)->peak_rss_bytes > 0) {
+    metrics["server_peak_rss_bytes"] = (after_end - 1)->peak_rss_bytes;
+  }
   if (threads > 0) metrics["server_threads"] = threads;
   if (processes > 0) metrics["server_processes"] = processes;
   return cpu_ns / messages;
