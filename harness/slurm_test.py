@@ -297,9 +297,14 @@ class ServerUsage(unittest.TestCase):
             expected = mine[0]["server_cpu_us_per_msg"] * mine[0]["iterations"] / rep["iterations"]
             self.assertGreater(rep["server_cpu_us_per_msg"], 0.75 * expected, (rep, expected))
             self.assertLess(rep["server_cpu_us_per_msg"], 1.25 * expected, (rep, expected))
-            # The same high-water marks (each process's peak since it started), read at the end.
-            self.assertGreater(rep["server_peak_rss_bytes"], 0.8 * mine[0]["server_peak_rss_bytes"], rep)
-            self.assertLess(rep["server_peak_rss_bytes"], 1.25 * mine[0]["server_peak_rss_bytes"], rep)
+            # The same high-water mark (the peak since it started), read by the end. A process per
+            # connection sums the peaks of the children alive at the sample (up to 100 ms before
+            # the end: it may hold another repetition's), so only one process is compared exactly.
+            if processes == 1:
+                self.assertAlmostEqual(rep["server_peak_rss_bytes"], mine[0]["server_peak_rss_bytes"],
+                                       delta=0.1 * mine[0]["server_peak_rss_bytes"], msg=rep)
+            else:
+                self.assertGreater(rep["server_peak_rss_bytes"], 0, rep)
             self.assertGreaterEqual(rep["server_threads"], processes + 1)  # and the sampler
             self.assertEqual(rep["server_processes"], processes)
         # Without the log: no server figures (each load's own divided the CPU by its messages only).
