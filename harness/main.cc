@@ -418,7 +418,7 @@ int Main(int argc, char** argv) {
   serve->add_option("--server-cpus", serve_cpus, "pin the server (its threads and children) to these CPUs, e.g. 0");
   std::string serve_usage;
   serve->add_option("--usage", serve_usage,
-                    "sample the server's CPU, threads and processes every 100 ms into this file (for merge "
+                    "sample the server's CPU, peak memory, threads and processes every 100 ms into this file (for merge "
                     "--server-usage, when the loads run elsewhere)");
 
   std::vector<std::string> merge_inputs;

@@ -228,11 +228,10 @@ void CheckDistinct(const std::string& name, const std::vector<Part>& parts) {
 
 // The server's figures over the loads' windows of one combined repetition, from its usage log.
 void ChargeServer(const ServerUsage& usage, const std::vector<const nlohmann::json*>& parts, Repetition& rep) {
-  double start = 0, end = 0;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const auto& w = (*parts[i])["window_unix_s"];
-    start = i == 0 ? w[0].get<double>() : std::min(start, w[0].get<double>());
-    end = i == 0 ? w[1].get<double>() : std::max(end, w[1].get<double>());
+  double start = 1e300, end = -1e300;  // the union of the windows
+  for (const auto* e : parts) {
+    start = std::min(start, (*e)["window_unix_s"][0].get<double>());
+    end = std::max(end, (*e)["window_unix_s"][1].get<double>());
   }
   const double cpu_ns = ServerFiguresOver(usage.samples, start, end, static_cast<double>(rep.iterations), rep.metrics);
   if (cpu_ns < 0) {

@@ -138,6 +138,19 @@ std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
   return usage;
 }
 
+std::optional<ProcessUsage> ReadProcessSummary(pid_t pid) {
+  ProcessUsage usage;
+  const std::string base = "/proc/" + std::to_string(pid);
+  StatCpu process;
+  if (!ReadStatCpu(base + "/stat", process) || !ReadStatus(base + "/status", usage, true)) return std::nullopt;
+  usage.cpu_ns = process.own_ns;
+  usage.reaped_children_cpu_ns = process.children_ns;
+  if (usage.threads == 1) {  // the thread group leader's schedstat is then the whole process's
+    if (const auto runtime = ReadSchedstat(base + "/schedstat")) usage.cpu_ns = *runtime;
+  }
+  return usage;
+}
+
 double ProcessCpuSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);

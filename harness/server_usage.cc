@@ -1,75 +1,25 @@
 #include "harness/server_usage.h"
 
 #include <pthread.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
-#include <cstdio>
-#include <ctime>
-#include <sstream>
 #include <stdexcept>
 
 #include "harness/params.h"
 #include "harness/process_usage.h"
 
 namespace harness {
-namespace {
-
-struct Stat {
-  double cpu_ns = 0;  // utime + stime + cutime + cstime
-  uint64_t threads = 0;
-};
-
-// VmHWM of /proc/PID/status in bytes; 0 if unreadable.
-uint64_t PeakRss(const std::string& pid) {
-  const std::string text = ReadProcFile("/proc/" + pid + "/status");
-  const size_t at = text.find("VmHWM:");
-  unsigned long long kb = 0;
-  if (at == std::string::npos || std::sscanf(text.c_str() + at, "VmHWM: %llu kB", &kb) != 1) return 0;
-  return kb * 1024;
-}
-
-// /proc/PID/stat's CPU (own and reaped children's) and thread count; false if the process is gone.
-bool ReadStat(pid_t pid, Stat& stat) {
-  const std::string text = ReadProcFile("/proc/" + std::to_string(pid) + "/stat");
-  const size_t close = text.rfind(')');  // the command name may hold spaces and parentheses
-  if (close == std::string::npos) return false;
-  std::istringstream fields(text.substr(close + 2));
-  std::string skip;
-  for (int field = 3; field < 14; ++field) fields >> skip;
-  unsigned long long utime = 0, stime = 0, cutime = 0, cstime = 0, threads = 0;
-  if (!(fields >> utime >> stime >> cutime >> cstime >> skip >> skip >> threads)) return false;
-  static const double ns_per_tick = 1e9 / static_cast<double>(sysconf(_SC_CLK_TCK));
-  stat.cpu_ns = static_cast<double>(utime + stime + cutime + cstime) * ns_per_tick;
-  stat.threads = threads;
-  // A single-threaded process's time on a CPU exactly (schedstat), as the harness's own sampling
-  // counts it: ticks are 10 ms.
-  unsigned long long runtime_ns = 0;
-  if (threads == 1 &&
-      std::sscanf(ReadProcFile("/proc/" + std::to_string(pid) + "/schedstat").c_str(), "%llu", &runtime_ns) == 1) {
-    stat.cpu_ns = static_cast<double>(runtime_ns) + static_cast<double>(cutime + cstime) * ns_per_tick;
-  }
-  return true;
-}
-
-double Seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; }
-
-}  // namespace
 
 UsageSample SampleOwnTree(std::vector<pid_t>& descendants, bool rescan) {
   UsageSample s;
   s.unix_s = UnixSeconds();
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  rusage reaped{};
-  getrusage(RUSAGE_CHILDREN, &reaped);
-  s.cpu_ns = (static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9 + Seconds(reaped.ru_utime) +
-              Seconds(reaped.ru_stime)) * 1e9;
-  Stat own;
-  if (ReadStat(getpid(), own)) s.threads = own.threads;
-  s.peak_rss_bytes = PeakRss("self");
+  s.cpu_ns = (ProcessCpuSeconds() + ReapedChildrenCpuSeconds()) * 1e9;  // every thread, exact
+  if (const auto own = ReadProcessSummary(getpid())) {
+    s.threads = own->threads;
+    s.peak_rss_bytes = own->peak_rss_bytes;
+  }
   s.processes = 1;
   if (rescan) {
     const std::vector<pid_t> tree = ProcessTree(getpid());
@@ -77,11 +27,11 @@ UsageSample SampleOwnTree(std::vector<pid_t>& descendants, bool rescan) {
   }
   std::vector<pid_t> alive;
   for (const pid_t pid : descendants) {
-    Stat child;
-    if (!ReadStat(pid, child)) continue;  // gone: its reaper counts it now
-    s.cpu_ns += child.cpu_ns;
-    s.threads += child.threads;
-    s.peak_rss_bytes += PeakRss(std::to_string(pid));
+    const auto child = ReadProcessSummary(pid);
+    if (!child) continue;  // gone: its reaper counts it now
+    s.cpu_ns += static_cast<double>(child->cpu_ns + child->reaped_children_cpu_ns);
+    s.threads += child->threads;
+    s.peak_rss_bytes += child->peak_rss_bytes;
     ++s.processes;
     alive.push_back(pid);
   }
