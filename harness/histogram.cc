@@ -51,6 +51,10 @@ void Histogram::RecordN(uint64_t value, uint64_t n) {
 
 void Histogram::Merge(const Histogram& other) {
   if (other.count_ == 0) return;
+  uint64_t count = 0, sum = 0;
+  if (__builtin_add_overflow(count_, other.count_, &count) || __builtin_add_overflow(sum_, other.sum_, &sum)) {
+    throw std::invalid_argument("latency histogram: merged counts or sum overflow");
+  }
   for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
   min_ = count_ ? std::min(min_, other.min_) : other.min_;
   max_ = std::max(max_, other.max_);
@@ -135,6 +139,12 @@ Histogram Histogram::FromJson(const nlohmann::json& j) {
   if (total > 0 && (IndexOf(h.min_) != first || IndexOf(h.max_) != previous ||
                     h.min_ > h.max_)) {
     throw std::invalid_argument("latency histogram: min and max do not fall in its first and last buckets");
+  }
+  // Every value lies in [min, max], so their sum lies in [count x min, count x max].
+  const unsigned __int128 count = total, sum = h.sum_;
+  if (sum < count * h.min_ || sum > count * h.max_) {
+    throw std::invalid_argument("latency histogram: sum " + std::to_string(h.sum_) + " is not between count x min and "
+                                "count x max");
   }
   return h;
 }

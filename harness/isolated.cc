@@ -5,6 +5,7 @@
 
 #include "harness/child_process.h"
 #include "harness/runner.h"
+#include "harness/text.h"
 
 namespace harness {
 
@@ -87,7 +88,7 @@ int MeasureCommand(const std::string& spec_json, int repetition) {
   } catch (const std::exception& e) {
     rep = Repetition::Failed(e.what());
   }
-  std::cout << nlohmann::json(rep).dump() << std::endl;
+  std::cout << JsonText(nlohmann::json(rep)) << std::endl;
   return 0;
 }
 

@@ -3,8 +3,10 @@
 // Exit codes: 0 success, 1 a measured run failed or the results could not be written where asked
 // (they are kept in a file the message names), 2 bad input (one line on stderr), 130 interrupted.
 #include <signal.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -25,6 +27,7 @@
 
 #include "harness/isolated.h"
 #include "harness/merge.h"
+#include "harness/output_file.h"
 #include "harness/params.h"
 #include "harness/placement.h"
 #include "harness/process_usage.h"
@@ -33,6 +36,7 @@
 #include "harness/scenario.h"
 #include "harness/server_usage.h"
 #include "harness/slurm.h"
+#include "harness/text.h"
 
 namespace harness {
 namespace {
@@ -40,6 +44,7 @@ namespace {
 constexpr int kExitFailedRuns = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitInterrupted = 130;
+constexpr double kLateStartS = 5;  // how late `load --start-at` may be and still start (clocks of hosts differ)
 
 struct UsageError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
@@ -172,6 +177,12 @@ Schedule ParseSchedule(const std::string& at, const std::string& every) {
   if (std::abs(schedule.start_unix - now) > 86400) {
     throw UsageError(fmt::format("--start-at: {} is more than a day from now ({:.0f})", at, now));
   }
+  // A start passed already would begin at once, apart from the loads it was meant to run with.
+  if (schedule.start_unix < now - kLateStartS) {
+    throw UsageError(fmt::format("--start-at: {} was {:.0f} s ago (now {:.0f}): the loads it was to start with have "
+                                 "begun",
+                                 at, now - schedule.start_unix, now));
+  }
   if (!every.empty()) {
     try {
       schedule.period_s = std::chrono::duration<double>(ParseDuration(every, std::chrono::seconds(1))).count();
@@ -240,6 +251,39 @@ int Execute(std::vector<PlannedRun>& runs, const std::string& out_path, const st
   return failures || writer->fell_back() ? kExitFailedRuns : 0;
 }
 
+// A job's folder, new or empty: a used one holds another job's load-*.json, which the merge at the
+// end of this job would count as its own.
+void MakeFreshDirectory(const std::string& dir) {
+  struct stat st {};
+  if (lstat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw UsageError("--out: " + dir + " exists and is not a directory");
+    std::error_code ec;
+    if (!std::filesystem::is_empty(dir, ec) || ec) {
+      throw UsageError("--out: " + dir + " is not empty (another job's files would be merged into this one's); name a "
+                       "new folder");
+    }
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw UsageError("--out: cannot create " + dir + ": " + ec.message());
+}
+
+// Runs `argv` (no shell: its words reach the program as they are) and returns its exit status, 127
+// when it cannot be started.
+int Spawn(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0) return 127;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status)) throw std::runtime_error(argv[0] + " ended by signal " + std::to_string(WTERMSIG(status)));
+  return WEXITSTATUS(status);
+}
+
 // `harness slurm`: checks what the job will ask of serve and load here, before anything reaches
 // the cluster (a bad flag is exit 2 now, not a failed job later); writes DIR/job.sh, prints it, and
 // submits it unless --dry-run.
@@ -265,28 +309,29 @@ int SlurmCommand(SlurmJob job, const std::string& out, bool dry_run, bool wait) 
   job.dir = out.empty() ? DefaultOut(fmt::format("slurm-{}", now)) : UserPath(out);
   if (job.dir.size() > 5 && job.dir.substr(job.dir.size() - 5) == ".json") job.dir.resize(job.dir.size() - 5);
   job.dir = std::filesystem::absolute(job.dir).lexically_normal().string();
-  std::error_code ec;
-  std::filesystem::create_directories(job.dir, ec);
-  if (ec) throw UsageError("--out: cannot create " + job.dir + ": " + ec.message());
+  const std::string script = BatchScript(job);  // refuses what cannot stand in it before anything is made
+  MakeFreshDirectory(job.dir);
   const std::string script_path = job.dir + "/job.sh";
-  const std::string script = BatchScript(job);
-  {
-    std::ofstream file(script_path);
-    file << script;
-    if (!file) throw UsageError("--out: cannot write " + script_path);
+  try {
+    WriteFileSafely(script_path, script);
+  } catch (const std::runtime_error& e) {
+    throw UsageError(std::string("--out: ") + e.what());
   }
   std::cout << "# " << script_path << "\n" << script << std::flush;
-  const std::string submit = std::string("sbatch --parsable") + (wait ? " --wait" : "") + " '" + script_path + "'";
+  std::vector<std::string> submit = {"sbatch", "--parsable"};
+  if (wait) submit.push_back("--wait");
+  submit.push_back(script_path);
+  std::string shown;
+  for (const auto& word : submit) shown += (shown.empty() ? "" : " ") + ShellWord(word);
   if (dry_run) {
-    std::cout << "# --dry-run: not submitted; to submit: " << submit << "\n";
+    std::cout << "# --dry-run: not submitted; to submit: " << shown << "\n";
     return 0;
   }
-  std::cout << "# " << submit << std::endl;
-  const int status = std::system(submit.c_str());
-  if (status == -1 || !WIFEXITED(status)) throw std::runtime_error("sbatch could not be run");
-  if (WEXITSTATUS(status) == 127) throw UsageError("slurm: sbatch not found (install slurm-wlm, or --dry-run)");
+  std::cout << "# " << shown << std::endl;
+  const int status = Spawn(submit);
+  if (status == 127) throw UsageError("slurm: sbatch not found (install slurm-wlm, or --dry-run)");
   if (wait) std::cout << "# results: " << job.dir << "/merged.json\n";
-  return WEXITSTATUS(status) == 0 ? 0 : kExitFailedRuns;
+  return status == 0 ? 0 : kExitFailedRuns;
 }
 
 int ListCommand() {
@@ -383,6 +428,10 @@ int Main(int argc, char** argv) {
   } catch (const std::logic_error& e) {
     std::cerr << "harness: a scenario's declarations cannot stand: " << e.what() << "\n";
     return kExitFailedRuns;
+  }
+  if (const std::string bad = BadArgument(argc, argv); !bad.empty()) {
+    std::cerr << "harness: error: " << bad << " (see --help)\n";
+    return kExitUsage;
   }
   RaiseOpenFileLimit();
   AvailableCpus();  // the affinity the harness started with, read before anything pins a thread
@@ -502,7 +551,7 @@ int Main(int argc, char** argv) {
     // CLI11's messages can span lines; the contract is one line.
     std::string message = e.what();
     std::replace(message.begin(), message.end(), '\n', ' ');
-    std::cerr << "harness: error: " << message << " (see --help)\n";
+    std::cerr << "harness: error: " << Printable(message) << " (see --help)\n";
     return kExitUsage;
   }
 
@@ -535,7 +584,11 @@ int Main(int argc, char** argv) {
           throw UsageError(std::string("--usage: ") + e.what());
         }
       }
-      return scenario->Serve({serve_model, endpoint, serve_params});
+      ServeOptions serve_options{serve_model, endpoint, serve_params, {}};
+      if (usage_log) {
+        serve_options.on_listening = [&](const std::string& address) { usage_log->Start(serve_model, address); };
+      }
+      return scenario->Serve(serve_options);
     }
     if (app.got_subcommand("measure")) return MeasureCommand(measure_spec, measure_repetition);
     if (app.got_subcommand("merge")) {
@@ -576,9 +629,15 @@ int Main(int argc, char** argv) {
     }
     const std::string out = flags.out.empty() ? DefaultOut() : UserPath(flags.out);
     return Execute(runs, out, options.profile, command_line);
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "harness: error: " << e.what() << "\n";
+  } catch (const std::invalid_argument& e) {  // a value echoed in a message is shown on one line
+    std::cerr << "harness: error: " << Printable(e.what()) << "\n";
     return kExitUsage;
+  } catch (const std::filesystem::filesystem_error& e) {  // e.g. run from a folder deleted since
+    std::cerr << "harness: error: " << Printable(e.what()) << "\n";
+    return kExitUsage;
+  } catch (const std::exception& e) {  // nothing ends the harness with an abort
+    std::cerr << "harness: error: " << Printable(e.what()) << "\n";
+    return kExitFailedRuns;
   }
 }
 

@@ -9,8 +9,10 @@
 #include <fmt/format.h>
 
 #include "harness/histogram.h"
+#include "harness/params.h"
 #include "harness/results.h"
 #include "harness/scenario.h"
+#include "harness/text.h"
 
 namespace harness {
 namespace {
@@ -141,6 +143,9 @@ void CheckLoadIteration(const nlohmann::json& e, const MetricSet& declared, cons
   if (!w.is_array() || w.size() != 2 || !w[0].is_number() || !w[1].is_number() || !(w[0] <= w[1])) {
     throw std::invalid_argument("no window_unix_s [start, end]: merge cannot tell whether the loads ran together");
   }
+  if (const std::string why = FindScenario(e.value("scenario", ""))->Contradiction(e); !why.empty()) {
+    throw std::invalid_argument(why);
+  }
 }
 
 // The fields every entry has, so that nothing below can meet a missing or mistyped one.
@@ -210,18 +215,55 @@ void CheckFile(const ResultsFile& f) {
   }
 }
 
-// Two parts with the same measurement window are one load given twice (a copy, a link): summing
-// them would double its figures.
+// Two parts with the same load_id (the salt each load draws for its messages) or the same
+// measurement window are one load given twice (a copy, a link, a copy with its windows moved):
+// summing them would double its figures.
 void CheckDistinct(const std::string& name, const std::vector<Part>& parts) {
-  std::map<std::string, std::string> windows;
+  std::map<std::string, std::string> seen;
   for (const Part& p : parts) {
     for (const auto* e : p.iterations) {
-      if (!e->contains("window_unix_s")) continue;
-      const auto [it, fresh] = windows.emplace((*e)["window_unix_s"].dump(), p.file->path);
-      if (!fresh) {
-        throw std::invalid_argument(it->second + " and " + p.file->path + " hold the same load of " + name +
-                                    " (identical windows): a file given twice?");
+      for (const char* key : {"load_id", "window_unix_s"}) {
+        if (!e->contains(key)) continue;
+        const auto [it, fresh] = seen.emplace(std::string(key) + JsonText((*e)[key]), p.file->path);
+        if (!fresh) {
+          throw std::invalid_argument(it->second + " and " + p.file->path + " hold the same load of " + name + " (one " +
+                                      key + "): a file given twice?");
+        }
       }
+    }
+  }
+}
+
+// Repetition i of each load is combined into one: loads with different counts did not run as one.
+void CheckRepetitions(const std::string& name, const std::vector<Part>& parts) {
+  for (const Part& p : parts) {
+    if (p.iterations.size() != parts.front().iterations.size()) {
+      throw std::invalid_argument(fmt::format("{} has {} repetitions of {} and {} has {}: loads that ran together have "
+                                              "as many",
+                                              parts.front().file->path, parts.front().iterations.size(), name,
+                                              p.file->path, p.iterations.size()));
+    }
+  }
+}
+
+// The host of "HOST:PORT" or "[V6]:PORT", and its port; throws for anything else.
+Endpoint TargetOf(const nlohmann::json& e) { return ParseEndpoint(e["params"].value("target", ""), false); }
+
+// The usage log must be the log of the server these loads drove.
+void CheckServer(const ServerUsage& usage, const std::string& name, const std::vector<Part>& parts) {
+  const UsageIdentity& server = usage.log.server;
+  const Endpoint listened = ParseEndpoint(server.address, false);
+  const bool everywhere = listened.host == "0.0.0.0" || listened.host == "::";
+  for (const Part& p : parts) {
+    const nlohmann::json& e = *p.iterations.front();
+    const Endpoint target = TargetOf(e);
+    const std::string model = e.value("model", "");
+    if (target.port != listened.port || (!everywhere && target.host != listened.host) ||
+        (model != "external" && model != server.model)) {
+      throw std::invalid_argument(fmt::format("{} is the log of {} at {} (pid {} on {}), not of the server {} in {} "
+                                              "drove ({} at {})",
+                                              usage.path, server.model, server.address, server.pid, server.host, name,
+                                              p.file->path, model, target.ToString()));
     }
   }
 }
@@ -233,9 +275,11 @@ void ChargeServer(const ServerUsage& usage, const std::vector<const nlohmann::js
     start = std::min(start, (*e)["window_unix_s"][0].get<double>());
     end = std::max(end, (*e)["window_unix_s"][1].get<double>());
   }
-  const double cpu_ns = ServerFiguresOver(usage.samples, start, end, static_cast<double>(rep.iterations), rep.metrics);
+  std::string why;
+  const double cpu_ns =
+      ServerFiguresOver(usage.log.samples, start, end, static_cast<double>(rep.iterations), rep.metrics, &why);
   if (cpu_ns < 0) {
-    rep.warnings.push_back("no server figures: " + usage.path + " does not cover this repetition's window");
+    rep.warnings.push_back("no server figures: " + usage.path + " " + why);
     return;
   }
   rep.cpu_time_ns = cpu_ns;
@@ -254,9 +298,10 @@ std::vector<nlohmann::json> MergeRun(const std::string& name, const std::vector<
     sources.push_back(p.file->path);
   }
   CheckDistinct(name, parts);
+  CheckRepetitions(name, parts);
+  if (usage != nullptr) CheckServer(*usage, name, parts);
   const Scenario& scenario = *FindScenario(parts.front().iterations.front()->value("scenario", ""));
-  size_t repetitions = SIZE_MAX;
-  for (const Part& p : parts) repetitions = std::min(repetitions, p.iterations.size());
+  const size_t repetitions = parts.front().iterations.size();
   std::vector<Repetition> reps;
   for (size_t r = 0; r < repetitions; ++r) {
     std::vector<const nlohmann::json*> of_r;

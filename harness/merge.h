@@ -11,7 +11,12 @@
 // Server figures are dropped (each load divided the server's CPU by its own messages), unless the
 // server's usage log is given (`serve --usage`, server_usage.h): each combined repetition is then
 // charged with the server's CPU from the earliest start to the latest end of its loads' windows,
-// divided by all their messages.
+// divided by all their messages. The log must name the server the loads drove (its port, its address
+// unless it listened on every address, and its model unless the loads called it `external`).
+//
+// Refused (std::invalid_argument): parts with different repetition counts, one load given twice
+// (two parts with one load_id, the salt a load draws for its messages), and parts whose figures
+// contradict their own iterations and window (Scenario::Contradiction) or histograms.
 #pragma once
 
 #include <string>
@@ -31,7 +36,7 @@ struct ResultsFile {
 
 struct ServerUsage {
   std::string path;
-  std::vector<UsageSample> samples;
+  UsageFile log;
 };
 
 // Throws std::invalid_argument for a file that is not a results file or a run that cannot merge.

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "harness/process_usage.h"
+#include "harness/text.h"
 
 namespace harness {
 namespace {
@@ -28,10 +29,11 @@ std::vector<pid_t> Numbered(const std::string& dir) {
   return out;
 }
 
+// Its name as its owner chose it (any bytes), made printable UTF-8: it goes into a results file.
 std::string Comm(pid_t pid) {
   std::string name = ReadProcFile("/proc/" + std::to_string(pid) + "/comm");
   while (!name.empty() && name.back() == '\n') name.pop_back();
-  return name;
+  return Printable(name);
 }
 
 }  // namespace

@@ -17,17 +17,23 @@ namespace {
 
 std::string Errno(int err) { return std::strerror(err); }
 
-// Why an existing path must not be replaced by a results file, or "".
+std::string Kind(mode_t mode) {
+  if (S_ISLNK(mode)) return "is a symbolic link";
+  if (S_ISDIR(mode)) return "is a directory";
+  if (S_ISFIFO(mode)) return "is a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "is a device";
+  return "is not a regular file";
+}
+
+}  // namespace
+
 std::string NotARegularFile(const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return "";
-  if (S_ISREG(st.st_mode)) return "";
-  if (S_ISLNK(st.st_mode)) return "is a symbolic link";
-  if (S_ISDIR(st.st_mode)) return "is a directory";
-  if (S_ISFIFO(st.st_mode)) return "is a FIFO";
-  if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) return "is a device";
-  return "is not a regular file";
+  return S_ISREG(st.st_mode) ? "" : Kind(st.st_mode);
 }
+
+namespace {
 
 // Writes `text` to a new file beside `path` (a unique name, O_EXCL: nothing planted there is
 // followed), fsyncs it and renames it over `path`. Returns "" or the reason.
@@ -69,6 +75,36 @@ std::string MakeFallback(const std::string& path) {
 }
 
 }  // namespace
+
+void WriteFileSafely(const std::string& path, const std::string& text) {
+  if (const std::string why = NotARegularFile(path); !why.empty()) {
+    throw std::runtime_error(path + " " + why + "; name a regular file");
+  }
+  if (const std::string error = ReplaceAtomically(path, text); !error.empty()) {
+    throw std::runtime_error("cannot write " + path + ": " + error);
+  }
+}
+
+int OpenRegularForWriting(const std::string& path) {
+  if (const std::string why = NotARegularFile(path); !why.empty()) {
+    throw std::runtime_error(path + " " + why + "; name a regular file");
+  }
+  // O_NOFOLLOW and O_NONBLOCK close the gap between the check and the open: a link planted since is
+  // refused, and a FIFO answers at once (ENXIO without a reader) instead of waiting for one.
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write " + path + ": " + Errno(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    throw std::runtime_error(path + " " + Kind(st.st_mode) + "; name a regular file");
+  }
+  if (ftruncate(fd, 0) != 0 || fcntl(fd, F_SETFL, 0) != 0) {
+    const int err = errno;
+    close(fd);
+    throw std::runtime_error("cannot write " + path + ": " + Errno(err));
+  }
+  return fd;
+}
 
 OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
   if (const std::string why = NotARegularFile(path_); !why.empty()) {

@@ -13,6 +13,19 @@
 
 namespace harness {
 
+// Why `path` must not be written as a file, or "": it exists and is not a regular file (a symbolic
+// link, a directory, a FIFO, a device).
+std::string NotARegularFile(const std::string& path);
+
+// Replaces the file at `path` with `text` by the rules above (no lock: for a file written once, such
+// as a batch script). Throws std::runtime_error with the reason.
+void WriteFileSafely(const std::string& path, const std::string& text);
+
+// Opens `path` for writing from its start (created 0644, or truncated when it is a regular file),
+// never through a link and never blocking on a FIFO; for a file written as it grows (a log). Returns
+// the descriptor; throws std::runtime_error with the reason.
+int OpenRegularForWriting(const std::string& path);
+
 class OutputFile {
  public:
   // Throws std::runtime_error with the reason when the path is refused or cannot be written.

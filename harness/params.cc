@@ -37,14 +37,16 @@ Duration ParseDuration(std::string_view text, Duration min) {
   return Duration(static_cast<int64_t>(std::llround(ns)));
 }
 
+// Exact: 15 significant digits hold every whole number of nanoseconds up to 24 h, so a duration
+// written back (an SLO's bound in a run's name) is the one that was given, never rounded.
 std::string FormatDuration(Duration d) {
   const double ns = static_cast<double>(d.count());
-  char buf[32];
+  char buf[48];
   if (ns == 0) return "0s";
-  if (ns >= 1e9) std::snprintf(buf, sizeof buf, "%gs", ns / 1e9);
-  else if (ns >= 1e6) std::snprintf(buf, sizeof buf, "%gms", ns / 1e6);
-  else if (ns >= 1e3) std::snprintf(buf, sizeof buf, "%gus", ns / 1e3);
-  else std::snprintf(buf, sizeof buf, "%gns", ns);
+  if (ns >= 1e9) std::snprintf(buf, sizeof buf, "%.15gs", ns / 1e9);
+  else if (ns >= 1e6) std::snprintf(buf, sizeof buf, "%.15gms", ns / 1e6);
+  else if (ns >= 1e3) std::snprintf(buf, sizeof buf, "%.15gus", ns / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.15gns", ns);
   return buf;
 }
 

@@ -15,6 +15,7 @@
 #include "harness/placement.h"
 #include "harness/process_usage.h"
 #include "harness/stats.h"
+#include "harness/text.h"
 
 namespace harness {
 namespace {
@@ -269,10 +270,10 @@ void ResultsWriter::AddAll(std::vector<nlohmann::json> entries) {
 void ResultsWriter::Flush() {
   // The context pretty-printed, then one line per entry: a latency histogram has hundreds of
   // buckets, and one line per number would make files of megabytes that no diff can read.
-  std::string text = "{\n\"context\": " + doc_["context"].dump(2) + ",\n\"benchmarks\": [";
+  std::string text = "{\n\"context\": " + JsonText(doc_["context"], 2) + ",\n\"benchmarks\": [";
   const char* separator = "\n";
   for (const auto& entry : doc_["benchmarks"]) {
-    text += separator + entry.dump();
+    text += separator + JsonText(entry);
     separator = ",\n";
   }
   text += "\n]\n}\n";

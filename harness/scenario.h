@@ -7,6 +7,7 @@
 // Nothing in harness/ knows any scenario, model or metric by name.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -97,6 +98,8 @@ struct ServeOptions {
   std::string model;
   Endpoint listen;
   std::map<std::string, std::string> params;  // e.g. workers
+  // Called with the address once the server listens, before it says so on stdout.
+  std::function<void(const std::string& address)> on_listening;
 };
 
 class Scenario {
@@ -144,6 +147,10 @@ class Scenario {
   virtual bool merges() const { return false; }
   virtual nlohmann::json MergedParams(const std::vector<nlohmann::json>& parts) const { return parts.front(); }
   virtual void Recompute(const std::vector<const nlohmann::json*>& parts, Repetition& merged) const {}
+  // `merge`: why one ok `load` repetition's figures contradict one another (a rate its iterations
+  // over its window cannot give, say), or "". Merged figures are only as right as their parts, and a
+  // part edited by hand would pass into them unseen. Each figure is already in its declared range.
+  virtual std::string Contradiction(const nlohmann::json& entry) const { return ""; }
 };
 
 using ScenarioEntry = std::unique_ptr<Scenario>;

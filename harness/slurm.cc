@@ -2,23 +2,49 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+#include "harness/text.h"
+
 namespace harness {
 namespace {
 
-// A word for bash, in single quotes.
-std::string Quote(const std::string& word) {
-  std::string out = "'";
-  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
+bool Plain(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("_@%+=:,./-").find(c) != std::string_view::npos;
+}
+
+// A value for an `#SBATCH` line, where sbatch splits words itself: one that needs no quoting.
+std::string SbatchWord(const std::string& flag, const std::string& value) {
+  if (!value.empty() && std::all_of(value.begin(), value.end(), Plain)) return value;
+  throw std::invalid_argument(flag + ": '" + Printable(value) + "' cannot stand in an #SBATCH line (letters, digits "
+                              "and _@%+=:,./- only)");
 }
 
 std::string Flags(const std::map<std::string, std::string>& flags) {
   std::string out;
-  for (const auto& [name, value] : flags) out += " " + Quote("--" + name + "=" + value);
+  for (const auto& [name, value] : flags) {
+    try {
+      out += " " + ShellWord("--" + name + "=" + value);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("--" + name + ": " + e.what());
+    }
+  }
   return out;
 }
 
 }  // namespace
+
+std::string ShellWord(const std::string& word) {
+  if (!IsUtf8(word)) throw std::invalid_argument("'" + Printable(word) + "' is not UTF-8 text");
+  if (std::any_of(word.begin(), word.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; })) {
+    throw std::invalid_argument("'" + Printable(word) + "' holds a control character (a newline, a tab, an escape)");
+  }
+  std::string out = "'";
+  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
 
 std::string BatchScript(const SlurmJob& job) {
   std::string s = "#!/bin/bash\n";
@@ -30,22 +56,25 @@ std::string BatchScript(const SlurmJob& job) {
       "# Needs: the harness binary at the same path on every node, this directory on a filesystem every\n"
       "# node shares, and the server's port (any free one) reachable from the load nodes.\n",
       fmt::arg("model", job.model), fmt::arg("loads", job.loads), fmt::arg("dir", job.dir));
-  s += "#SBATCH --job-name=harness-echo-" + job.model + "\n";
+  s += "#SBATCH --job-name=harness-echo-" + SbatchWord("--model", job.model) + "\n";
   s += fmt::format("#SBATCH --ntasks={}\n", job.loads + 1);
   s += "#SBATCH --spread-job\n";
-  s += "#SBATCH --output=" + job.dir + "/slurm-%j.out\n";
-  if (!job.partition.empty()) s += "#SBATCH --partition=" + job.partition + "\n";
-  for (const auto& option : job.sbatch) s += "#SBATCH " + option + "\n";
+  s += "#SBATCH --output=" + SbatchWord("--out", job.dir) + "/slurm-%j.out\n";
+  if (!job.partition.empty()) s += "#SBATCH --partition=" + SbatchWord("--partition", job.partition) + "\n";
+  for (const auto& option : job.sbatch) {
+    if (option.rfind('-', 0) != 0) throw std::invalid_argument("--sbatch: '" + Printable(option) + "' is not an option");
+    s += "#SBATCH " + SbatchWord("--sbatch", option) + "\n";
+  }
   s += "set -uo pipefail\n";
-  s += "HARNESS=" + Quote(job.harness) + "\n";
-  s += "DIR=" + Quote(job.dir) + "\n\n";
+  s += "HARNESS=" + ShellWord(job.harness) + "\n";
+  s += "DIR=" + ShellWord(job.dir) + "\n\n";
 
   s += "# 1. The server: one task on the allocation's first node, listening on every address of its node,\n"
        "#    on any free port. It prints its node's name, then `listening on 0.0.0.0:PORT`. The loads\n"
        "#    reach it at the address Slurm reaches that node at (its NodeAddr). It samples its own CPU\n"
        "#    every 100 ms into server-usage.jsonl: the loads, elsewhere, cannot.\n";
   s += "srun --ntasks=1 --nodes=1 --relative=0 --overlap bash -c 'echo \"node $SLURMD_NODENAME\"; exec \"$0\" \"$@\"' \"$HARNESS\" \\\n"
-       "    serve --model=" + Quote(job.model) + " --listen=0.0.0.0:0 --usage=\"$DIR/server-usage.jsonl\"" + Flags(job.serve) +
+       "    serve --model=" + ShellWord(job.model) + " --listen=0.0.0.0:0 --usage=\"$DIR/server-usage.jsonl\"" + Flags(job.serve) +
        " > \"$DIR/server.out\" 2>&1 &\n";
   s += "server=$!\n";
   s += "for _ in $(seq 600); do\n"
@@ -76,7 +105,7 @@ std::string BatchScript(const SlurmJob& job) {
   s += "srun --ntasks=\"$loads\" \"${apart[@]}\" --distribution=cyclic --overlap bash -c \\\n";
   s += "    'echo \"load $SLURM_PROCID on $SLURMD_NODENAME\"; exec \"$0\" load --target=\"$1\" --start-at=\"$2\" \\\n"
        "         --out=\"$3/load-$SLURM_PROCID.json\" \"${@:4}\"' \\\n";
-  s += "    \"$HARNESS\" \"$address:$port\" \"$start\" \"$DIR\" --name=" + Quote(job.model) + Flags(job.load) + "\n";
+  s += "    \"$HARNESS\" \"$address:$port\" \"$start\" \"$DIR\" --name=" + ShellWord(job.model) + Flags(job.load) + "\n";
   s += "status=$?\n\n";
 
   s += "# 3. Stop the server (SIGTERM: it exits cleanly), then merge the loads' files into one, each\n"

@@ -14,18 +14,49 @@ each build are written as one results file, DIR/base.json and DIR/new.json (defa
 results/ab), and compared as //plots:compare does, but paired: repetition i of the two builds ran
 side by side, so the test is on the ratios of the pairs, and a drift of the machine from one round
 to the next (seen here: 63k to 148k msgs/s within minutes, invisible to steal time) cancels.
-Exit status: 0 no regression, 1 a regression, 3 only untested ones, 2 bad input, 130 interrupted.
+Each invocation of a harness has a time limit (--timeout, by default derived from the run's
+--duration and --warmup among RUN_FLAGS: 120 s + 20 x (warm-up + duration), four times that for a
+--capacity search); one that outlives it is killed with its children and the sitting ends (exit 1).
+Exit status: 0 no regression, 1 a regression or a harness that hung, 3 only untested ones, 2 bad
+input, 130 interrupted (Ctrl-C or SIGTERM). The scratch folder is removed on every way out.
 """
 import argparse
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 
 from plots import compare, results
-from plots.report import user_path
+from plots.results import user_path
+
+# What a repetition takes when RUN_FLAGS do not say: the longest profile's (full: 5 s, 2 s warm-up).
+DEFAULT_DURATION_S, DEFAULT_WARMUP_S = 5.0, 2.0
+
+
+class Hung(Exception):
+    """A harness invocation that outlived its time limit; the message is one line."""
+
+
+def seconds(text):
+    """A harness duration ("2s", "500ms", "250us", "1m", a bare number of seconds) in seconds."""
+    m = re.fullmatch(r"([0-9]*\.?[0-9]+)(ns|us|ms|s|m|h)?", text)
+    if not m:
+        raise results.BadInput(f"not a duration: '{text}'")
+    scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def default_timeout(flags):
+    """Seconds one invocation (one run, one repetition) may take, from the run's own plan."""
+    values = dict(f[2:].split("=", 1) for f in flags if f.startswith("--") and "=" in f)
+    duration = max(seconds(d) for d in values["duration"].split(",")) if "duration" in values else DEFAULT_DURATION_S
+    warmup = max(seconds(w) for w in values["warmup"].split(",")) if "warmup" in values else DEFAULT_WARMUP_S
+    search = any(f == "--capacity" or f.startswith("--capacity=") or f.startswith("--slo=") for f in flags)
+    return (120 + 20 * (warmup + duration)) * (4 if search else 1)
 
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
@@ -38,6 +69,8 @@ def parse(argv):
                              "each was an outlier in one of five here)")
     parser.add_argument("--threshold", default="10%", help="smallest change that counts (default 10%%)")
     parser.add_argument("--out", default=None, help="directory for base.json and new.json (default results/ab)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds one harness invocation may take (default: from --duration and --warmup)")
     parser.add_argument("run_flags", nargs="*", help="flags for `harness run`, after --")
     args = parser.parse_args(argv)
     for side in ("base", "new"):
@@ -62,15 +95,37 @@ def parse(argv):
     if not 1 <= args.repetitions <= 1000:
         raise results.BadInput(f"--repetitions: must be between 1 and 1000, not {args.repetitions}")
     args.threshold = compare.parse_threshold(args.threshold)
+    if args.timeout is None:
+        args.timeout = default_timeout(args.run_flags)
+    elif not 1 <= args.timeout <= 86400:
+        raise results.BadInput(f"--timeout: must be between 1 and 86400 seconds, not {args.timeout:g}")
     workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".")
     args.out = user_path(args.out) if args.out else os.path.join(workspace, "results", "ab")
+    if os.path.lexists(args.out) and not os.path.isdir(args.out) or os.path.islink(args.out):
+        raise results.BadInput(f"--out: {args.out} is not a folder")
     return args
 
 
-def run_once(binary, flags, out):
+def harness(argv, timeout, **kwargs):
+    """Runs a harness in a session of its own; past `timeout` it and its children are killed (Hung)."""
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, text=True, **kwargs) as p:
+        try:
+            stdout, stderr = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            raise Hung(f"{argv[0]} {argv[1]} did not end within {timeout:g} s (--timeout); killed") from None
+        except BaseException:  # Ctrl-C or SIGTERM: no harness is left running
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            raise
+    return subprocess.CompletedProcess(argv, p.returncode, stdout, stderr)
+
+
+def run_once(binary, flags, out, timeout):
     """One repetition of one build; returns its exit code (0 ok, 1 a failed run)."""
-    p = subprocess.run([binary, "run", *flags, "--repetitions=1", f"--out={out}"], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = harness([binary, "run", *flags, "--repetitions=1", f"--out={out}"], timeout,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if p.returncode == 2:
         raise results.BadInput(f"{binary}: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else 'bad input'}")
     if p.returncode == 130:
@@ -80,15 +135,14 @@ def run_once(binary, flags, out):
     return p.returncode
 
 
-def planned_runs(binary, flags):
-    """The run names the flags select (`run --dry-run`), or None from a harness without it."""
-    p = subprocess.run([binary, "run", *flags, "--dry-run"], stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True)
+def planned_runs(binary, flags, timeout):
+    """The run names the flags select (`run --dry-run`, one a line), or None from a harness without it."""
+    p = harness([binary, "run", *flags, "--dry-run"], timeout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if p.returncode == 2 and "--dry-run" in p.stderr:
         return None
     if p.returncode != 0:
         raise results.BadInput(f"{binary}: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else 'bad input'}")
-    return p.stdout.split()
+    return [line for line in p.stdout.splitlines() if line]
 
 
 def exactly(name):
@@ -123,6 +177,10 @@ def combine(rounds, repetitions):
     return combined
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     try:
         args = parse(argv)
@@ -131,33 +189,41 @@ def main(argv=None):
     except results.BadInput as e:
         print(f"ab: error: {e}", file=sys.stderr)
         return 2
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        print(f"ab: error: --out: cannot create {args.out}: {e.strerror}", file=sys.stderr)
+        return 2
     scratch = tempfile.mkdtemp(prefix="ab-", dir=args.out)
     files = {"base": {}, "new": {}}  # round -> files of that round
     failed = 0
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        names = planned_runs(args.base, args.run_flags)
+        names = planned_runs(args.base, args.run_flags, args.timeout)
         steps = schedule(args, names)
         for n, (r, side, extra) in enumerate(steps):
             out = os.path.join(scratch, f"{side}-{n}.json")
             what = f"warm-up round {r + args.warmup_rounds + 1}" if r < 0 else f"round {r + 1}/{args.repetitions}"
             print(f"ab: {what}: {side} {' '.join(extra)}", file=sys.stderr, flush=True)
-            code = run_once(getattr(args, side), args.run_flags + extra, out)
+            code = run_once(getattr(args, side), args.run_flags + extra, out, args.timeout)
             if r >= 0:  # a warm-up round's file is left to the scratch directory's removal
                 failed += code
                 files[side].setdefault(r, []).append(out)
         docs = {side: combine(rounds, args.repetitions) for side, rounds in files.items()}
+        for side, doc in docs.items():
+            results.write_file(os.path.join(args.out, f"{side}.json"), json.dumps(doc, indent=1))
     except results.BadInput as e:
         print(f"ab: error: {e}", file=sys.stderr)
         return 2
+    except Hung as e:
+        print(f"ab: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ab: interrupted", file=sys.stderr)
         return 130
     finally:  # no stray per-invocation files, whatever ended the sitting
+        signal.signal(signal.SIGTERM, previous_sigterm)
         shutil.rmtree(scratch, ignore_errors=True)
-    for side, doc in docs.items():
-        with open(os.path.join(args.out, f"{side}.json"), "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
     try:
         rows = compare.compare(docs["base"], docs["new"], args.threshold, paired=True)
     except results.BadInput as e:

@@ -195,8 +195,8 @@ def main(argv=None):
         return 0 if e.code == 0 else 2  # argparse has printed its one-line usage error
     try:
         threshold = parse_threshold(args.threshold)
-        base = results.load(report_path(args.base))
-        new = results.load(report_path(args.new))
+        base = results.load(results.user_path(args.base))
+        new = results.load(results.user_path(args.new))
     except results.BadInput as e:
         print(f"compare: error: {e}", file=sys.stderr)
         return 2
@@ -221,11 +221,6 @@ def summarize(rows):
           + (f", {untested} untested regressions (past the threshold in every repetition)" if untested else "")
           + (f", {few} with too few repetitions for a test ({MIN_TESTED}+ a side)" if few else ""))
     return 1 if regressions else 3 if untested else 0
-
-
-def report_path(path):
-    from plots.report import user_path
-    return user_path(path)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ a CI job summary). Exits 2 with one line on a missing, malformed or foreign file
 import argparse
 import base64
 import html
+import io
 import math
 import os
 import sys
@@ -470,11 +471,12 @@ def write_figures(doc, out_dir):
         if fig is None:
             continue
         fig.tight_layout()
-        png = os.path.join(out_dir, name + ".png")
-        fig.savefig(png, dpi=110)
-        fig.savefig(os.path.join(out_dir, name + ".svg"))
+        for ext, options in (("png", {"dpi": 110}), ("svg", {})):
+            image = io.BytesIO()  # drawn in memory, written by the project's one safe writer
+            fig.savefig(image, format=ext, **options)
+            results.write_file(os.path.join(out_dir, f"{name}.{ext}"), image.getvalue())
         plt.close(fig)
-        written.append((name, png))
+        written.append((name, os.path.join(out_dir, name + ".png")))
     return written
 
 
@@ -519,8 +521,7 @@ def write_summary(doc, out_dir):
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
         lines.append("")
     path = os.path.join(out_dir, "summary.md")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    results.write_file(path, "\n".join(lines))
     return path
 
 
@@ -548,15 +549,10 @@ def write_html(doc, figures, out_dir, title):
         parts.append(f"<tr><td>{html.escape(key)}</td><td>{html.escape(str(value))}</td></tr>")
     parts.append("</table></body></html>")
     path = os.path.join(out_dir, "report.html")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(parts))
+    results.write_file(path, "\n".join(parts))
     return path
 
 
-def user_path(path):
-    """Relative paths are relative to where the user ran `bazel run`, not to the runfiles tree."""
-    base = os.environ.get("BUILD_WORKING_DIRECTORY")
-    return path if os.path.isabs(path) or not base else os.path.join(base, path)
 
 
 def main(argv=None):
@@ -566,21 +562,25 @@ def main(argv=None):
     parser.add_argument("--out", "-o", help="output folder (default: reports/<name>/ in the workspace)")
     args = parser.parse_args(argv)
     try:
-        doc = results.load(user_path(args.results))
+        doc = results.load(results.user_path(args.results))
     except results.BadInput as e:
         print(f"plots: error: {e}", file=sys.stderr)
         return 2
     name = os.path.splitext(os.path.basename(args.results))[0]
     workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".")
-    out_dir = user_path(args.out) if args.out else os.path.join(workspace, "reports", name)
+    out_dir = results.user_path(args.out) if args.out else os.path.join(workspace, "reports", name)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         print(f"plots: error: --out: cannot create {out_dir}: {e.strerror}", file=sys.stderr)
         return 2
-    figures = write_figures(doc, out_dir)
-    report = write_html(doc, figures, out_dir, f"Concurrency harness: {name}")
-    summary = write_summary(doc, out_dir)
+    try:
+        figures = write_figures(doc, out_dir)
+        report = write_html(doc, figures, out_dir, f"Concurrency harness: {name}")
+        summary = write_summary(doc, out_dir)
+    except results.BadInput as e:
+        print(f"plots: error: {e}", file=sys.stderr)
+        return 2
     print(f"{len(figures)} figures, {report}, {summary}")
     return 0
 

@@ -1,5 +1,8 @@
 """Reading harness result files: the JSON is the only contract with the C++ side."""
 import json
+import os
+import stat
+import tempfile
 
 import numpy as np
 
@@ -10,6 +13,42 @@ class BadInput(Exception):
 
 # Counts above this cannot be held exactly in a float, and no run records that many round trips.
 MAX_COUNT = 2 ** 53
+
+
+def user_path(path):
+    """Relative paths are relative to where the user ran `bazel run`, not to the runfiles tree."""
+    base = os.environ.get("BUILD_WORKING_DIRECTORY")
+    return path if os.path.isabs(path) or not base else os.path.join(base, path)
+
+
+def write_file(path, data):
+    """Replaces the file at `path` with `data` (str or bytes) by the harness's rules for every file it
+    writes: a path that exists and is not a regular file (a symbolic link, a FIFO, a device, a
+    folder) is refused with BadInput; the bytes go to a new file beside it (a unique name, never
+    through a link) that is then renamed over it, so a reader sees the old file or the new one."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
+                else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "not a regular file")
+        raise BadInput(f"{path} is {kind}; name a regular file")
+    folder, name = os.path.split(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise BadInput(f"cannot write {path}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as e:
+        os.unlink(tmp)
+        raise BadInput(f"cannot write {path}: {e.strerror}") from None
 
 
 def _refuse_constant(name):

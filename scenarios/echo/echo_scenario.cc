@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <numeric>
@@ -371,6 +372,7 @@ class EchoScenario final : public harness::Scenario {
   bool merges() const override { return true; }
   nlohmann::json MergedParams(const std::vector<nlohmann::json>& parts) const override;
   void Recompute(const std::vector<const nlohmann::json*>& parts, harness::Repetition& merged) const override;
+  std::string Contradiction(const nlohmann::json& entry) const override;
 
   std::vector<harness::RunSpec> Plan(const harness::Options& options) const override {
     std::vector<const ModelEntry*> chosen;
@@ -395,6 +397,10 @@ class EchoScenario final : public harness::Scenario {
       if (options.params.count("rate")) throw std::invalid_argument("--rate: not with --capacity, which chooses the rates");
       if (options.params.count("slo")) {
         for (const auto& one : harness::SplitList(options.params.at("slo"))) ParseParam("slo", one);  // names its flag
+        if (options.params.count("capacity") && !options.params.at("capacity").empty()) {
+          throw std::invalid_argument("--slo: --capacity=" + options.params.at("capacity") +
+                                      " names the SLO already; give it once, in one of them");
+        }
       }
       std::string& slo = scoped.params["capacity"];
       if (slo.empty()) slo = options.params.count("slo") ? options.params.at("slo") : kDefaultSlo;
@@ -606,6 +612,7 @@ harness::Repetition Figures(const Sample& s, const LoadConfig& config, const har
   }
   rep.detail["latency_histogram"] = h.ToJson("ns");
   rep.detail["window_unix_s"] = {s.window_start_unix, s.window_end_unix};
+  rep.detail["load_id"] = fmt::format("{:016x}", load.salt);  // merge tells one load given twice by it
   return rep;
 }
 
@@ -811,6 +818,29 @@ void EchoScenario::Recompute(const std::vector<const nlohmann::json*>& parts, ha
   merged.cpu_time_ns = m.value("client_cpu_us_per_msg", 0.0) * 1e3;
 }
 
+// The rate is the iterations over the window (its wall-clock ends are read a little apart from the
+// steady clock that timed it: 5% and 50 ms of slack), the bytes the rate times the size, the
+// connections the parameter's.
+std::string EchoScenario::Contradiction(const nlohmann::json& e) const {
+  const double iterations = e["iterations"].get<double>();
+  const double window = e["window_unix_s"][1].get<double>() - e["window_unix_s"][0].get<double>();
+  const double rate = e.value("msgs_per_second", 0.0);
+  if (std::abs(rate * window - iterations) > 0.05 * iterations + 0.05 * rate) {
+    return fmt::format("msgs_per_second {:.6g} over its {:.6g} s window makes {:.6g} round trips, not its {:.0f} "
+                       "iterations",
+                       rate, window, rate * window, iterations);
+  }
+  const double size = e["params"].value("size", 0.0);
+  if (const double bytes = e.value("bytes_per_second", 0.0); std::abs(bytes - rate * size) > 1e-6 * bytes + 1) {
+    return fmt::format("bytes_per_second {:.6g} is not msgs_per_second x size ({:.6g})", bytes, rate * size);
+  }
+  if (e.value("connections", -1.0) != e["params"].value("connections", -2.0) ||
+      e.value("starved_connections", 0.0) > e.value("connections", 0.0)) {
+    return "connections and starved_connections do not match the run's connections";
+  }
+  return "";
+}
+
 int EchoScenario::Serve(const harness::ServeOptions& options) {
   const ModelEntry* model = FindModel(options.model);
   if (model == nullptr) throw std::invalid_argument("unknown model '" + options.model + "' for echo (see: list)");
@@ -855,7 +885,9 @@ int EchoScenario::Serve(const harness::ServeOptions& options) {
   } catch (const std::runtime_error& e) {
     throw std::invalid_argument(e.what());  // e.g. io_uring refused by the kernel: one line, exit 2
   }
-  std::cout << "listening on " << harness::Endpoint{options.listen.host, port}.ToString() << std::endl;
+  const std::string address = harness::Endpoint{options.listen.host, port}.ToString();
+  if (options.on_listening) options.on_listening(address);
+  std::cout << "listening on " << address << std::endl;
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   server->Stop();

@@ -337,7 +337,9 @@ LoadResult RunLoad(const LoadConfig& config) {
     result.error = error;
     return result;
   }
-  const MessagePattern pattern(config.size, std::random_device{}(), config.reply);
+  std::random_device random;
+  result.salt = (uint64_t{random()} << 32) | random();
+  const MessagePattern pattern(config.size, result.salt, config.reply);
   Window window;
   const int threads = std::clamp(config.threads, 1, config.connections);
   std::vector<std::unique_ptr<Driver>> drivers;

@@ -66,6 +66,7 @@ struct LoadResult {
   double silent_seconds = 0;             // from the window's last reply (or its start) to its end
   double warmup_seconds = 0;             // as it turned out: at least the configured warm-up
   bool interrupted = false;
+  uint64_t salt = 0;                     // drawn for this load's messages: no two loads share one
 };
 
 LoadResult RunLoad(const LoadConfig& config);
