@@ -124,8 +124,18 @@ TEST(HistogramTest, FromJsonRejectsBrokenInvariants) {
       broken([](nlohmann::json& j) { j["min"] = 80000; }),                          // min outside the first
       broken([](nlohmann::json& j) { j["buckets"][0] = {300}; }),                   // not [lowest, count]
       broken([](nlohmann::json& j) { j["count"] = "4"; }),                          // not a number
+      broken([](nlohmann::json& j) { j["sum"] = UINT64_MAX; }),                     // above count x max
+      broken([](nlohmann::json& j) { j["sum"] = 1000; }),                           // below count x min
   };
   for (const auto& j : cases) EXPECT_THROW(Histogram::FromJson(j), std::invalid_argument) << j.dump();
+}
+
+TEST(HistogramTest, MergeRefusesASumThatWouldWrap) {
+  Histogram big;
+  big.RecordN(Histogram::kMaxValue, uint64_t{1} << 23);  // a sum of 2^63 - 2^23
+  Histogram also = big;
+  EXPECT_NO_THROW(also.Merge(big));  // 2^64 - 2^24: still fits
+  EXPECT_THROW(also.Merge(big), std::invalid_argument);
 }
 
 TEST(HistogramTest, EmptyAndClamped) {

@@ -6,20 +6,26 @@ import json
 import os
 import stat
 import tempfile
+import time
 import unittest
 
 from plots import ab
 
 FAKE = """#!/usr/bin/python3
-import json, random, re, sys
+import json, os, random, re, subprocess, sys, time
 args = sys.argv[1:]
-names = [f"echo/m/connections:{{i}}" for i in range(10)]  # 10 runs; run 0 is {factor}x slower in this build
+names = [f"echo/m{infix}/connections:{{i}}" for i in range(10)]  # 10 runs; run 0 is {factor}x slower in this build
 if "--dry-run" in args:
     if not {lists}:  # a harness from before --dry-run
         print("harness: error: The following argument was not expected: --dry-run", file=sys.stderr)
         sys.exit(2)
     print("\\n".join(names))
     sys.exit(0)
+if {hang}:  # a harness that never ends, with a child of its own
+    child = subprocess.Popen(["sleep", "60"])
+    with open({log!r} + ".child", "w") as f:
+        f.write(str(child.pid))
+    time.sleep(60)
 filters = [a.split("=", 1)[1] for a in args if a.startswith("--filter=")]
 with open({log!r}, "a") as log:
     log.write({name!r} + " " + (filters[0] if filters else "-") + "\\n")
@@ -46,10 +52,10 @@ class Ab(unittest.TestCase):
         self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
         self.log = os.path.join(self.dir, "order.log")
 
-    def fake(self, name, factor=1.0, lists=True):
+    def fake(self, name, factor=1.0, lists=True, infix="", hang=False):
         path = os.path.join(self.dir, name)
         with open(path, "w", encoding="utf-8") as f:
-            f.write(FAKE.format(log=self.log, name=name, factor=factor, lists=lists))
+            f.write(FAKE.format(log=self.log, name=name, factor=factor, lists=lists, infix=infix, hang=hang))
         os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
         return path
 
@@ -115,6 +121,47 @@ class Ab(unittest.TestCase):
                 self.assertIn(mentions, err)
         # A sitting that ended in an error leaves no scratch files behind.
         self.assertEqual(os.listdir(os.path.join(self.dir, "r")), [])
+
+
+    def test_a_harness_that_hangs_is_killed_with_its_children(self):
+        base, new = self.fake("base"), self.fake("new", hang=True)
+        start = time.monotonic()
+        code, out, err = self.ab(f"--base={base}", f"--new={new}", f"--out={self.dir}/r", "--timeout=2",
+                                 "--", "--repetitions=2")
+        self.assertLess(time.monotonic() - start, 30)
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("did not end within 2 s", err)
+        self.assertEqual(os.listdir(os.path.join(self.dir, "r")), [])  # no scratch folder left
+        with open(self.log + ".child", encoding="utf-8") as f:
+            child = int(f.read())
+        deadline = time.time() + 5
+        while time.time() < deadline and os.path.exists(f"/proc/{child}"):
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists(f"/proc/{child}"), "the hung harness's child was left running")
+
+    def test_run_names_with_spaces(self):
+        base, new = self.fake("base", infix="/reply:prefix:Echo => "), self.fake("new", infix="/reply:prefix:Echo => ")
+        code, out, err = self.ab(f"--base={base}", f"--new={new}", f"--out={self.dir}/r", "--", "--repetitions=2")
+        self.assertEqual(code, 0, out + err)
+        self.assertEqual(len(self.logged()), 2 * 10 * 3)  # each run by itself: the filter matched one run
+        self.assertIn("echo/m/reply:prefix:Echo => /connections:0", out)
+
+    def test_outputs_that_are_not_folders_or_files(self):
+        base = self.fake("base")
+        victim = os.path.join(self.dir, "victim.txt")
+        with open(victim, "w", encoding="utf-8") as f:
+            f.write("precious\n")
+        code, _, err = self.ab(f"--base={base}", f"--new={base}", f"--out={victim}")
+        self.assertEqual(code, 2, err)
+        self.assertIn("not a folder", err)
+        os.makedirs(os.path.join(self.dir, "r"))
+        os.symlink(victim, os.path.join(self.dir, "r", "new.json"))
+        code, _, err = self.ab(f"--base={base}", f"--new={base}", f"--out={self.dir}/r", "--", "--repetitions=1")
+        self.assertEqual(code, 2, err)
+        self.assertIn("symbolic link", err)
+        with open(victim, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "precious\n")
+        self.assertTrue(os.path.islink(os.path.join(self.dir, "r", "new.json")))
 
 
 if __name__ == "__main__":

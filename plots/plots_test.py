@@ -52,6 +52,22 @@ class Report(unittest.TestCase):
             self.assertGreater(len(data), 5000, name)
             self.assertGreater(os.path.getsize(os.path.join(self.out, name + ".svg")), 1000, name)
 
+    def test_a_link_planted_among_the_outputs_is_refused_not_followed(self):
+        out = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        victim = os.path.join(out, "victim.txt")
+        with open(victim, "w", encoding="utf-8") as f:
+            f.write("precious\n")
+        for name in ("echo_throughput.png", "summary.md"):
+            link = os.path.join(out, name)
+            os.symlink(victim, link)
+            code, _, err = run_main(report.main, [FIXTURE, "--out", out])
+            self.assertEqual(code, 2, err)
+            self.assertIn(f"{name} is a symbolic link", err)
+            self.assertEqual(len(err.strip().splitlines()), 1, err)
+            os.unlink(link)
+        with open(victim, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "precious\n")
+
     def test_report_is_self_contained_with_figures_tables_and_context(self):
         with open(os.path.join(self.out, "report.html"), encoding="utf-8") as f:
             page = f.read()
