@@ -321,8 +321,7 @@ int SlurmCommand(SlurmJob job, const std::string& out, bool dry_run, bool wait) 
   std::vector<std::string> submit = {"sbatch", "--parsable"};
   if (wait) submit.push_back("--wait");
   submit.push_back(script_path);
-  std::string shown;
-  for (const auto& word : submit) shown += (shown.empty() ? "" : " ") + ShellWord(word);
+  const std::string shown = std::string("sbatch --parsable") + (wait ? " --wait " : " ") + ShellWord(script_path);
   if (dry_run) {
     std::cout << "# --dry-run: not submitted; to submit: " << shown << "\n";
     return 0;
