@@ -106,4 +106,19 @@ std::string RunName(const std::string& scenario, const std::string& model, const
   return name;
 }
 
+RunSpec NewRun(const Scenario& scenario, const std::string& model, nlohmann::json params, const Options& options) {
+  RunSpec run;
+  run.scenario = scenario.name();
+  run.model = model;
+  run.name = RunName(run.scenario, run.model, params);
+  run.params = std::move(params);
+  run.duration = options.duration.value_or(scenario.default_duration(options.profile));
+  run.warmup = options.warmup.value_or(scenario.default_warmup(options.profile));
+  run.repetitions = options.repetitions.value_or(scenario.default_repetitions(options.profile));
+  run.target = options.target;
+  run.server_pid = options.server_pid;
+  run.self_path = options.self_path;
+  return run;
+}
+
 }  // namespace harness

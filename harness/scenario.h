@@ -180,4 +180,9 @@ std::vector<nlohmann::json> ParamProduct(const std::vector<ParamInfo>& params, c
 // "scenario/model/k1:v1/k2:v2"
 std::string RunName(const std::string& scenario, const std::string& model, const nlohmann::json& params);
 
+// The run scenario/model/params, named by RunName, timed by the options or else the scenario's
+// defaults for the profile, and carrying what every run takes from the options (target, server
+// pid, the harness binary). A scenario's Plan() sets what is its own after it.
+RunSpec NewRun(const Scenario& scenario, const std::string& model, nlohmann::json params, const Options& options);
+
 }  // namespace harness

@@ -92,18 +92,13 @@ class MicroScenario final : public harness::Scenario {
       if (!options.models.empty() && std::find(options.models.begin(), options.models.end(), model) == options.models.end()) {
         continue;
       }
-      harness::RunSpec run;
-      run.scenario = "micro";
-      run.model = model;
-      run.name = "micro/" + gb;
-      run.params = {{"primitive", primitive}, {"threads", ThreadsOf(gb)}};
-      run.self_path = options.self_path;
-      run.duration = options.duration.value_or(default_duration(options.profile));
       // Each repetition is a process of its own (the runner interleaves them with other runs), so
       // what differs between processes, memory layout above all, varies inside the sample instead
       // of between runs: Google Benchmark's in-process repetitions shared one layout (mutex/uncontended
       // took 13.2 ns in every repetition of one process and 18.1 ns in the next process).
-      run.repetitions = options.repetitions.value_or(default_repetitions(options.profile));
+      harness::RunSpec run =
+          harness::NewRun(*this, model, {{"primitive", primitive}, {"threads", ThreadsOf(gb)}}, options);
+      run.name = "micro/" + gb;  // Google Benchmark's own name
       run.plan_data["args"] = {"--benchmark_min_time=" + std::to_string(std::chrono::duration<double>(run.duration).count())};
       for (const auto& a : args) run.plan_data["args"].push_back(a);  // after ours: theirs win
       run.plan_data["args"].push_back("--benchmark_filter=" + ExactAlternatives({gb}));

@@ -206,13 +206,7 @@ class PipelineScenario final : public harness::Scenario {
       if (e->traits & kTakesWorkers) used.push_back("workers");
       if (e->traits & kHasModes) used.push_back("mode");
       for (auto& p : harness::ParamProduct(params(), options, used, &ParseParam)) {
-        harness::RunSpec run;
-        run.scenario = "pipeline";
-        run.model = e->name;
-        run.name = harness::RunName(run.scenario, run.model, p);
-        run.params = std::move(p);
-        run.repetitions = options.repetitions.value_or(default_repetitions(options.profile));
-        run.self_path = options.self_path;
+        harness::RunSpec run = harness::NewRun(*this, e->name, std::move(p), options);
         // Calibrated here, once, so that every model parses with the same work (and reaches the same
         // checksum) although each repetition is measured in a process of its own.
         run.plan_data["parse_units"] = UnitsFor(harness::ParseDuration(run.params["parse"].get<std::string>()));

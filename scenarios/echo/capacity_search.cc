@@ -1,0 +1,148 @@
+#include "scenarios/echo/capacity_search.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "harness/stats.h"
+
+namespace echo {
+namespace {
+
+// The keys a step records of its windows (medians), beside its verdict.
+constexpr const char* kRecorded[] = {"msgs_per_second", "mean_us", "p50_us", "p99_us", "p999_us",
+                                     "server_cpu_us_per_msg", "client_cpu_utilization", "server_peak_rss_bytes"};
+
+double MedianOf(const std::vector<harness::Repetition>& windows, const std::string& key) {
+  std::vector<double> values;
+  for (const auto& w : windows) values.push_back(w.metrics.value(key, 0.0));
+  return harness::Median(values);
+}
+
+double WorstOf(const std::vector<harness::Repetition>& windows, const std::string& key) {
+  double most = 0;
+  for (const auto& w : windows) most = std::max(most, w.metrics.value(key, 0.0));
+  return most;
+}
+
+}  // namespace
+
+CapacitySearch::CapacitySearch(std::vector<SloBound> slo, MeasureWindow measure, CapacityLimits limits,
+                               const std::atomic<bool>* stop)
+    : slo_(std::move(slo)), measure_(std::move(measure)), limits_(limits), stop_(stop) {}
+
+CapacitySearch::Step CapacitySearch::Measure(double rate) {
+  std::vector<harness::Repetition> windows;
+  for (int i = 0; i < (rate > 0 ? limits_.windows_per_step : 1) && !stopped(); ++i) {
+    windows.push_back(measure_(rate));
+    if (!windows.back().ok) break;
+  }
+  nlohmann::json record = {{"offered", rate}, {"windows", windows.size()}};
+  Step out;
+  if (windows.empty() || !windows.back().ok) {
+    out.rep = windows.empty() ? harness::Repetition::Failed("interrupted") : windows.back();
+    out.misses = out.rep.error;
+    record["verdict"] = out.misses;
+  } else {
+    out = Judge(rate, windows, record);
+  }
+  steps_.push_back(std::move(record));
+  return out;
+}
+
+// The step's figures are those of the window with the median of the SLO's first percentile; it is
+// judged on the medians of all its windows and the worst of their failures.
+CapacitySearch::Step CapacitySearch::Judge(double rate, const std::vector<harness::Repetition>& windows,
+                                           nlohmann::json& record) {
+  const std::string first = slo_.front().metric();
+  std::vector<size_t> order(windows.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+    return windows[x].metrics[first].get<double>() < windows[y].metrics[first].get<double>();
+  });
+  Step out;
+  out.rep = windows[order[order.size() / 2]];
+  harness::Repetition judged = out.rep;
+  for (const std::string key : {"achieved_rate", "client_cpu_utilization"}) {
+    if (judged.metrics.contains(key)) judged.metrics[key] = MedianOf(windows, key);
+  }
+  for (const SloBound& b : slo_) judged.metrics[b.metric()] = MedianOf(windows, b.metric());
+  for (const std::string key : {"errors", "lost", "starved_connections"}) {
+    if (judged.metrics.contains(key)) judged.metrics[key] = WorstOf(windows, key);
+  }
+  out.misses = rate > 0 ? MissReason(judged.metrics, rate, slo_) : "";
+  const double busy = MedianOf(windows, "client_cpu_utilization");
+  out.client_bound = rate > 0 && busy > limits_.client_busy;
+  out.rep.detail["client_bound"] = out.client_bound;
+  if (out.client_bound) {
+    client_bound_ = fmt::format("client-bound: the load generator wanted {:.0f}% of its CPU(s) (median of {} windows)",
+                                busy * 100, windows.size());
+  }
+  for (const char* key : kRecorded) {
+    if (out.rep.metrics.contains(key)) record[key] = MedianOf(windows, key);
+  }
+  nlohmann::json per_window = nlohmann::json::array();
+  for (const auto& w : windows) per_window.push_back(w.metrics[first]);
+  record[first + "_windows"] = std::move(per_window);
+  record["client_bound"] = out.client_bound;
+  record["verdict"] = out.misses.empty() ? "met" : out.misses;
+  return out;
+}
+
+// Up by x1.5 until a miss; down by /2 while nothing met (not below a hundredth of the closed loop's
+// rate: nothing in a useful range meets it, as with a pool that starves connections); then bisect.
+double CapacitySearch::NextRate(double rate, double scale) const {
+  if (missed_ == 0) return rate * 1.5;
+  if (met_ == 0) return rate < scale / 100 || rate < 2 ? 0 : rate / 2;
+  if ((missed_ - met_) / missed_ <= limits_.resolution) return 0;
+  return (met_ + missed_) / 2;
+}
+
+harness::Repetition CapacitySearch::Run() {
+  const Step probe = Measure(0);
+  if (!probe.rep.ok) return harness::Repetition::Failed("closed-loop probe: " + probe.rep.error);
+  const double scale = probe.rep.metrics["msgs_per_second"].get<double>();
+  double rate = std::max(1.0, scale / 8);
+  while (static_cast<int>(steps_.size()) < limits_.max_steps && !stopped()) {
+    Step s = Measure(rate);
+    if (s.misses.empty() && rate > met_) {
+      met_ = rate;
+      at_capacity_ = std::move(s.rep);
+    } else if (!s.misses.empty()) {
+      missed_ = missed_ == 0 ? rate : std::min(missed_, rate);
+      if (first_miss_.empty()) first_miss_ = s.misses;
+    }
+    if (s.client_bound) break;  // what the server could do beyond this, the load generator cannot tell
+    const double next = NextRate(rate, scale);
+    if (next == 0) break;
+    rate = next;
+  }
+  return Result(rate);
+}
+
+harness::Repetition CapacitySearch::Result(double last_rate) {
+  if (stopped()) return harness::Repetition::Failed("interrupted");
+  if (met_ == 0) {
+    return harness::Repetition::Failed("no rate met " + FormatSlo(slo_) + ": at " + fmt::format("{:.0f}", last_rate) +
+                                       " msgs/s, " + (first_miss_.empty() ? client_bound_ : first_miss_));
+  }
+  harness::Repetition rep = std::move(at_capacity_);
+  rep.metrics["capacity_msgs_per_second"] = met_;
+  rep.detail["steps"] = std::move(steps_);
+  rep.detail["capacity_limit"] = !client_bound_.empty() ? "client" : missed_ > 0 ? "slo" : "steps";
+  rep.warnings.erase(std::remove_if(rep.warnings.begin(), rep.warnings.end(),
+                                    [](const std::string& w) { return w.rfind("client-bound", 0) == 0; }),
+                     rep.warnings.end());
+  if (!client_bound_.empty()) {
+    rep.warnings.push_back(fmt::format("client-bound: capacity at least {:.0f} msgs/s; the search stopped where {}",
+                                       met_, client_bound_.substr(client_bound_.find(':') + 2)));
+    rep.detail["client_bound"] = true;
+  } else if (missed_ == 0) {
+    rep.warnings.push_back(
+        fmt::format("steps: the search ran out of windows still meeting the SLO at {:.0f} msgs/s", met_));
+  }
+  return rep;
+}
+
+}  // namespace echo

@@ -1,0 +1,76 @@
+// The capacity search (`run --capacity`): the highest offered rate (open loop, latency from the
+// scheduled send) at which a server keeps up (achieved within 1% of offered), meets every bound of
+// the SLO, and loses, breaks and starves nothing.
+//
+// A closed-loop window first gives the scale; then rates go up by x1.5 from an eighth of it (or
+// down by /2, to a hundredth of it at most) until one misses, and bisection between the last that
+// met and the first that missed narrows it to the resolution, in at most `max_steps` steps. Each
+// step is `windows_per_step` windows judged on their medians (the achieved rate, each percentile of
+// the SLO, the load generator's utilisation) and the worst of their errors, losses and starved
+// connections, so that one slow window neither fails nor passes a rate alone. A step in which the
+// load generator was over `client_busy` ends the search: what it found is a lower bound
+// ("client-bound"), not a capacity.
+//
+// The search knows nothing of servers or sockets: it is driven through a function that measures
+// one window at a rate, so a test can drive it with a fake of known capacity in milliseconds.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/scenario.h"
+#include "scenarios/echo/slo.h"
+
+namespace echo {
+
+// The figures of one window at `rate` msgs/s offered (0: the closed loop), as a repetition (failed
+// when the window cannot stand). May throw std::runtime_error (the server died): the search ends.
+using MeasureWindow = std::function<harness::Repetition(double rate)>;
+
+struct CapacityLimits {
+  int max_steps = 14;          // steps, the closed-loop probe among them
+  int windows_per_step = 3;
+  double resolution = 0.02;    // bisection ends when (missed - met) / missed is this or less
+  double client_busy = 0.9;    // the median client_cpu_utilization that ends the search
+};
+
+class CapacitySearch {
+ public:
+  CapacitySearch(std::vector<SloBound> slo, MeasureWindow measure, CapacityLimits limits = {},
+                 const std::atomic<bool>* stop = nullptr);
+
+  // Searches; returns the repetition of the step at the capacity with `capacity_msgs_per_second`,
+  // and in its detail every step (`steps`) and what ended the search (`capacity_limit`: slo,
+  // client or steps); failed when no rate met the SLO or the search was stopped.
+  harness::Repetition Run();
+
+ private:
+  struct Step {
+    harness::Repetition rep;  // the window with the median of the SLO's first percentile
+    std::string misses;       // why it misses the objective, or ""
+    bool client_bound = false;
+  };
+
+  Step Measure(double rate);
+  Step Judge(double rate, const std::vector<harness::Repetition>& windows, nlohmann::json& record);
+  double NextRate(double rate, double scale) const;  // 0: the search is over
+  harness::Repetition Result(double last_rate);
+  bool stopped() const { return stop_ != nullptr && stop_->load(); }
+
+  const std::vector<SloBound> slo_;
+  const MeasureWindow measure_;
+  const CapacityLimits limits_;
+  const std::atomic<bool>* const stop_;
+  nlohmann::json steps_ = nlohmann::json::array();
+  std::string client_bound_;  // the warning of the step that ended the search, if the client did
+  double met_ = 0;            // the highest rate that met the objective
+  double missed_ = 0;         // the lowest that missed it
+  harness::Repetition at_capacity_;
+  std::string first_miss_;
+};
+
+}  // namespace echo

@@ -1,0 +1,143 @@
+#include "scenarios/echo/echo_metrics.h"
+
+#include <string>
+#include <utility>
+
+namespace echo {
+
+namespace {
+
+using harness::Better;
+using harness::MergeRule;
+
+harness::Metric Latency(const char* key, const char* meaning, const char* label, bool column) {
+  return harness::Metric{.key = key, .unit = "us", .meaning = meaning, .better = Better::kLower,
+                         .merge = MergeRule::kRecompute, .label = label, .format = ".1f", .always = true,
+                         .compared = std::string(key) == "p99_us", .column = column};
+}
+
+harness::Metric Count(const char* key, const char* meaning, const char* label, MergeRule merge, bool always,
+                      bool column) {
+  return harness::Metric{.key = key, .unit = "count", .meaning = meaning, .better = Better::kLower, .merge = merge,
+                         .label = label, .format = ".0f", .always = always, .column = column};
+}
+
+// Sampled from the server's process tree; each load divides them by its own messages, so a merge
+// drops them (or charges them anew from the server's usage log).
+harness::Metric Server(const char* key, const char* unit, const char* meaning, const char* label, const char* format,
+                       bool compared, bool column) {
+  return harness::Metric{.key = key, .unit = unit, .meaning = meaning, .better = Better::kLower,
+                         .merge = MergeRule::kDrop, .label = label, .format = format, .compared = compared,
+                         .column = column};
+}
+
+std::vector<harness::Metric> RateAndLatency() {
+  return {
+      {.key = "msgs_per_second", .unit = "1/s", .meaning = "round trips completed per second in the window",
+       .better = Better::kHigher, .merge = MergeRule::kSum, .label = "msgs/s", .format = ".0f", .always = true,
+       .compared = true, .column = true},
+      {.key = "bytes_per_second", .unit = "bytes/s", .meaning = "payload bytes echoed per second (one way)",
+       .better = Better::kHigher, .merge = MergeRule::kSum, .label = "bytes/s", .format = ".0f", .always = true},
+      Latency("p50_us", "median round trip", "p50 us", true),
+      Latency("p90_us", "90th percentile round trip", "p90 us", false),
+      Latency("p99_us", "99th percentile round trip", "p99 us", true),
+      Latency("p999_us", "99.9th percentile round trip", "p99.9 us", false),
+      Latency("max_us", "longest round trip", "max us", false),
+      Latency("mean_us", "mean round trip", "mean us", false),
+      {.key = "latency_histogram", .unit = "ns", .meaning = "every round trip time (HDR-style buckets, 0.1% precision)",
+       .aggregate = harness::Aggregation::kNone, .merge = MergeRule::kHistogram, .label = "latency", .always = true},
+  };
+}
+
+std::vector<harness::Metric> ErrorsAndFairness() {
+  return {
+      Count("wrong_bytes", "reply bytes that differ from the echo expected (a failed run)", "wrong bytes",
+            MergeRule::kSum, true, false),
+      Count("broken_connections", "connections the server closed (a failed run)", "broken", MergeRule::kSum, true, false),
+      Count("errors", "wrong bytes plus broken connections", "errors", MergeRule::kSum, true, true),
+      Count("lost", "UDP: requests never answered", "lost", MergeRule::kSum, false, false),
+      {.key = "loss_rate", .unit = "fraction", .meaning = "UDP: lost / (answered + lost)", .better = Better::kLower,
+       .merge = MergeRule::kRecompute, .label = "loss", .format = ".4f", .maximum = 1},
+      {.key = "strays", .unit = "count", .meaning = "UDP: datagrams of another run or a probe on a reused port, ignored",
+       .merge = MergeRule::kSum, .label = "strays", .format = ".0f"},
+      {.key = "connections", .unit = "count", .meaning = "client connections (the load)", .merge = MergeRule::kSum,
+       .label = "connections", .format = ".0f", .minimum = 1, .always = true},
+      Count("starved_connections", "connections that completed no round trip in the window", "starved",
+            MergeRule::kSum, true, true),
+      {.key = "fairness", .unit = "fraction", .meaning = "Jain's index of round trips per connection (1: all equal)",
+       .better = Better::kHigher, .merge = MergeRule::kRecompute, .label = "fairness", .format = ".3f", .maximum = 1,
+       .always = true, .column = true},
+  };
+}
+
+std::vector<harness::Metric> LoadGenerator() {
+  return {
+      {.key = "warmup_s", .unit = "s", .meaning = "warm-up before the window (until every connection had a reply)",
+       .merge = MergeRule::kMax, .label = "warmup s", .format = ".2f", .always = true},
+      {.key = "client_cpu_us_per_msg", .unit = "us", .meaning = "the load generator's CPU per round trip",
+       .better = Better::kLower, .merge = MergeRule::kWeightedMean, .label = "client cpu us", .format = ".2f",
+       .always = true},
+      {.key = "client_cpu_utilization", .unit = "fraction",
+       .meaning = "the load generator's threads' time running or runnable, over the window and the CPUs they can use "
+                  "(over 0.9: client-bound)",
+       .merge = MergeRule::kMax, .label = "client busy", .format = ".2f", .always = true},
+      {.key = "offered_rate", .unit = "1/s", .meaning = "open loop: messages per second scheduled",
+       .merge = MergeRule::kSum, .label = "offered/s", .format = ".0f"},
+      {.key = "achieved_rate", .unit = "1/s", .meaning = "open loop: round trips per second completed (1% short: behind)",
+       .better = Better::kHigher, .merge = MergeRule::kSum, .label = "achieved/s", .format = ".0f"},
+      {.key = "capacity_msgs_per_second", .unit = "1/s",
+       .meaning = "--capacity: the highest offered rate that met the SLO (a lower bound where client-bound)",
+       .better = Better::kHigher, .label = "capacity/s", .format = ".0f", .compared = true, .column = true},
+  };
+}
+
+std::vector<harness::Metric> ServerSide() {
+  std::vector<harness::Metric> m = {
+      Server("server_cpu_us_per_msg", "us", "the server's CPU (its process tree) per round trip", "srv cpu us", ".2f",
+             true, true),
+      Server("server_peak_rss_bytes", "bytes", "the server's peak resident memory (its process tree)", "srv rss MiB",
+             ".1f", false, true),
+      Server("server_threads", "count", "the server's threads at the end of the window", "srv threads", ".0f", false,
+             true),
+      Server("server_processes", "count", "the server's processes at the end of the window", "srv procs", ".0f",
+             false, false),
+      Server("server_ctx_switches_per_msg", "count", "the server's context switches per round trip", "srv ctxsw/msg",
+             ".2f", false, false),
+  };
+  m[1].scale = 1.0 / (1 << 20);  // RSS shown in MiB
+  m[3].minimum = 1;              // the server itself
+  return m;
+}
+
+}  // namespace
+
+std::vector<harness::Metric> Metrics() {
+  std::vector<harness::Metric> all;
+  for (auto group : {RateAndLatency(), ErrorsAndFairness(), LoadGenerator(), ServerSide()}) {
+    all.insert(all.end(), group.begin(), group.end());
+  }
+  return all;
+}
+
+void PutLatencyMetrics(const harness::Histogram& ns, nlohmann::json& metrics) {
+  for (const auto& [key, p] : {std::pair{"p50_us", 50.0}, {"p90_us", 90.0}, {"p99_us", 99.0}, {"p999_us", 99.9}}) {
+    metrics[key] = static_cast<double>(ns.Percentile(p)) / 1e3;
+  }
+  metrics["max_us"] = static_cast<double>(ns.max()) / 1e3;
+  metrics["mean_us"] = ns.mean() / 1e3;
+}
+
+// Jain's index of the union of parts, each with n connections, sum s of messages and index j:
+// sum of squares of a part = s^2 / (n j), so the whole is (sum s)^2 / (sum n * sum s^2 / (n j)).
+double CombinedFairness(const std::vector<const nlohmann::json*>& parts) {
+  double total = 0, connections = 0, squares = 0;
+  for (const auto* e : parts) {
+    const double s = e->value("iterations", 0.0), n = e->value("connections", 0.0), j = e->value("fairness", 0.0);
+    total += s;
+    connections += n;
+    if (s > 0 && n > 0 && j > 0) squares += s * s / (n * j);
+  }
+  return squares > 0 ? total * total / (connections * squares) : 0;
+}
+
+}  // namespace echo

@@ -1,0 +1,30 @@
+// A service-level objective for the capacity search: bounds on percentiles of the round trip.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/params.h"
+
+namespace echo {
+
+// One bound: a percentile of the round trip (p50, p90, p99, p999) at most `bound`.
+struct SloBound {
+  std::string percentile;  // "p99"
+  harness::Duration bound;
+  std::string metric() const { return percentile + "_us"; }  // the entry's key for it
+  double bound_us() const;
+};
+
+// "p99:2ms", or several joined by '+': "p99:2ms+p50:500us". Throws std::invalid_argument.
+std::vector<SloBound> ParseSlo(const std::string& text);
+// The canonical text of an SLO, exact: what ParseSlo reads back to the same bounds.
+std::string FormatSlo(const std::vector<SloBound>& slo);
+
+// Why a window's figures `metrics` (an open loop at `offered` msgs/s) miss the objective, or "":
+// achieved below 99% of offered, a bound exceeded, or any error, loss or starved connection.
+std::string MissReason(const nlohmann::json& metrics, double offered, const std::vector<SloBound>& slo);
+
+}  // namespace echo

@@ -1,0 +1,169 @@
+#include "scenarios/echo/window.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "harness/noise.h"
+#include "harness/runner.h"
+#include "harness/stats.h"
+#include "scenarios/echo/echo_metrics.h"
+
+namespace echo {
+
+LoadConfig ConfigFor(const harness::RunSpec& run, const harness::Endpoint& target) {
+  LoadConfig config;
+  config.target = target;
+  config.connections = run.params["connections"].get<int>();
+  config.size = run.params["size"].get<size_t>();
+  config.rate = run.params.value("rate", 0.0);
+  config.udp = run.params.value("transport", "tcp") == "udp";
+  config.threads = run.params.value("client-threads", 1);
+  config.reply = ReplyMode::Parse(run.params.value("reply", "upper"));
+  config.warmup = run.warmup;
+  config.duration = run.duration;
+  config.stop = &harness::g_interrupted;
+  return config;
+}
+
+Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::CpuList& client_cpus) {
+  Sample s;
+  std::optional<harness::NoiseMeter> others;
+  double client_cpu_before = 0, client_demand_before = 0;
+  config.on_window_start = [&] {
+    if (sampled) s.before = harness::ReadProcessTreeUsage(*sampled);
+    client_cpu_before = harness::ProcessCpuSeconds();
+    client_demand_before = harness::ProcessCpuDemandSeconds();
+    others.emplace(client_cpus);
+    s.window_start_unix = harness::UnixSeconds();
+  };
+  config.on_window_end = [&] {
+    if (sampled) s.after = harness::ReadProcessTreeUsage(*sampled);
+    s.client_cpu_s = harness::ProcessCpuSeconds() - client_cpu_before;
+    s.client_demand_s = harness::ProcessCpuDemandSeconds() - client_demand_before;
+    const harness::NoiseReport took = others->Stop();
+    s.client_others_s = (took.steal_fraction + took.others_fraction) * took.seconds * static_cast<double>(client_cpus.size());
+    s.window_end_unix = harness::UnixSeconds();
+  };
+  s.load = RunLoad(config);
+  return s;
+}
+
+namespace {
+
+// The load generator's utilisation: the larger of what its threads wanted (time run, or run and
+// runnable where the kernel keeps that) over the window times the CPUs its threads can use, and
+// how full its CPUs were (its time and what other processes and the hypervisor took) over the
+// window times those CPUs: a load generator starved of CPU is as much the limit as a busy one.
+void PutClientFigures(const Sample& s, const LoadConfig& config, const harness::CpuList& client_cpus,
+                      harness::Repetition& rep) {
+  const double msgs = static_cast<double>(s.load.messages), window = s.load.window_seconds;
+  auto& m = rep.metrics;
+  m["warmup_s"] = s.load.warmup_seconds;
+  m["client_cpu_us_per_msg"] = s.client_cpu_s * 1e6 / msgs;
+  const double cpus = static_cast<double>(client_cpus.size());
+  const double usable = std::min(cpus, static_cast<double>(std::clamp(config.threads, 1, config.connections)));
+  const double busy = std::max(std::max(s.client_cpu_s, s.client_demand_s) / (window * usable),
+                               (s.client_cpu_s + s.client_others_s) / (window * cpus));
+  m["client_cpu_utilization"] = busy;
+  rep.detail["client_bound"] = busy > kClientBusy;
+  if (busy > kClientBusy) {
+    rep.warnings.push_back(fmt::format("client-bound: the load generator wanted {:.0f}% of its {} CPU(s) (running "
+                                       "or waiting for them); the server may have more to give (--client-threads, "
+                                       "--client-cpus)",
+                                       busy * 100, usable));
+  }
+  if (config.rate > 0) {
+    m["offered_rate"] = config.rate;
+    m["achieved_rate"] = msgs / window;
+    const bool behind = msgs / window < 0.99 * config.rate;
+    rep.detail["behind_schedule"] = behind;
+    if (behind) {
+      rep.warnings.push_back(fmt::format("behind schedule: achieved {:.0f} of the {:.0f} msgs/s offered ({:.1f}%)",
+                                         msgs / window, config.rate, 100 * msgs / window / config.rate));
+    }
+  }
+}
+
+// The server's figures, summed over its process tree (process models are charged for their
+// children). No server to sample (`load` without --server-pid): Google Benchmark's cpu_time is then
+// the load generator's own CPU per message, and no server figure is invented.
+void PutServerFigures(const Sample& s, harness::Repetition& rep) {
+  const double msgs = static_cast<double>(s.load.messages);
+  if (!s.before || !s.after) {
+    rep.cpu_time_ns = s.client_cpu_s * 1e9 / msgs;
+    return;
+  }
+  const harness::ProcessUsage& b = s.before->total;
+  const harness::ProcessUsage& a = s.after->total;
+  const double server_cpu_ns = a.cpu_ns > b.cpu_ns ? static_cast<double>(a.cpu_ns - b.cpu_ns) : 0.0;
+  auto& m = rep.metrics;
+  rep.cpu_time_ns = server_cpu_ns / msgs;
+  m["server_cpu_us_per_msg"] = server_cpu_ns / 1e3 / msgs;
+  m["server_peak_rss_bytes"] = a.peak_rss_bytes;
+  m["server_threads"] = a.threads;
+  m["server_processes"] = s.after->processes;
+  const double switches = static_cast<double>(a.voluntary_switches + a.involuntary_switches) -
+                          static_cast<double>(b.voluntary_switches + b.involuntary_switches);
+  m["server_ctx_switches_per_msg"] = std::max(0.0, switches) / msgs;
+}
+
+}  // namespace
+
+harness::Repetition Figures(const Sample& s, const LoadConfig& config, const harness::CpuList& client_cpus) {
+  const LoadResult& load = s.load;
+  if (!load.ok) return harness::Repetition::Failed(load.error);
+  if (load.interrupted) return harness::Repetition::Failed("interrupted");  // a cut window is no figure
+  if (std::string broken = BrokenReason(load, config); !broken.empty()) return harness::Repetition::Failed(broken);
+  const double msgs = static_cast<double>(load.messages);
+  harness::Repetition rep;
+  rep.ok = true;
+  rep.iterations = load.messages;
+  rep.real_time_ns = load.window_seconds * 1e9 / msgs;
+  auto& m = rep.metrics;
+  m["msgs_per_second"] = msgs / load.window_seconds;
+  m["bytes_per_second"] = msgs * static_cast<double>(config.size) / load.window_seconds;
+  PutLatencyMetrics(load.latency, m);
+  m["wrong_bytes"] = load.wrong_bytes;
+  m["broken_connections"] = load.broken_connections;
+  m["errors"] = load.wrong_bytes + load.broken_connections;
+  if (config.udp) {
+    m["lost"] = load.lost;
+    m["loss_rate"] = static_cast<double>(load.lost) / (msgs + static_cast<double>(load.lost));
+    m["strays"] = load.strays;  // datagrams of another run or probe on a reused port, ignored
+  }
+  m["connections"] = config.connections;
+  m["starved_connections"] = std::count(load.per_connection.begin(), load.per_connection.end(), 0);
+  m["fairness"] = harness::JainFairness(load.per_connection);
+  PutClientFigures(s, config, client_cpus, rep);
+  PutServerFigures(s, rep);
+  rep.detail["latency_histogram"] = load.latency.ToJson("ns");
+  rep.detail["window_unix_s"] = {s.window_start_unix, s.window_end_unix};
+  rep.detail["load_id"] = fmt::format("{:016x}", load.salt);  // merge tells one load given twice by it
+  return rep;
+}
+
+harness::CpuList ClientCpus(const harness::RunSpec& run) {
+  return run.placement.client.empty() ? harness::AvailableCpus() : run.placement.client;
+}
+
+// Why a run's figures cannot stand, or "", the surest diagnosis first: a server whose replies are
+// not the echo (wrong bytes at any time of the run, connections it closed), one that never answered
+// in the window, or one that stopped answering partway through it (its throughput would average a
+// working and a dead server). Silence is judged against the longest gap a working server could
+// leave: 1 s, half the window, or ten open-loop intervals.
+std::string BrokenReason(const LoadResult& load, const LoadConfig& config) {
+  if (load.wrong_bytes + load.broken_connections > 0) {
+    return fmt::format("the server's replies are not the echo: {} wrong byte(s), {} connection(s) closed by it",
+                       load.wrong_bytes, load.broken_connections);
+  }
+  if (load.messages == 0) return "no round trip completed in the " + harness::FormatDuration(config.duration) + " window";
+  const double window = std::chrono::duration<double>(config.duration).count();
+  const double allowed = std::max({1.0, window / 2, config.rate > 0 ? 10 / config.rate : 0.0});
+  if (load.silent_seconds >= allowed) {
+    return fmt::format("server stopped answering: no reply in the last {:.1f} s of the {:.1f} s window "
+                       "({} round trips before)", load.silent_seconds, load.window_seconds, load.messages);
+  }
+  return "";
+}
+}  // namespace echo
