@@ -97,7 +97,9 @@ TEST(RunnerTest, RepetitionsAreInterleavedRoundRobinOverRuns) {
   std::vector<std::string> names;
   for (const auto& e : writer.document()["benchmarks"]) {
     names.push_back(e["name"]);
-    if (e["run_type"] == "iteration") EXPECT_TRUE(e.contains("noise")) << e.dump();
+    if (e["run_type"] == "iteration") {
+      EXPECT_TRUE(e.contains("noise")) << e.dump();
+    }
   }
   EXPECT_EQ(names[0], "order/a");
   EXPECT_EQ(names[1], "order/b");

@@ -131,6 +131,8 @@ class Scenario {
   // placement splits the CPUs between them (harness/placement.h).
   virtual bool has_client() const { return false; }
 
+  // The parameters (of params()) its server takes: `serve` declares them as its flags.
+  virtual std::vector<std::string> server_params() const { return {}; }
   // `serve`: runs one server in the foreground until SIGINT/SIGTERM. Returns the exit code.
   virtual int Serve(const ServeOptions& options) {
     throw std::invalid_argument("scenario " + name() + " has no server to serve");

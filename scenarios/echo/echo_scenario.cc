@@ -88,6 +88,8 @@ class EchoScenario final : public harness::Scenario {
   void Recompute(const std::vector<const nlohmann::json*>& parts, harness::Repetition& merged) const override;
   std::string Contradiction(const nlohmann::json& entry) const override;
 
+  std::vector<std::string> server_params() const override { return {"workers", "transport", "reply", "variant"}; }
+
   std::vector<harness::RunSpec> Plan(const harness::Options& options) const override {
     return PlanRuns(*this, options);
   }

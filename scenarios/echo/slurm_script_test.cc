@@ -1,4 +1,4 @@
-#include "harness/slurm.h"
+#include "scenarios/echo/slurm_script.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-namespace harness {
+namespace echo {
 namespace {
 
 // What bash makes of `word` as a command's argument.
@@ -85,4 +85,4 @@ TEST(BatchScriptTest, SbatchLinesTakePlainWordsOnly) {
 }
 
 }  // namespace
-}  // namespace harness
+}  // namespace echo

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace harness {
+namespace echo {
 
 struct SlurmJob {
   std::string harness;                        // the binary every node runs (same path everywhere)
@@ -32,4 +32,4 @@ std::string ShellWord(const std::string& word);
 // _@%+=:,./- only; an sbatch option must start with '-'. Throws std::invalid_argument naming the flag whose value cannot stand.
 std::string BatchScript(const SlurmJob& job);
 
-}  // namespace harness
+}  // namespace echo

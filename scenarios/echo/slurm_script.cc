@@ -1,4 +1,4 @@
-#include "harness/slurm.h"
+#include "scenarios/echo/slurm_script.h"
 
 #include <fmt/format.h>
 
@@ -8,8 +8,11 @@
 
 #include "harness/text.h"
 
-namespace harness {
+namespace echo {
 namespace {
+
+using harness::IsUtf8;
+using harness::Printable;
 
 bool Plain(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("_@%+=:,./-").find(c) != std::string_view::npos;
@@ -46,7 +49,10 @@ std::string ShellWord(const std::string& word) {
   return out + "'";
 }
 
-std::string BatchScript(const SlurmJob& job) {
+namespace {
+
+// What the job is, what it needs, and what sbatch is asked for.
+std::string Header(const SlurmJob& job) {
   std::string s = "#!/bin/bash\n";
   s += fmt::format(
       "# An echo measurement across a Slurm allocation, written by `harness slurm`:\n"
@@ -68,8 +74,11 @@ std::string BatchScript(const SlurmJob& job) {
   s += "set -uo pipefail\n";
   s += "HARNESS=" + ShellWord(job.harness) + "\n";
   s += "DIR=" + ShellWord(job.dir) + "\n\n";
+  return s;
+}
 
-  s += "# 1. The server: one task on the allocation's first node, listening on every address of its node,\n"
+std::string ServerStep(const SlurmJob& job) {
+  std::string s = "# 1. The server: one task on the allocation's first node, listening on every address of its node,\n"
        "#    on any free port. It prints its node's name, then `listening on 0.0.0.0:PORT`. The loads\n"
        "#    reach it at the address Slurm reaches that node at (its NodeAddr). It samples its own CPU\n"
        "#    every 100 ms into server-usage.jsonl: the loads, elsewhere, cannot.\n";
@@ -88,8 +97,11 @@ std::string BatchScript(const SlurmJob& job) {
   s += "address=$(getent ahostsv4 \"${node_addr:-$node}\" | awk 'NR == 1 { print $1 }')\n";
   s += "[ -n \"$port\" ] && [ -n \"$address\" ] || { echo \"no server address: node '$node', port '$port'\"; exit 1; }\n";
   s += "echo \"server: $node ($address), port $port\"\n\n";
+  return s;
+}
 
-  s += fmt::format("# 2. The loads: {0} tasks, each with its own results file, all starting {1} s from now (`load\n"
+std::string LoadsStep(const SlurmJob& job) {
+  std::string s = fmt::format("# 2. The loads: {0} tasks, each with its own results file, all starting {1} s from now (`load\n"
                    "#    --start-at`: every repetition of every load at one time). With more than one node the\n"
                    "#    loads leave the server's node to it and go round the others (--overcommit: Slurm may\n"
                    "#    have given those nodes fewer CPUs than loads); with one, they share it.\n",
@@ -107,8 +119,11 @@ std::string BatchScript(const SlurmJob& job) {
        "         --out=\"$3/load-$SLURM_PROCID.json\" \"${@:4}\"' \\\n";
   s += "    \"$HARNESS\" \"$address:$port\" \"$start\" \"$DIR\" --name=" + ShellWord(job.model) + Flags(job.load) + "\n";
   s += "status=$?\n\n";
+  return s;
+}
 
-  s += "# 3. Stop the server (SIGTERM: it exits cleanly), then merge the loads' files into one, each\n"
+std::string MergeStep() {
+  std::string s = "# 3. Stop the server (SIGTERM: it exits cleanly), then merge the loads' files into one, each\n"
        "#    repetition charged with the server's CPU over its window.\n";
   s += "kill \"$server\"\n";
   s += "wait \"$server\"\n";
@@ -119,4 +134,8 @@ std::string BatchScript(const SlurmJob& job) {
   return s;
 }
 
-}  // namespace harness
+}  // namespace
+
+std::string BatchScript(const SlurmJob& job) { return Header(job) + ServerStep(job) + LoadsStep(job) + MergeStep(); }
+
+}  // namespace echo
