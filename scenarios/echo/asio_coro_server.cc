@@ -89,7 +89,7 @@ class AsioCoroUdpServer final : public EchoServer {
 
  private:
   awaitable<void> Serve() {
-    char buffer[65536 + ReplyMode::kMaxPrefix];
+    char buffer[ReplyMode::kDatagramBuffer];
     const size_t room = reply_.headroom();
     udp::endpoint peer;
     boost::system::error_code ec;

@@ -73,7 +73,7 @@ class AsioServer final : public EchoServer {
   AsioContextPool pool_;
 };
 
-// UDP: one socket served by one event-loop thread, receive -> upper-case -> send -> receive.
+// UDP: one socket served by one event-loop thread, receive -> reply (--reply) -> send -> receive.
 // `workers` does not apply: a socket's handlers run on its one context.
 class AsioUdpServer final : public EchoServer {
  public:
@@ -106,7 +106,7 @@ class AsioUdpServer final : public EchoServer {
   AsioContextPool pool_;
   asio::ip::udp::socket socket_;
   asio::ip::udp::endpoint peer_;
-  std::array<char, 65536 + ReplyMode::kMaxPrefix> buffer_;
+  std::array<char, ReplyMode::kDatagramBuffer> buffer_;
 };
 
 }  // namespace

@@ -1,5 +1,5 @@
-// The blocking echo loop shared by the thread and process models: recv, make the reply (upper-case
-// by default: ReplyMode), send all, until the peer closes or an error. Uses only its stack and async-signal-safe calls, so a child
+// The blocking echo loop shared by the thread and process models: recv, make the reply (by the rule
+// of --reply: ReplyMode), send all, until the peer closes or an error. Uses only its stack and async-signal-safe calls, so a child
 // forked from a threaded process may run it.
 #pragma once
 

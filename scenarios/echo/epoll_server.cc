@@ -202,7 +202,7 @@ class EpollUdpServer final : public EchoServer {
 
  private:
   void Loop() {
-    char buf[65536 + ReplyMode::kMaxPrefix];
+    char buf[ReplyMode::kDatagramBuffer];
     const size_t room = reply_.headroom();
     epoll_event events[2];
     while (true) {

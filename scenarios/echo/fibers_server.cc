@@ -1,5 +1,5 @@
 // `fibers`: Boost.Fiber, a fiber per connection written as blocking code (the seeds' gevent):
-// recv, upper-case, send. Sockets are non-blocking underneath: a fiber whose call would block parks
+// recv, make the reply (--reply), send. Sockets are non-blocking underneath: a fiber whose call would block parks
 // itself, and the thread's scheduler, a round robin whose idle wait is epoll_wait, resumes it when
 // epoll reports its socket. `workers` threads each run such a scheduler and accept from the shared
 // listening socket (EPOLLEXCLUSIVE wakes one of them per connection).
@@ -211,7 +211,7 @@ class FiberThread {
     epoll_ctl(ep_, EPOLL_CTL_ADD, wake_, &wake);
     epoll_event readable{EPOLLIN | EPOLLEXCLUSIVE | EPOLLET, {.ptr = &accept_waiter_}};
     epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &readable);
-    char buf[65536 + ReplyMode::kMaxPrefix];
+    char buf[ReplyMode::kDatagramBuffer];
     const size_t room = reply_.headroom();
     while (true) {
       {

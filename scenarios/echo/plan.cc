@@ -41,9 +41,9 @@ bool CheckTransport(const ModelEntry* m, const nlohmann::json& p, bool models_na
     if (!models_named) return false;
     throw std::invalid_argument("model '" + m->name + "' has no UDP server (see: list)");
   }
-  if (size < 16 || size + reply.headroom() > 65507) {
-    throw std::invalid_argument(fmt::format("--size: a UDP message is 16 to {} bytes (its reply fits a datagram), not {}",
-                                            65507 - reply.headroom(), size));
+  if (size < kMinDatagram || size + reply.headroom() > kMaxDatagram) {
+    throw std::invalid_argument(fmt::format("--size: a UDP message is {} to {} bytes (its reply fits a datagram), not {}",
+                                            kMinDatagram, kMaxDatagram - reply.headroom(), size));
   }
   return true;
 }

@@ -15,6 +15,12 @@ namespace echo {
 // Per-connection buffer every server model uses, so memory figures compare like with like.
 inline constexpr size_t kBufferSize = 16 * 1024;
 
+// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers): a message and its reply
+// must fit one datagram.
+inline constexpr size_t kMaxDatagram = 65507;
+// The smallest UDP message: its header (the run's nonce and the sequence number) must fit.
+inline constexpr size_t kMinDatagram = 16;
+
 inline char Upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - ('a' - 'A')) : c; }
 
 inline void UpperCase(char* data, size_t n) {
@@ -32,6 +38,8 @@ class ReplyMode {
  public:
   enum class Kind { kUpper, kSame, kPrefix };
   static constexpr size_t kMaxPrefix = 256;
+  // A buffer that holds any datagram (64 KiB) with any prefix before it: a UDP server's.
+  static constexpr size_t kDatagramBuffer = 65536 + kMaxPrefix;
 
   ReplyMode() = default;
   // "upper", "same" or "prefix:TEXT" (TEXT: 1 to kMaxPrefix bytes). Throws std::invalid_argument.

@@ -112,7 +112,7 @@ class ThreadPoolUdpServer final : public EchoServer {
 
  private:
   void Work() {
-    char buf[65536 + ReplyMode::kMaxPrefix];
+    char buf[ReplyMode::kDatagramBuffer];
     const size_t room = reply_.headroom();
     while (!stopping_) {
       sockaddr_storage peer{};

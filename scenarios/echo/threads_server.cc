@@ -1,5 +1,5 @@
 // `threads`: a thread per connection with blocking I/O (seeds 000 and 003). The acceptor thread
-// starts one thread per accepted connection; each loops recv -> upper-case -> send until EOF.
+// starts one thread per accepted connection; each loops recv -> reply (--reply) -> send until EOF.
 #include <sys/socket.h>
 #include <unistd.h>
 
