@@ -4,12 +4,13 @@ import copy
 import io
 import json
 import os
+import sys
 import tempfile
 import unittest
 
 import numpy as np
 
-from plots import compare, queueing, report, results
+from plots import compare, figures, queueing, report, results, summary_numbers
 
 WORKSPACE = os.path.join(os.environ.get("TEST_SRCDIR", "."), "concurrency_harness")
 FIXTURE = os.path.join(WORKSPACE, "plots", "testdata", "fixture.json")
@@ -44,7 +45,7 @@ class Report(unittest.TestCase):
 
     def test_every_figure_is_a_non_empty_png_and_svg(self):
         self.assertEqual(self.code, 0, self.stderr)
-        for name, _ in report.FIGURES:
+        for name, _ in figures.FIGURES:
             png = os.path.join(self.out, name + ".png")
             with open(png, "rb") as f:
                 data = f.read()
@@ -71,7 +72,7 @@ class Report(unittest.TestCase):
     def test_report_is_self_contained_with_figures_tables_and_context(self):
         with open(os.path.join(self.out, "report.html"), encoding="utf-8") as f:
             page = f.read()
-        self.assertEqual(page.count("data:image/png;base64,"), len(report.FIGURES))
+        self.assertEqual(page.count("data:image/png;base64,"), len(figures.FIGURES))
         self.assertNotIn("src='http", page)
         self.assertIn("echo/asio/connections:10/size:64/workers:1", page)
         self.assertIn("micro/", page)
@@ -360,8 +361,77 @@ class PoolSize(unittest.TestCase):
                 entries.append({**base, "run_type": "iteration", "makespan_s": makespan, "littles_law_workers": 42.0})
                 entries.append({**base, "run_type": "aggregate", "aggregate_name": "median",
                                 "name": f"p/{workers}_median", "makespan_s": makespan})
-        rows = report.pool_sizes({"context": {}, "benchmarks": entries})
+        rows = summary_numbers.pool_sizes({"context": {}, "benchmarks": entries})
         self.assertEqual(rows, [("thread_pool coupled", 32, 0.100, 64, 42.0)])
+
+
+class NewScenarioFigure(unittest.TestCase):
+    """A scenario the report has never heard of adds its figure with a module of its own: no edit to
+    the report, the registry or any other module."""
+
+    MODULE = """
+import matplotlib.pyplot as plt
+from plots import results
+from plots.figures import register
+
+def fig_widgets(doc):
+    rows = results.medians(doc, "widgets")
+    if not rows:
+        return None
+    fig, ax = plt.subplots()
+    ax.bar([r["model"] for r in rows], [r["widgets_per_second"] for r in rows])
+    return fig
+
+register("widgets_rate", fig_widgets)
+"""
+
+    def test_a_made_up_scenarios_module_is_found_and_drawn(self):
+        import plots
+        tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        with open(os.path.join(tmp, "widgets_figures.py"), "w", encoding="utf-8") as f:
+            f.write(self.MODULE)
+        plots.__path__.append(tmp)  # where a new scenario's module would sit: beside the others
+        with open(FIXTURE, encoding="utf-8") as f:
+            doc = json.load(f)
+        doc["context"]["metrics"]["widgets_per_second"] = {
+            "unit": "1/s", "meaning": "widgets made per second", "better": "higher", "aggregate": "statistics",
+            "merge": "sum", "minimum": 0, "display": {"label": "widgets/s", "format": ".0f", "scale": 1}}
+        for i, model in enumerate(("hand", "machine")):
+            doc["benchmarks"].append({"name": f"widgets/{model}", "run_name": f"widgets/{model}",
+                                      "run_type": "iteration", "scenario": "widgets", "model": model, "params": {},
+                                      "status": "ok", "repetition_index": 0, "repetitions": 1,
+                                      "widgets_per_second": 10.0 * (i + 1)})
+        out = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        try:
+            code, _, err = run_main(report.main, [write_doc("widgets.json", doc), "--out", out])
+        finally:
+            plots.__path__.remove(tmp)
+        self.assertEqual(code, 0, err)
+        with open(os.path.join(out, "widgets_rate.png"), "rb") as f:
+            self.assertTrue(f.read().startswith(b"\x89PNG"))
+        with open(os.path.join(out, "report.html"), encoding="utf-8") as f:
+            self.assertIn("<h2>widgets rate</h2>", f.read())
+
+
+class Numbers(unittest.TestCase):
+    """The tables' figures, from the fixture, with no drawing."""
+
+    def test_the_fixtures_numbers(self):
+        doc = results.load(FIXTURE)
+        capacity = summary_numbers.capacity_rows(doc)
+        self.assertTrue(capacity)
+        for row in capacity:
+            self.assertEqual(len(row), 6)
+            capacity_text = row[2].split()[1] if row[2].startswith(">=") else row[2]
+            self.assertGreater(float(capacity_text.replace(",", "")), 0, row)
+        memory = summary_numbers.memory_per_connection(doc)
+        self.assertTrue(memory)
+        for label, slope, xs in memory:
+            self.assertGreater(len(xs), 1, label)
+        tables = [name for name, _, _ in summary_numbers.table_rows(doc)]
+        for name in ("echo", "micro", "pipeline", "capacity", "memory per connection"):
+            self.assertIn(name, tables)
+        self.assertNotIn("matplotlib", sys.modules.get("plots.summary_numbers").__dict__)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,221 @@
+"""The echo scenario's figures: throughput, latency, CPU, memory and fairness against connections;
+the latency spectrum; and each capacity search's latency and service demand against load beside
+its prediction."""
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter
+
+from plots import queueing, results
+from plots.figures import log_y, register
+from plots.summary_numbers import capacity_entries, echo_rows, server_cpus, us
+
+SPECTRUM = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
+
+
+def echo_lines(doc, key):
+    """{series label: ([connections], [values])} for one echo figure, from the median rows."""
+    lines = {}
+    for row in echo_rows(doc, key):
+        xs, ys = lines.setdefault(results.series_key(row), ([], []))
+        xs.append(row["params"]["connections"])
+        ys.append(row[key])
+    return {label: tuple(zip(*sorted(zip(xs, ys)))) for label, (xs, ys) in sorted(lines.items())}
+
+
+def _warned(doc, key):
+    """{series label: [(connections, value)]} of the rows with warnings (client-bound, behind schedule)."""
+    out = {}
+    for row in echo_rows(doc, key):
+        if row.get("warnings"):
+            out.setdefault(results.series_key(row), []).append((row["params"]["connections"], row[key]))
+    return out
+
+
+def line_figure(doc, key, ylabel, title, logy=True, scale=1.0):
+    lines = echo_lines(doc, key)
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    warned = _warned(doc, key)
+    for label, (xs, ys) in lines.items():
+        line, = ax.plot(xs, [y * scale for y in ys], marker="o", label=label)
+        flagged = warned.get(label, [])
+        ax.plot([x for x, _ in flagged], [y * scale for _, y in flagged], linestyle="", marker="o", markersize=9,
+                markerfacecolor="white", color=line.get_color())
+    if warned:
+        title += " (hollow: client-bound or behind schedule)"
+    ax.set_xscale("log")
+    if logy:
+        log_y(ax)
+    else:
+        ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel("connections")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def fig_throughput(doc):
+    return line_figure(doc, "msgs_per_second", "round trips per second", "Echo throughput (median)")
+
+
+def fig_p99(doc):
+    return line_figure(doc, "p99_us", "p99 round trip (us)", "Echo p99 latency (median of repetitions)")
+
+
+def fig_cpu(doc):
+    return line_figure(doc, "server_cpu_us_per_msg", "server CPU per round trip (us)", "Server CPU per message",
+                        logy=False)
+
+
+def fig_rss(doc):
+    return line_figure(doc, "server_peak_rss_bytes", "peak RSS (MiB)", "Server memory", scale=1 / 2**20)
+
+
+def fig_fairness(doc):
+    fair = echo_lines(doc, "fairness")
+    starved = echo_lines(doc, "starved_connections")
+    if not fair:
+        return None
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    for label, (xs, ys) in fair.items():
+        top.plot(xs, ys, marker="o", label=label)
+    for label, (xs, ys) in starved.items():
+        bottom.plot(xs, ys, marker="o", label=label)
+    top.set_ylabel("Jain's fairness index")
+    top.set_ylim(0, 1.05)
+    top.set_title("Fairness across connections, and connections never answered")
+    bottom.set_ylabel("starved connections")
+    bottom.set_xlabel("connections")
+    bottom.set_xscale("log")
+    for ax in (top, bottom):
+        ax.grid(True, which="both", alpha=0.3)
+    top.legend(fontsize=8)
+    return fig
+
+
+def closed_or_open(doc):
+    """Echo repetitions with a latency histogram, capacity searches aside (theirs is one window's)."""
+    return [b for b in results.iterations(doc, "echo") if "latency_histogram" in b and "capacity" not in b["params"]]
+
+
+def spectrum_load(doc):
+    """The connection count to draw the spectrum at: 100 where measured, else the largest."""
+    loads = {b["params"]["connections"] for b in closed_or_open(doc)}
+    if not loads:
+        return None
+    return 100 if 100 in loads else max(loads)
+
+
+def fig_spectrum(doc):
+    load = spectrum_load(doc)
+    if load is None:
+        return None
+    groups = {}
+    starved = {}
+    for b in closed_or_open(doc):
+        if b["params"].get("connections") == load:
+            label = results.series_key(b)
+            groups.setdefault(label, []).append(b["latency_histogram"])
+            starved[label] = max(starved.get(label, 0), b.get("starved_connections", 0))
+    # A pool's latencies are those of the connections it answered: say how many it did not.
+    groups = {(f"{label} [{starved[label]} of {load} never answered]" if starved[label] else label): h
+              for label, h in groups.items()}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    nines = [-math.log10(1 - p / 100) for p in SPECTRUM]
+    for label, histograms in sorted(groups.items()):
+        ax.plot(nines, results.histogram_percentiles(histograms, SPECTRUM), marker=".", label=label)
+    ax.set_xticks(nines)
+    ax.set_xticklabels([f"p{p:g}" for p in SPECTRUM], rotation=45)
+    ax.set_yscale("log")
+    ax.set_ylabel("round trip (us)")
+    ax.set_title(f"Latency spectrum at {load} connections (all repetitions merged)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def fig_capacity_latency(doc, key="p99_us", ylabel="round trip (us, log)", title="Latency against load"):
+    """p50 and p99 against the achieved rate of each step of each search (the hockey stick), the
+    capacity marked; one panel per connection count. Points the load generator could not vouch for
+    (client-bound) are hollow."""
+    searches = capacity_entries(doc)
+    if not searches:
+        return None
+    fig, axes = plt.subplots(1, len(searches), figsize=(7 * len(searches), 5), squeeze=False)
+    for ax, (connections, entries) in zip(axes[0], searches.items()):
+        for label, e in entries:
+            steps = sorted((s for s in e["steps"] if s["offered"] > 0 and key in s), key=lambda s: s["msgs_per_second"])
+            xs = [s["msgs_per_second"] for s in steps]
+            line, = ax.plot(xs, [s[key] for s in steps], marker="o", label=label)
+            if key == "p99_us":
+                ax.plot(xs, [s["p50_us"] for s in steps], linestyle=":", color=line.get_color())
+            bound = [s for s in steps if s.get("client_bound")]
+            ax.plot([s["msgs_per_second"] for s in bound], [s[key] for s in bound], linestyle="", marker="o",
+                    markerfacecolor="white", color=line.get_color())
+            ax.axvline(e["capacity_msgs_per_second"], color=line.get_color(), alpha=0.4, linewidth=1)
+        slo = entries[0][1]["params"]["capacity"]
+        if key == "p99_us":
+            for bound in slo.split("+"):
+                pct, limit = bound.split(":")
+                ax.axhline(us(limit), color="red", linestyle="--", linewidth=1)
+            log_y(ax)
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_xlabel("achieved round trips per second")
+        ax.set_ylabel(ylabel)
+        notes = "dotted: p50; " if key == "p99_us" else ""
+        ax.set_title(f"{title}, {connections} connections (SLO {slo}; {notes}hollow: client-bound)", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def fig_service_demand(doc):
+    return fig_capacity_latency(doc, "server_cpu_us_per_msg", "server CPU per round trip (us)",
+                                "Service demand against load")
+
+
+def fig_capacity_predicted(doc):
+    """Measured mean round trip against load (solid) beside the M/D/c prediction from the service
+    demand at the lowest rate (dashed), per connection count: where they part, the model's cost per
+    message changed with load."""
+    searches = capacity_entries(doc)
+    if not searches:
+        return None
+    fig, axes = plt.subplots(1, len(searches), figsize=(7 * len(searches), 5), squeeze=False)
+    for ax, (connections, entries) in zip(axes[0], searches.items()):
+        for label, e in entries:
+            cpus = server_cpus(e)
+            predicted = queueing.predict(e["steps"], cpus)
+            steps = sorted((s for s in e["steps"] if s["offered"] > 0 and "mean_us" in s), key=lambda s: s["offered"])
+            if predicted is None or not steps:
+                continue
+            line, = ax.plot([s["msgs_per_second"] for s in steps], [s["mean_us"] for s in steps], marker="o",
+                            label=label)
+            _, saturation, curve = predicted
+            xs = [x for x, _ in curve]
+            grid = [xs[0] + (min(saturation * 0.98, max(xs) * 1.3) - xs[0]) * i / 40 for i in range(41)]
+            service = predicted[0] * 1e-6
+            base = curve[0][1] - queueing.mdc_wait(xs[0], service, cpus) * 1e6
+            ax.plot(grid, [base + queueing.mdc_wait(x, service, cpus) * 1e6 for x in grid], linestyle="--",
+                    color=line.get_color(), alpha=0.7)
+        log_y(ax)
+        ax.set_xlabel("achieved round trips per second")
+        ax.set_ylabel("mean round trip (us, log)")
+        ax.set_title(f"Measured (solid) and M/D/c predicted (dashed), {connections} connections", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
+
+
+
+
+for _name, _draw in (("echo_throughput", fig_throughput), ("echo_p99", fig_p99),
+                     ("echo_latency_spectrum", fig_spectrum), ("echo_server_cpu", fig_cpu),
+                     ("echo_server_rss", fig_rss), ("echo_fairness", fig_fairness),
+                     ("echo_capacity_latency", fig_capacity_latency), ("echo_service_demand", fig_service_demand),
+                     ("echo_capacity_predicted", fig_capacity_predicted)):
+    register(_name, _draw)
