@@ -1,6 +1,8 @@
 """The echo scenario's figures: throughput, latency, CPU, memory and fairness against connections;
 the latency spectrum; and each capacity search's latency and service demand against load beside
 its prediction."""
+import math
+
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter
 

@@ -1,6 +1,7 @@
 """The pipeline scenario's figures: makespan and efficiency against workers with the lower bound,
 and a timeline of one run per model."""
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter
 
 from plots import results
 from plots.figures import register

@@ -404,8 +404,10 @@ register("widgets_rate", fig_widgets)
         out = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
         try:
             code, _, err = run_main(report.main, [write_doc("widgets.json", doc), "--out", out])
-        finally:
+        finally:  # the made-up scenario leaves no figure behind for the other tests
             plots.__path__.remove(tmp)
+            figures.FIGURES[:] = [f for f in figures.FIGURES if f[0] != "widgets_rate"]
+            sys.modules.pop("plots.widgets_figures", None)
         self.assertEqual(code, 0, err)
         with open(os.path.join(out, "widgets_rate.png"), "rb") as f:
             self.assertTrue(f.read().startswith(b"\x89PNG"))

@@ -56,13 +56,13 @@ def main(argv=None):
         print(f"plots: error: --out: cannot create {out_dir}: {e.strerror}", file=sys.stderr)
         return 2
     try:
-        figures = write_figures(doc, out_dir)
-        report = write_html(doc, figures, out_dir, f"Concurrency harness: {name}")
+        drawn = write_figures(doc, out_dir)
+        report = write_html(doc, drawn, out_dir, f"Concurrency harness: {name}")
         summary = write_summary(doc, out_dir)
     except results.BadInput as e:
         print(f"plots: error: {e}", file=sys.stderr)
         return 2
-    print(f"{len(figures)} figures, {report}, {summary}")
+    print(f"{len(drawn)} figures, {report}, {summary}")
     return 0
 
 

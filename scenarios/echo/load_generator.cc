@@ -329,6 +329,26 @@ std::string ProbeUdp(const harness::Endpoint& target, harness::Duration timeout)
   return why.empty() ? "" : "cannot reach a UDP server at " + target.ToString() + ": " + why;
 }
 
+namespace {
+
+// What the drivers and connections counted, into `result`.
+void AddCounts(const std::vector<std::unique_ptr<Driver>>& drivers, const std::vector<Connection>& conns,
+               LoadResult& result) {
+  for (const auto& d : drivers) {
+    result.latency.Merge(d->latency);
+    result.wrong_bytes += d->wrong_bytes;
+    result.lost += d->lost;
+    result.strays += d->strays;
+  }
+  for (const auto& c : conns) {
+    result.per_connection.push_back(c.completed);
+    result.messages += c.completed;
+    result.broken_connections += c.broken;
+  }
+}
+
+}  // namespace
+
 LoadResult RunLoad(const LoadConfig& config) {
   LoadResult result;
   std::vector<Connection> conns(static_cast<size_t>(config.connections));
@@ -361,11 +381,8 @@ LoadResult RunLoad(const LoadConfig& config) {
   const auto started = Clock::now();
   for (int t = 0; t < threads; ++t) {
     const size_t begin = conns.size() * t / threads, end = conns.size() * (t + 1) / threads;
-    if (config.udp) {
-      drivers.push_back(MakeUdpDriver(config, pattern, conns, begin, end, window));
-    } else {
-      drivers.push_back(std::make_unique<TcpDriver>(config, pattern, conns, begin, end, window));
-    }
+    drivers.push_back(config.udp ? MakeUdpDriver(config, pattern, conns, begin, end, window)
+                                 : std::make_unique<TcpDriver>(config, pattern, conns, begin, end, window));
     loops.emplace_back([d = drivers.back().get()] { d->Run(); });
   }
   const auto stopped = [&] { return config.stop && *config.stop; };
@@ -392,17 +409,7 @@ LoadResult RunLoad(const LoadConfig& config) {
   const int64_t quiet_from = std::max(window.last_reply_ns.load(), window.start_ns.load());
   const int64_t window_over = Window::Ns(std::min(measured_to, window_end));
   result.silent_seconds = std::max<double>(0, static_cast<double>(window_over - quiet_from) / 1e9);
-  for (auto& d : drivers) {
-    result.latency.Merge(d->latency);
-    result.wrong_bytes += d->wrong_bytes;
-    result.lost += d->lost;
-    result.strays += d->strays;
-  }
-  for (const auto& c : conns) {
-    result.per_connection.push_back(c.completed);
-    result.messages += c.completed;
-    result.broken_connections += c.broken;
-  }
+  AddCounts(drivers, conns, result);
   result.ok = true;
   return result;
 }

@@ -225,9 +225,7 @@ class PipelineScenario final : public harness::Scenario {
   harness::Repetition Measure(const harness::RunSpec& run, int) override;
 };
 
-harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) {
-  const ExecutorEntry* executor = FindExecutor(run.model);
-  if (executor == nullptr) throw std::invalid_argument("unknown pipeline model " + run.model);
+RunConfig ConfigOf(const harness::RunSpec& run) {
   RunConfig config;
   config.workload.items = run.params["items"].get<int>();
   std::tie(config.workload.download_min, config.workload.download_max) =
@@ -238,12 +236,55 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
   config.decoupled = run.params.value("mode", "coupled") == "decoupled";
   config.units = run.plan_data.at("parse_units").get<uint64_t>();  // calibrated once, in Plan()
   config.downloads = DownloadTimes(config.workload);
-  const uint64_t expected = ExpectedChecksum(config.workload, config.units);
+  return config;
+}
 
+// What the items' times say: their checksum, latencies, the fastest parse and the timeline.
+struct ItemFigures {
+  uint64_t checksum = 0;
+  std::vector<double> latency_ms, parse_ms;
+  double parse_s = 0;
+  nlohmann::json timeline = nlohmann::json::array();
+};
+
+// The calibration aims at `parse` but the machine's speed drifts by a few percent; the bound takes
+// the fastest parse this run saw, if that was quicker, so that no run can beat it (every parse does
+// the same work, so none can take less than the fastest did).
+ItemFigures FiguresOf(const std::vector<ItemTimes>& times, const RunConfig& config) {
+  ItemFigures f;
+  f.parse_s = std::chrono::duration<double>(config.workload.parse).count();
+  for (const ItemTimes& t : times) {
+    f.checksum += t.result;
+    f.parse_s = std::min(f.parse_s, t.parse_end - t.parse_start);
+    f.parse_ms.push_back((t.parse_end - t.parse_start) * 1e3);
+    f.latency_ms.push_back(t.parse_end * 1e3);
+    // [parse worker, download start, end, parse start, end (ms), download worker or -1]
+    f.timeline.push_back({t.worker, t.download_start * 1e3, t.download_end * 1e3, t.parse_start * 1e3,
+                          t.parse_end * 1e3, t.download_worker});
+  }
+  return f;
+}
+
+// Little's law, L = lambda x W: to keep the cores parsing, items must arrive at cores / parse_s a
+// second, and each holds a worker for its parse, and for its download too where a download blocks
+// its worker; L is how many workers that takes.
+double LittlesLawWorkers(const ExecutorEntry& executor, const RunConfig& config, double parse_s, double cores) {
+  double download_s = 0;
+  for (const auto& d : config.downloads) {
+    download_s += std::chrono::duration<double>(d).count() / config.workload.items;
+  }
+  const double hold_s = parse_s + ((executor.traits & kDownloadsHoldWorkers) ? download_s : 0.0);
+  return cores / parse_s * hold_s;
+}
+
+harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) {
+  const ExecutorEntry* executor = FindExecutor(run.model);
+  if (executor == nullptr) throw std::invalid_argument("unknown pipeline model " + run.model);
+  const RunConfig config = ConfigOf(run);
+  const uint64_t expected = ExpectedChecksum(config.workload, config.units);
   std::vector<ItemTimes> times(static_cast<size_t>(config.workload.items));
-  const bool processes = executor->traits & kUsesProcesses;
   ResetPeakRss();
-  UsageSampler sampler(static_cast<pid_t>(syscall(SYS_gettid)), processes);
+  UsageSampler sampler(static_cast<pid_t>(syscall(SYS_gettid)), executor->traits & kUsesProcesses);
   const double cpu_before = harness::ProcessCpuSeconds() + harness::ReapedChildrenCpuSeconds();
   Recorder recorder;
   executor->run(config, recorder, times);  // reaps every child it forked
@@ -251,31 +292,13 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
   const double cpu_with_sampler = harness::ProcessCpuSeconds() + harness::ReapedChildrenCpuSeconds() - cpu_before;
   sampler.Stop();
   const double cpu = std::max(0.0, cpu_with_sampler - sampler.cpu_seconds());
-
-  uint64_t checksum = 0;
-  std::vector<double> latency_ms;
-  nlohmann::json timeline = nlohmann::json::array();
-  // The calibration aims at `parse` but the machine's speed drifts by a few percent; the bound takes
-  // the fastest parse this run saw, if that was quicker, so that no run can beat it (every parse
-  // does the same work, so none can take less than the fastest did).
-  double parse_s = std::chrono::duration<double>(config.workload.parse).count();
-  std::vector<double> parse_ms;
-  for (const ItemTimes& t : times) {
-    checksum += t.result;
-    parse_s = std::min(parse_s, t.parse_end - t.parse_start);
-    parse_ms.push_back((t.parse_end - t.parse_start) * 1e3);
-    latency_ms.push_back(t.parse_end * 1e3);
-    // [parse worker, download start, end, parse start, end (ms), download worker or -1]
-    timeline.push_back({t.worker, t.download_start * 1e3, t.download_end * 1e3, t.parse_start * 1e3,
-                        t.parse_end * 1e3, t.download_worker});
-  }
-  if (checksum != expected) {
-    return harness::Repetition::Failed("checksum " + std::to_string(checksum) + " != " + std::to_string(expected) +
+  ItemFigures f = FiguresOf(times, config);
+  if (f.checksum != expected) {
+    return harness::Repetition::Failed("checksum " + std::to_string(f.checksum) + " != " + std::to_string(expected) +
                                        ": an item was parsed twice or never");
   }
-  const BoundInput in = BoundInputFor(*executor, config, parse_s, static_cast<int>(harness::AvailableCpus().size()));
+  const BoundInput in = BoundInputFor(*executor, config, f.parse_s, static_cast<int>(harness::AvailableCpus().size()));
   const Bound bound = LowerBound(in);
-
   harness::Repetition rep;
   rep.ok = true;
   const double items = config.workload.items;
@@ -288,26 +311,20 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
   m["items_per_second"] = items / makespan;
   m["lower_bound_s"] = bound.value();
   m["efficiency"] = bound.value() / makespan;
-  m["parse_ms"] = harness::Percentile(parse_ms, 50);  // what a parse took here: --parse, give or take the machine
-  m["p50_ms"] = harness::Percentile(latency_ms, 50);
-  m["p99_ms"] = harness::Percentile(latency_ms, 99);
+  m["parse_ms"] = harness::Percentile(f.parse_ms, 50);  // what a parse took here: --parse, give or take the machine
+  m["p50_ms"] = harness::Percentile(f.latency_ms, 50);
+  m["p99_ms"] = harness::Percentile(f.latency_ms, 99);
   m["cpu_utilization"] = cpu / (makespan * in.cores);
   m["peak_threads"] = sampler.peak_threads();  // of the harness process: its main thread included
   m["peak_processes"] = 1 + sampler.peak_children();
   // The harness's peak plus, for process models, the largest sampled sum of its children's RSS
   // (pages shared with the parent counted in each, as for the echo servers).
   if (auto u = harness::ReadProcessUsage(getpid())) m["peak_rss_bytes"] = u->peak_rss_bytes + sampler.peak_children_rss();
-  rep.detail["checksum"] = std::to_string(checksum);  // as a string: JSON readers lose 64-bit integers
-  rep.detail["timeline"] = std::move(timeline);
+  rep.detail["checksum"] = std::to_string(f.checksum);  // as a string: JSON readers lose 64-bit integers
+  rep.detail["timeline"] = std::move(f.timeline);
   rep.detail["lower_bounds_s"] = {{"cpu", bound.cpu}, {"critical_path", bound.critical}, {"workers", bound.workers},
-                                  {"parse", parse_s}};
-  // Little's law, L = lambda x W: to keep the cores parsing, items must arrive at cores / parse_s a
-  // second, and each holds a worker for its parse, and for its download too where a download
-  // blocks its worker; L is how many workers that takes.
-  double download_s = 0;
-  for (const auto& d : config.downloads) download_s += std::chrono::duration<double>(d).count() / items;
-  const double hold_s = parse_s + ((executor->traits & kDownloadsHoldWorkers) ? download_s : 0.0);
-  rep.detail["littles_law_workers"] = in.cores / parse_s * hold_s;
+                                  {"parse", f.parse_s}};
+  rep.detail["littles_law_workers"] = LittlesLawWorkers(*executor, config, f.parse_s, in.cores);
   return rep;
 }
 
