@@ -22,9 +22,16 @@ namespace {
 // Lower is better, although the name says "per second": the direction must come from the
 // declaration, not from a guess at the name.
 Metric Widgets() {
-  return {.key = "widgets_per_second", .unit = "1/s", .meaning = "widgets a second (fewer is better)",
-          .better = Better::kLower, .merge = MergeRule::kSum, .label = "widgets/s", .format = ".1f",
-          .always = true, .compared = true, .column = true};
+  return {.key = "widgets_per_second",
+          .unit = "1/s",
+          .meaning = "widgets a second (fewer is better)",
+          .better = Better::kLower,
+          .merge = MergeRule::kSum,
+          .label = "widgets/s",
+          .format = ".1f",
+          .always = true,
+          .compared = true,
+          .column = true};
 }
 
 class WidgetScenario final : public Scenario {
@@ -129,7 +136,8 @@ TEST(DeclarationsTest, ASummaryColumn) {
 std::pair<int, std::string> Compare(const std::string& base, const std::string& fresh, bool with_errors = false) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const std::string compare = std::string(srcdir ? srcdir : ".") + "/concurrency_harness/plots/compare";
-  const std::string command = compare + " " + base + " " + fresh + " --format=json" + (with_errors ? " 2>&1" : " 2>/dev/null");
+  const std::string command =
+      compare + " " + base + " " + fresh + " --format=json" + (with_errors ? " 2>&1" : " 2>/dev/null");
   FILE* pipe = popen(command.c_str(), "r");
   std::string out;
   char buf[4096];
@@ -186,9 +194,9 @@ TEST(DeclarationsTest, AMergeByTheDeclaredRule) {
     if (e["run_type"] != "iteration") continue;
     const int r = e["repetition_index"];
     EXPECT_DOUBLE_EQ(e["widgets_per_second"].get<double>(), 30 * (1 + 0.01 * (r % 3))) << e.dump();  // kSum
-    EXPECT_EQ(e["iterations"], 2000);                                                                  // core: kSum
-    EXPECT_DOUBLE_EQ(e["real_time"].get<double>(), 1e9 / e["widgets_per_second"].get<double>());    // Recompute
-    EXPECT_EQ(e["params"]["benches"], 4);                                                              // MergedParams
+    EXPECT_EQ(e["iterations"], 2000);                                                                // core: kSum
+    EXPECT_DOUBLE_EQ(e["real_time"].get<double>(), 1e9 / e["widgets_per_second"].get<double>());     // Recompute
+    EXPECT_EQ(e["params"]["benches"], 4);                                                            // MergedParams
     EXPECT_EQ(e["params"]["target"], "127.0.0.1:1,127.0.0.2:1");
     ++iterations;
   }

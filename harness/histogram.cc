@@ -85,16 +85,15 @@ nlohmann::json Histogram::ToJson(const char* unit) const {
   for (size_t i = 0; i < counts_.size(); ++i) {
     if (counts_[i] != 0) buckets.push_back({LowestAt(i), counts_[i]});
   }
-  return {{"unit", unit},          {"sub_bucket_bits", kSubBucketBits},
-          {"count", count_},       {"min", min()},
-          {"max", max_},           {"sum", sum_},
-          {"buckets", std::move(buckets)}};
+  return {{"unit", unit}, {"sub_bucket_bits", kSubBucketBits}, {"count", count_}, {"min", min()}, {"max", max_},
+          {"sum", sum_},  {"buckets", std::move(buckets)}};
 }
 
 namespace {
 
 uint64_t Unsigned(const nlohmann::json& j, const char* what) {
-  if (!j.is_number_unsigned()) throw std::invalid_argument(std::string("latency histogram: ") + what + " is not a count");
+  if (!j.is_number_unsigned())
+    throw std::invalid_argument(std::string("latency histogram: ") + what + " is not a count");
   return j.get<uint64_t>();
 }
 
@@ -103,16 +102,17 @@ uint64_t Unsigned(const nlohmann::json& j, const char* what) {
 // A histogram from a file is checked against every invariant ToJson() keeps, so that a hand-edited
 // or corrupted file is refused rather than merged into wrong percentiles.
 Histogram Histogram::FromJson(const nlohmann::json& j) {
-  if (!j.is_object() || j.value("sub_bucket_bits", -1) != kSubBucketBits ||
-      !j.contains("buckets") || !j["buckets"].is_array()) {
-    throw std::invalid_argument("latency histogram: expected sub_bucket_bits " +
-                                std::to_string(kSubBucketBits) + " and a buckets array");
+  if (!j.is_object() || j.value("sub_bucket_bits", -1) != kSubBucketBits || !j.contains("buckets") ||
+      !j["buckets"].is_array()) {
+    throw std::invalid_argument("latency histogram: expected sub_bucket_bits " + std::to_string(kSubBucketBits) +
+                                " and a buckets array");
   }
   Histogram h;
   uint64_t total = 0;
   size_t first = 0, previous = 0;
   for (const auto& b : j["buckets"]) {
-    if (!b.is_array() || b.size() != 2) throw std::invalid_argument("latency histogram: a bucket is not [lowest, count]");
+    if (!b.is_array() || b.size() != 2)
+      throw std::invalid_argument("latency histogram: a bucket is not [lowest, count]");
     const uint64_t lowest = Unsigned(b[0], "a bucket's lowest value");
     const uint64_t n = Unsigned(b[1], "a bucket's count");
     const size_t index = IndexOf(lowest);
@@ -136,14 +136,14 @@ Histogram Histogram::FromJson(const nlohmann::json& j) {
     throw std::invalid_argument("latency histogram: count " + std::to_string(h.count_) + " but its buckets hold " +
                                 std::to_string(total));
   }
-  if (total > 0 && (IndexOf(h.min_) != first || IndexOf(h.max_) != previous ||
-                    h.min_ > h.max_)) {
+  if (total > 0 && (IndexOf(h.min_) != first || IndexOf(h.max_) != previous || h.min_ > h.max_)) {
     throw std::invalid_argument("latency histogram: min and max do not fall in its first and last buckets");
   }
   // Every value lies in [min, max], so their sum lies in [count x min, count x max].
   const unsigned __int128 count = total, sum = h.sum_;
   if (sum < count * h.min_ || sum > count * h.max_) {
-    throw std::invalid_argument("latency histogram: sum " + std::to_string(h.sum_) + " is not between count x min and "
+    throw std::invalid_argument("latency histogram: sum " + std::to_string(h.sum_) +
+                                " is not between count x min and "
                                 "count x max");
   }
   return h;

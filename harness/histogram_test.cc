@@ -115,17 +115,17 @@ TEST(HistogramTest, FromJsonRejectsBrokenInvariants) {
     return j;
   };
   const nlohmann::json cases[] = {
-      broken([](nlohmann::json& j) { j["buckets"][0][1] = -3; }),                  // negative count
-      broken([](nlohmann::json& j) { j["buckets"][0][1] = UINT64_MAX; }),          // overflows the sum
-      broken([](nlohmann::json& j) { j["buckets"][0][1] = 0; }),                   // an empty bucket listed
-      broken([](nlohmann::json& j) { j["count"] = 5; }),                            // count against buckets
+      broken([](nlohmann::json& j) { j["buckets"][0][1] = -3; }),                      // negative count
+      broken([](nlohmann::json& j) { j["buckets"][0][1] = UINT64_MAX; }),              // overflows the sum
+      broken([](nlohmann::json& j) { j["buckets"][0][1] = 0; }),                       // an empty bucket listed
+      broken([](nlohmann::json& j) { j["count"] = 5; }),                               // count against buckets
       broken([](nlohmann::json& j) { std::swap(j["buckets"][0], j["buckets"][1]); }),  // out of order
-      broken([](nlohmann::json& j) { j["max"] = 7; }),                              // max outside the last bucket
-      broken([](nlohmann::json& j) { j["min"] = 80000; }),                          // min outside the first
-      broken([](nlohmann::json& j) { j["buckets"][0] = {300}; }),                   // not [lowest, count]
-      broken([](nlohmann::json& j) { j["count"] = "4"; }),                          // not a number
-      broken([](nlohmann::json& j) { j["sum"] = UINT64_MAX; }),                     // above count x max
-      broken([](nlohmann::json& j) { j["sum"] = 1000; }),                           // below count x min
+      broken([](nlohmann::json& j) { j["max"] = 7; }),                                 // max outside the last bucket
+      broken([](nlohmann::json& j) { j["min"] = 80000; }),                             // min outside the first
+      broken([](nlohmann::json& j) { j["buckets"][0] = {300}; }),                      // not [lowest, count]
+      broken([](nlohmann::json& j) { j["count"] = "4"; }),                             // not a number
+      broken([](nlohmann::json& j) { j["sum"] = UINT64_MAX; }),                        // above count x max
+      broken([](nlohmann::json& j) { j["sum"] = 1000; }),                              // below count x min
   };
   for (const auto& j : cases) EXPECT_THROW(Histogram::FromJson(j), std::invalid_argument) << j.dump();
 }

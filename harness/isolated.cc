@@ -17,10 +17,16 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Repetition, ok, error, iterations, real_time_
 namespace {
 
 nlohmann::json SpecToJson(const RunSpec& s) {
-  nlohmann::json j = {{"scenario", s.scenario}, {"model", s.model},  {"params", s.params},
-                      {"name", s.name},         {"duration_ns", s.duration.count()},
-                      {"warmup_ns", s.warmup.count()}, {"repetitions", s.repetitions}, {"self_path", s.self_path},
-                      {"plan_data", s.plan_data}, {"placement", s.placement.ToJson()}};
+  nlohmann::json j = {{"scenario", s.scenario},
+                      {"model", s.model},
+                      {"params", s.params},
+                      {"name", s.name},
+                      {"duration_ns", s.duration.count()},
+                      {"warmup_ns", s.warmup.count()},
+                      {"repetitions", s.repetitions},
+                      {"self_path", s.self_path},
+                      {"plan_data", s.plan_data},
+                      {"placement", s.placement.ToJson()}};
   if (s.target) j["target"] = *s.target;
   if (s.server_pid) j["server_pid"] = *s.server_pid;
   return j;
@@ -49,9 +55,9 @@ RunSpec SpecFromJson(const nlohmann::json& j) {
 }  // namespace
 
 Repetition MeasureInChild(const RunSpec& spec, int repetition) {
-  ChildProcess child({spec.self_path, "measure", "--spec=" + SpecToJson(spec).dump(),
-                       "--repetition=" + std::to_string(repetition)},
-                      spec.placement.server);
+  ChildProcess child(
+      {spec.self_path, "measure", "--spec=" + SpecToJson(spec).dump(), "--repetition=" + std::to_string(repetition)},
+      spec.placement.server);
   std::optional<std::string> line;
   while (!line && !g_interrupted) {
     line = child.ReadLine(std::chrono::milliseconds(200));

@@ -43,9 +43,10 @@ Schedule ParseSchedule(const std::string& at, const std::string& every) {
   }
   // A start passed already would begin at once, apart from the loads it was meant to run with.
   if (schedule.start_unix < now - kLateStartS) {
-    throw UsageError(fmt::format("--start-at: {} was {:.0f} s ago (now {:.0f}): the loads it was to start with have "
-                                 "begun",
-                                 at, now - schedule.start_unix, now));
+    throw UsageError(
+        fmt::format("--start-at: {} was {:.0f} s ago (now {:.0f}): the loads it was to start with have "
+                    "begun",
+                    at, now - schedule.start_unix, now));
   }
   if (!every.empty()) {
     schedule.period_s = FlagValue("--start-every", [&] {
@@ -96,7 +97,8 @@ class LoadCommand final : public Command {
     options.target = FlagValue("--target", [&] { return ParseEndpoint(target_, false).ToString(); });
     options.target_name = target_name_;
     if (!server_pid_.empty()) {
-      options.server_pid = FlagValue("--server-pid", [&] { return static_cast<int>(ParseCount(server_pid_, 1, 1 << 22)); });
+      options.server_pid =
+          FlagValue("--server-pid", [&] { return static_cast<int>(ParseCount(server_pid_, 1, 1 << 22)); });
     }
     std::optional<Schedule> schedule;
     if (!start_every_.empty() && start_at_.empty()) throw UsageError("--start-every: only with --start-at");

@@ -94,8 +94,9 @@ int Main(int argc, char** argv) {
   std::string command_line;
   for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
 
-  CLI::App app{"Concurrency harness: the same workloads under each concurrency model, side by side.\n"
-               "With no command, runs the default suite (profile quick) into results/latest.json."};
+  CLI::App app{
+      "Concurrency harness: the same workloads under each concurrency model, side by side.\n"
+      "With no command, runs the default suite (profile quick) into results/latest.json."};
   app.require_subcommand(0, 1);
   std::map<const CLI::App*, Command*> by_app;
   CLI::App* run = nullptr;

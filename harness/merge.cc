@@ -112,10 +112,12 @@ RunSpec MergedSpec(const Scenario& scenario, const std::vector<Part>& parts) {
 // finite figure in its range, a histogram that holds one value per iteration.
 void CheckLoadIteration(const nlohmann::json& e, const MetricSet& declared, const nlohmann::json& keys) {
   if (e["status"] != "ok") {
-    if (!e.contains("error") || !e["error"].is_string()) throw std::invalid_argument("a failed repetition without its error");
+    if (!e.contains("error") || !e["error"].is_string())
+      throw std::invalid_argument("a failed repetition without its error");
     return;
   }
-  if (!e.contains("iterations") || !e["iterations"].is_number_unsigned()) throw std::invalid_argument("iterations is not a count");
+  if (!e.contains("iterations") || !e["iterations"].is_number_unsigned())
+    throw std::invalid_argument("iterations is not a count");
   for (const auto& key_json : keys) {
     const std::string key = key_json.get<std::string>();
     const auto it = declared.find(key);
@@ -135,8 +137,8 @@ void CheckLoadIteration(const nlohmann::json& e, const MetricSet& declared, cons
     }
     const auto& v = e[key];
     if (!v.is_number() || !m.InRange(v.get<double>())) {
-      throw std::invalid_argument(fmt::format("{} is {}, not a finite figure in [{}, {}]", key, v.dump(), m.minimum,
-                                              m.maximum));
+      throw std::invalid_argument(
+          fmt::format("{} is {}, not a finite figure in [{}, {}]", key, v.dump(), m.minimum, m.maximum));
     }
   }
   const auto& w = e.value("window_unix_s", nlohmann::json());
@@ -203,7 +205,8 @@ void CheckFile(const ResultsFile& f) {
       CheckEntry(e);
       if (e["run_type"] == "iteration" && IsLoad(e)) {
         const std::string scenario = e.value("scenario", "");
-        if (!declared.scenarios.contains(scenario) || !declared.scenarios[scenario].value("metrics", nlohmann::json()).is_array()) {
+        if (!declared.scenarios.contains(scenario) ||
+            !declared.scenarios[scenario].value("metrics", nlohmann::json()).is_array()) {
           throw std::invalid_argument("context.scenarios has no metrics of scenario " + scenario);
         }
         CheckLoadIteration(e, declared.metrics, declared.scenarios[scenario]["metrics"]);
@@ -226,8 +229,8 @@ void CheckDistinct(const std::string& name, const std::vector<Part>& parts) {
         if (!e->contains(key)) continue;
         const auto [it, fresh] = seen.emplace(std::string(key) + JsonText((*e)[key]), p.file->path);
         if (!fresh) {
-          throw std::invalid_argument(it->second + " and " + p.file->path + " hold the same load of " + name + " (one " +
-                                      key + "): a file given twice?");
+          throw std::invalid_argument(it->second + " and " + p.file->path + " hold the same load of " + name +
+                                      " (one " + key + "): a file given twice?");
         }
       }
     }
@@ -238,10 +241,10 @@ void CheckDistinct(const std::string& name, const std::vector<Part>& parts) {
 void CheckRepetitions(const std::string& name, const std::vector<Part>& parts) {
   for (const Part& p : parts) {
     if (p.iterations.size() != parts.front().iterations.size()) {
-      throw std::invalid_argument(fmt::format("{} has {} repetitions of {} and {} has {}: loads that ran together have "
-                                              "as many",
-                                              parts.front().file->path, parts.front().iterations.size(), name,
-                                              p.file->path, p.iterations.size()));
+      throw std::invalid_argument(fmt::format(
+          "{} has {} repetitions of {} and {} has {}: loads that ran together have "
+          "as many",
+          parts.front().file->path, parts.front().iterations.size(), name, p.file->path, p.iterations.size()));
     }
   }
 }
@@ -260,10 +263,11 @@ void CheckServer(const ServerUsage& usage, const std::string& name, const std::v
     const std::string model = e.value("model", "");
     if (target.port != listened.port || (!everywhere && target.host != listened.host) ||
         (model != "external" && model != server.model)) {
-      throw std::invalid_argument(fmt::format("{} is the log of {} at {} (pid {} on {}), not of the server {} in {} "
-                                              "drove ({} at {})",
-                                              usage.path, server.model, server.address, server.pid, server.host, name,
-                                              p.file->path, model, target.ToString()));
+      throw std::invalid_argument(
+          fmt::format("{} is the log of {} at {} (pid {} on {}), not of the server {} in {} "
+                      "drove ({} at {})",
+                      usage.path, server.model, server.address, server.pid, server.host, name, p.file->path, model,
+                      target.ToString()));
     }
   }
 }
@@ -367,9 +371,9 @@ nlohmann::json MergeResults(const std::vector<ResultsFile>& files, const std::st
   const MetricSet declared = MetricsFromJson(doc["context"]["metrics"]);
   doc["context"]["merged_from"] = nlohmann::json::array();
   for (const ResultsFile& f : files) {
-    doc["context"]["merged_from"].push_back(
-        {{"file", f.path}, {"command_line", f.doc["context"].value("command_line", "")},
-         {"host_name", f.doc["context"].value("host_name", "")}});
+    doc["context"]["merged_from"].push_back({{"file", f.path},
+                                             {"command_line", f.doc["context"].value("command_line", "")},
+                                             {"host_name", f.doc["context"].value("host_name", "")}});
   }
   if (server_usage != nullptr) doc["context"]["server_usage"] = server_usage->path;
   doc["benchmarks"] = nlohmann::json::array();

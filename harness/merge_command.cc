@@ -26,7 +26,8 @@ std::vector<ResultsFile> ReadInputs(const std::vector<std::string>& inputs) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) throw UsageError(path + ": cannot read: " + std::strerror(errno));
     if (!S_ISREG(st.st_mode)) throw UsageError(path + ": not a regular file");
-    if (!seen.insert({st.st_dev, st.st_ino}).second) throw UsageError(path + ": given twice (it would be counted twice)");
+    if (!seen.insert({st.st_dev, st.st_ino}).second)
+      throw UsageError(path + ": given twice (it would be counted twice)");
     std::ifstream in(path);
     if (!in) throw UsageError(path + ": cannot read");
     try {

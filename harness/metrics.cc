@@ -14,9 +14,12 @@ struct Names {
 
 constexpr Names<Better> kBetter[] = {{Better::kHigher, "higher"}, {Better::kLower, "lower"}, {Better::kNone, "none"}};
 constexpr Names<Aggregation> kAggregation[] = {{Aggregation::kStatistics, "statistics"}, {Aggregation::kNone, "none"}};
-constexpr Names<MergeRule> kMerge[] = {{MergeRule::kSum, "sum"},       {MergeRule::kWeightedMean, "weighted_mean"},
-                                       {MergeRule::kMax, "max"},       {MergeRule::kHistogram, "histogram"},
-                                       {MergeRule::kRecompute, "recompute"}, {MergeRule::kDrop, "drop"}};
+constexpr Names<MergeRule> kMerge[] = {{MergeRule::kSum, "sum"},
+                                       {MergeRule::kWeightedMean, "weighted_mean"},
+                                       {MergeRule::kMax, "max"},
+                                       {MergeRule::kHistogram, "histogram"},
+                                       {MergeRule::kRecompute, "recompute"},
+                                       {MergeRule::kDrop, "drop"}};
 
 template <typename Enum, size_t N>
 const char* NameOf(const Names<Enum> (&names)[N], Enum value) {
@@ -87,15 +90,32 @@ bool Metric::InRange(double value) const {
 
 const std::vector<Metric>& CoreMetrics() {
   static const std::vector<Metric> core = {
-      {.key = "iterations", .unit = "count", .meaning = "operations counted in the repetition (messages, items, calls)",
-       .merge = MergeRule::kSum, .label = "iterations", .format = ".0f", .always = true},
-      {.key = "real_time", .unit = "ns", .meaning = "wall time per operation", .better = Better::kLower,
-       .merge = MergeRule::kRecompute, .label = "time/op ns", .format = ".1f", .always = true, .compared = true},
-      {.key = "cpu_time", .unit = "ns",
+      {.key = "iterations",
+       .unit = "count",
+       .meaning = "operations counted in the repetition (messages, items, calls)",
+       .merge = MergeRule::kSum,
+       .label = "iterations",
+       .format = ".0f",
+       .always = true},
+      {.key = "real_time",
+       .unit = "ns",
+       .meaning = "wall time per operation",
+       .better = Better::kLower,
+       .merge = MergeRule::kRecompute,
+       .label = "time/op ns",
+       .format = ".1f",
+       .always = true,
+       .compared = true},
+      {.key = "cpu_time",
+       .unit = "ns",
        .meaning = "CPU time per operation of the side measured: the server's for a scenario with a load generator "
                   "(the load generator's when no server is sampled), else the measuring process's",
-       .better = Better::kLower, .merge = MergeRule::kRecompute, .label = "cpu/op ns", .format = ".1f",
-       .always = true, .compared = true},
+       .better = Better::kLower,
+       .merge = MergeRule::kRecompute,
+       .label = "cpu/op ns",
+       .format = ".1f",
+       .always = true,
+       .compared = true},
   };
   return core;
 }

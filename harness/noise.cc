@@ -39,15 +39,19 @@ std::string Comm(pid_t pid) {
 }  // namespace
 
 nlohmann::json NoiseReport::ToJson() const {
-  nlohmann::json j = {{"seconds", seconds}, {"steal_fraction", steal_fraction}, {"others_fraction", others_fraction},
+  nlohmann::json j = {{"seconds", seconds},
+                      {"steal_fraction", steal_fraction},
+                      {"others_fraction", others_fraction},
                       {"noisy", noisy()}};
   if (!busiest.empty()) j["busiest"] = busiest;
   return j;
 }
 
 NoiseMeter::NoiseMeter(const CpuList& cpus)
-    : cpus_(cpus.empty() ? AvailableCpus() : cpus), start_(std::chrono::steady_clock::now()),
-      steal_start_(StealTicks()), others_start_(OtherThreads(false)) {}
+    : cpus_(cpus.empty() ? AvailableCpus() : cpus),
+      start_(std::chrono::steady_clock::now()),
+      steal_start_(StealTicks()),
+      others_start_(OtherThreads(false)) {}
 
 uint64_t NoiseMeter::StealTicks() const {
   std::istringstream in(ReadProcFile("/proc/stat"));
@@ -99,14 +103,16 @@ NoiseReport NoiseMeter::Stop() {
   uint64_t others = 0;
   for (const auto& [tid, now] : OtherThreads(true)) {
     const auto before = others_start_.find(tid);
-    const uint64_t delta = before == others_start_.end() ? now.ticks : now.ticks - std::min(now.ticks, before->second.ticks);
+    const uint64_t delta =
+        before == others_start_.end() ? now.ticks : now.ticks - std::min(now.ticks, before->second.ticks);
     others += delta;
     by_process[now.pid] += delta;
   }
   r.others_fraction = static_cast<double>(others) / capacity;
   const auto top = std::max_element(by_process.begin(), by_process.end(),
                                     [](const auto& a, const auto& b) { return a.second < b.second; });
-  if (top != by_process.end() && top->second > 0) r.busiest = Comm(top->first) + " (pid " + std::to_string(top->first) + ")";
+  if (top != by_process.end() && top->second > 0)
+    r.busiest = Comm(top->first) + " (pid " + std::to_string(top->first) + ")";
   return r;
 }
 

@@ -50,8 +50,10 @@ std::string ReplaceAtomically(const std::string& path, const std::string& text) 
   for (size_t done = 0; done < text.size() && error.empty();) {
     const ssize_t n = write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) error = "write: " + Errno(n < 0 ? errno : ENOSPC);
-    else done += static_cast<size_t>(n);
+    if (n <= 0)
+      error = "write: " + Errno(n < 0 ? errno : ENOSPC);
+    else
+      done += static_cast<size_t>(n);
   }
   if (error.empty() && fsync(fd) != 0) error = "fsync: " + Errno(errno);
   close(fd);
@@ -126,7 +128,8 @@ OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
                                (n > 0 ? " (pid " + std::string(pid, static_cast<size_t>(n)) + ")" : std::string()) +
                                "; name another file");
     }
-    struct stat held {}, named {};
+    struct stat held {
+    }, named{};
     if (fstat(fd, &held) == 0 && stat(lock_path_.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
         held.st_dev == named.st_dev) {
       lock_fd_ = fd;
@@ -157,7 +160,8 @@ void OutputFile::Write(const std::string& text) {
   if (!written_ || fell_back_) throw std::runtime_error("cannot write " + path_ + ": " + error);
   const std::string fallback = MakeFallback(path_);
   if (fallback.empty() || !ReplaceAtomically(fallback, text).empty()) {
-    throw std::runtime_error("cannot write " + path_ + " (" + error + ") nor a fallback file in the temporary directory");
+    throw std::runtime_error("cannot write " + path_ + " (" + error +
+                             ") nor a fallback file in the temporary directory");
   }
   path_ = fallback;
   fell_back_ = true;

@@ -22,13 +22,20 @@ Duration ParseDuration(std::string_view text, Duration min) {
   if (ec != std::errc() || text.empty()) throw Bad("not a duration (try 2s, 500ms)", text);
   const std::string_view unit(end, text.data() + text.size() - end);
   double ns_per_unit = 0;
-  if (unit.empty() || unit == "s") ns_per_unit = 1e9;
-  else if (unit == "ms") ns_per_unit = 1e6;
-  else if (unit == "us") ns_per_unit = 1e3;
-  else if (unit == "ns") ns_per_unit = 1;
-  else if (unit == "m" || unit == "min") ns_per_unit = 60e9;
-  else if (unit == "h") ns_per_unit = 3600e9;
-  else throw Bad("unknown duration unit (use ns, us, ms, s, m, h)", text);
+  if (unit.empty() || unit == "s")
+    ns_per_unit = 1e9;
+  else if (unit == "ms")
+    ns_per_unit = 1e6;
+  else if (unit == "us")
+    ns_per_unit = 1e3;
+  else if (unit == "ns")
+    ns_per_unit = 1;
+  else if (unit == "m" || unit == "min")
+    ns_per_unit = 60e9;
+  else if (unit == "h")
+    ns_per_unit = 3600e9;
+  else
+    throw Bad("unknown duration unit (use ns, us, ms, s, m, h)", text);
   const double ns = value * ns_per_unit;
   constexpr double kMax = 86400e9;
   if (!(ns >= static_cast<double>(min.count())) || ns > kMax) {
@@ -43,10 +50,14 @@ std::string FormatDuration(Duration d) {
   const double ns = static_cast<double>(d.count());
   char buf[48];
   if (ns == 0) return "0s";
-  if (ns >= 1e9) std::snprintf(buf, sizeof buf, "%.15gs", ns / 1e9);
-  else if (ns >= 1e6) std::snprintf(buf, sizeof buf, "%.15gms", ns / 1e6);
-  else if (ns >= 1e3) std::snprintf(buf, sizeof buf, "%.15gus", ns / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.15gns", ns);
+  if (ns >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.15gs", ns / 1e9);
+  else if (ns >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.15gms", ns / 1e6);
+  else if (ns >= 1e3)
+    std::snprintf(buf, sizeof buf, "%.15gus", ns / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.15gns", ns);
   return buf;
 }
 
@@ -56,10 +67,14 @@ uint64_t ParseCount(std::string_view text, uint64_t min, uint64_t max) {
   if (ec != std::errc() || text.empty()) throw Bad("not a positive whole number", text);
   const std::string_view suffix(end, text.data() + text.size() - end);
   int shift = 0;
-  if (suffix == "K" || suffix == "k" || suffix == "KiB") shift = 10;
-  else if (suffix == "M" || suffix == "MiB") shift = 20;
-  else if (suffix == "G" || suffix == "GiB") shift = 30;
-  else if (!suffix.empty()) throw Bad("not a positive whole number", text);
+  if (suffix == "K" || suffix == "k" || suffix == "KiB")
+    shift = 10;
+  else if (suffix == "M" || suffix == "MiB")
+    shift = 20;
+  else if (suffix == "G" || suffix == "GiB")
+    shift = 30;
+  else if (!suffix.empty())
+    throw Bad("not a positive whole number", text);
   if (shift && value > (std::numeric_limits<uint64_t>::max() >> shift)) throw Bad("too large", text);
   value <<= shift;
   if (value < min || value > max) {

@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <iterator>
-#include <sstream>
 #include <map>
+#include <sstream>
 #include <stdexcept>
 
 #include "harness/process_usage.h"
@@ -101,7 +101,8 @@ CpuList ParseCpuList(const std::string& text, bool check_machine) {
   const CpuList online = OnlineCpus(), &allowed = AvailableCpus();
   for (int c : cpus) {
     if (!online.empty() && !std::binary_search(online.begin(), online.end(), c)) {
-      throw std::invalid_argument("CPU " + std::to_string(c) + " is not online here (online: " + FormatCpuList(online) + ")");
+      throw std::invalid_argument("CPU " + std::to_string(c) + " is not online here (online: " + FormatCpuList(online) +
+                                  ")");
     }
     if (!std::binary_search(allowed.begin(), allowed.end(), c)) {
       throw std::invalid_argument("CPU " + std::to_string(c) + " is not one this process may use (" +
@@ -123,7 +124,8 @@ std::string FormatCpuList(const CpuList& cpus) {
 }
 
 CpuList SmtSiblings(int cpu) {
-  CpuList siblings = ReadListFile("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/thread_siblings_list");
+  CpuList siblings =
+      ReadListFile("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/thread_siblings_list");
   return siblings.empty() ? CpuList{cpu} : siblings;
 }
 
@@ -147,7 +149,8 @@ Placement ResolvePlacement(const std::string& cpus_mode, const std::string& serv
   if (!server.empty()) p.server = parse("--server-cpus", server);
   if (!client.empty()) p.client = parse("--client-cpus", client);
   if (!server.empty() || !client.empty()) {
-    if (cpus_mode == "shared") throw std::invalid_argument("--cpus=shared pins nothing: drop --server-cpus/--client-cpus");
+    if (cpus_mode == "shared")
+      throw std::invalid_argument("--cpus=shared pins nothing: drop --server-cpus/--client-cpus");
     p.mode = "given";
     if (has_client) {  // one side given: the other gets the rest, if any is left
       const auto rest = [](const CpuList& taken) {
@@ -194,7 +197,8 @@ CpuList ReadAffinity(pid_t pid, pid_t tid) {
   std::istringstream in(ReadProcFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status"));
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("Cpus_allowed_list:", 0) == 0) return ParseListSyntax(line.substr(line.find_first_not_of(" \t", 18)));
+    if (line.rfind("Cpus_allowed_list:", 0) == 0)
+      return ParseListSyntax(line.substr(line.find_first_not_of(" \t", 18)));
   }
   return {};
 }

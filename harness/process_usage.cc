@@ -9,14 +9,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
-#include <set>
-#include <vector>
 #include <cstring>
 #include <ctime>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace harness {
 namespace {
@@ -241,7 +241,8 @@ std::string CheckServesPort(pid_t root, uint16_t port, bool udp) {
   std::set<std::string> held;
   const std::vector<pid_t> tree = ProcessTree(root);
   if (std::find(tree.begin(), tree.end(), getpid()) != tree.end()) {
-    return "process " + std::to_string(root) + " is an ancestor of this harness: the load generator's own work "
+    return "process " + std::to_string(root) +
+           " is an ancestor of this harness: the load generator's own work "
            "would be counted as the server's";
   }
   for (const pid_t pid : tree) {
@@ -275,8 +276,9 @@ std::string CheckServesPort(pid_t root, uint16_t port, bool udp) {
       if (held.count(inode)) return "";
     }
   }
-  return "process " + std::to_string(root) + " and its children hold no " + (udp ? "UDP socket bound to" : "socket listening on") +
-         " port " + std::to_string(port) + ": not the server at --target";
+  return "process " + std::to_string(root) + " and its children hold no " +
+         (udp ? "UDP socket bound to" : "socket listening on") + " port " + std::to_string(port) +
+         ": not the server at --target";
 }
 
 }  // namespace harness

@@ -12,13 +12,13 @@
 namespace harness {
 
 struct ProcessUsage {
-  uint64_t cpu_ns = 0;                // user + system, all threads alive or dead (clock-tick resolution)
+  uint64_t cpu_ns = 0;                  // user + system, all threads alive or dead (clock-tick resolution)
   uint64_t reaped_children_cpu_ns = 0;  // cutime + cstime: children this process has waited for
-  uint64_t peak_rss_bytes = 0;        // VmHWM: the high-water mark since the process started
-  uint64_t rss_bytes = 0;             // VmRSS now
-  uint64_t threads = 0;               // threads now
-  uint64_t voluntary_switches = 0;    // summed over the threads alive now
-  uint64_t involuntary_switches = 0;  // summed over the threads alive now
+  uint64_t peak_rss_bytes = 0;          // VmHWM: the high-water mark since the process started
+  uint64_t rss_bytes = 0;               // VmRSS now
+  uint64_t threads = 0;                 // threads now
+  uint64_t voluntary_switches = 0;      // summed over the threads alive now
+  uint64_t involuntary_switches = 0;    // summed over the threads alive now
 };
 
 // The whole of a /proc file, or "" when it cannot be read. Never throws: a process may exit

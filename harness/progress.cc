@@ -10,8 +10,8 @@ Progress::Progress(int total_runs) : total_(total_runs), tty_(isatty(STDERR_FILE
 
 void Progress::Started(int index, const std::string& name, int repetition, int repetitions) {
   if (!tty_) return;
-  std::fprintf(stderr, "\r\033[K[%d/%d] %s  repetition %d/%d", index + 1, total_, name.c_str(),
-               repetition + 1, repetitions);
+  std::fprintf(stderr, "\r\033[K[%d/%d] %s  repetition %d/%d", index + 1, total_, name.c_str(), repetition + 1,
+               repetitions);
   std::fflush(stderr);
 }
 

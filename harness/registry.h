@@ -42,15 +42,18 @@ class Registry {
     return *entries;
   }
   template <typename T>
-  static std::string NameOf(const T& e) { return e.name; }
+  static std::string NameOf(const T& e) {
+    return e.name;
+  }
   template <typename T>
-  static std::string NameOf(const std::unique_ptr<T>& e) { return e->name(); }
+  static std::string NameOf(const std::unique_ptr<T>& e) {
+    return e->name();
+  }
 };
 
 }  // namespace harness
 
 #define HARNESS_CONCAT_INNER(a, b) a##b
 #define HARNESS_CONCAT(a, b) HARNESS_CONCAT_INNER(a, b)
-#define HARNESS_REGISTER(Entry, ...)                                     \
-  static const bool HARNESS_CONCAT(harness_registered_, __LINE__) =     \
-      (::harness::Registry<Entry>::Add(__VA_ARGS__), true)
+#define HARNESS_REGISTER(Entry, ...) \
+  static const bool HARNESS_CONCAT(harness_registered_, __LINE__) = (::harness::Registry<Entry>::Add(__VA_ARGS__), true)

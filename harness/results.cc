@@ -100,7 +100,8 @@ nlohmann::json Environment() {
                         {"smt_siblings", siblings},
                         {"isolated_cpus", ReadLine("/sys/devices/system/cpu/isolated")},
                         {"scaling_governor", governor.empty() ? nlohmann::json() : nlohmann::json(governor)}};
-  if (governor.empty()) env["scaling_note"] = "no cpufreq in /sys: the frequency policy is not visible here (a VM's host sets it)";
+  if (governor.empty())
+    env["scaling_note"] = "no cpufreq in /sys: the frequency policy is not visible here (a VM's host sets it)";
   return env;
 }
 
@@ -150,9 +151,8 @@ nlohmann::json MakeContext(const std::string& command_line, const std::string& p
       {"profile", profile},
       {"git_commit", GitCommit()},
       {"compiler", std::string("g++ ") + __VERSION__},
-      {"boost_version", std::to_string(BOOST_VERSION / 100000) + "." +
-                            std::to_string(BOOST_VERSION / 100 % 1000) + "." +
-                            std::to_string(BOOST_VERSION % 100)},
+      {"boost_version", std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000) +
+                            "." + std::to_string(BOOST_VERSION % 100)},
       {"machine",
        {{"cpu_model", FirstLineMatching("/proc/cpuinfo", "model name")},
         {"cores", std::thread::hardware_concurrency()},
@@ -169,8 +169,8 @@ nlohmann::json MakeContext(const std::string& command_line, const std::string& p
   };
 }
 
-nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int repetition_index,
-                              int family_index, int instance_index) {
+nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int repetition_index, int family_index,
+                              int instance_index) {
   nlohmann::json e = CommonFields(run, family_index, instance_index);
   e["name"] = run.name;
   e["run_type"] = "iteration";
@@ -192,8 +192,8 @@ nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int rep
   return e;
 }
 
-std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps,
-                                             int family_index, int instance_index, const MetricSet& declared) {
+std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps, int family_index,
+                                             int instance_index, const MetricSet& declared) {
   std::vector<const Repetition*> ok;
   for (const auto& r : reps) {
     if (r.ok) ok.push_back(&r);

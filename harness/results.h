@@ -25,12 +25,12 @@ nlohmann::json MakeContext(const std::string& command_line, const std::string& p
                            const std::vector<const Scenario*>& scenarios = {});
 
 // One iteration entry (run_type "iteration") for a repetition.
-nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int repetition_index,
-                              int family_index, int instance_index);
+nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int repetition_index, int family_index,
+                              int instance_index);
 // mean, median, stddev and cv entries over the ok repetitions, of real_time, cpu_time and every
 // metric declared Aggregation::kStatistics that each of them has; empty when none is ok.
-std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps,
-                                             int family_index, int instance_index, const MetricSet& declared);
+std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps, int family_index,
+                                             int instance_index, const MetricSet& declared);
 
 class ResultsWriter {
  public:

@@ -30,9 +30,7 @@ Repetition Ok(double real_time, double rate) {
   return r;
 }
 
-TEST(ResultsTest, NamesFollowScenarioModelParams) {
-  EXPECT_EQ(Spec().name, "echo/asio/connections:10/size:64");
-}
+TEST(ResultsTest, NamesFollowScenarioModelParams) { EXPECT_EQ(Spec().name, "echo/asio/connections:10/size:64"); }
 
 TEST(ResultsTest, IterationEntryHasGoogleBenchmarkAndHarnessFields) {
   const nlohmann::json e = IterationEntry(Spec(), Ok(1000, 1e6), 1, 0, 2);
@@ -86,8 +84,8 @@ TEST(ResultsTest, AggregatesOverOkRepetitions) {
 }
 
 TEST(ResultsTest, WriterRewritesAWholeValidFileAfterEveryEntry) {
-  const std::string path = std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") +
-                           "/results_test.json";
+  const std::string path =
+      std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/results_test.json";
   ResultsWriter writer(path, MakeContext("harness run", "smoke"));
   for (int i = 0; i < 3; ++i) {
     writer.Add(IterationEntry(Spec(), Ok(100, 10), i, 0, 0));

@@ -103,7 +103,8 @@ int ExecuteRuns(std::vector<PlannedRun>& runs, const std::string& out_path, cons
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path(), ec);
   std::vector<const Scenario*> scenarios;
   for (const auto& run : runs) {
-    if (std::find(scenarios.begin(), scenarios.end(), run.scenario) == scenarios.end()) scenarios.push_back(run.scenario);
+    if (std::find(scenarios.begin(), scenarios.end(), run.scenario) == scenarios.end())
+      scenarios.push_back(run.scenario);
   }
   nlohmann::json context = MakeContext(command_line, profile, scenarios);
   for (const auto& run : runs) context["placement"][run.spec.scenario] = run.spec.placement.ToJson();

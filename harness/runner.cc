@@ -53,8 +53,8 @@ std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const
       }
       if (scoped.models.empty()) continue;
     }
-    Placement placement = ResolvePlacement(options.cpus_mode, options.server_cpus, options.client_cpus,
-                                           scenario->has_client());
+    Placement placement =
+        ResolvePlacement(options.cpus_mode, options.server_cpus, options.client_cpus, scenario->has_client());
     if (options.target) placement.server.clear();  // `load`: the server runs where it was started
     for (RunSpec& spec : scenario->Plan(scoped)) {
       spec.placement = placement;
@@ -81,8 +81,10 @@ std::string Outcome(const std::vector<Repetition>& reps) {
   int failed = 0;
   std::vector<double> rates;
   for (const auto& r : reps) {
-    if (!r.ok) ++failed;
-    else if (r.real_time_ns > 0) rates.push_back(1e9 / r.real_time_ns);
+    if (!r.ok)
+      ++failed;
+    else if (r.real_time_ns > 0)
+      rates.push_back(1e9 / r.real_time_ns);
   }
   std::string text;
   if (!rates.empty()) text = fmt::format("{:.0f} ops/s (median of {})", Median(rates), rates.size());
@@ -95,7 +97,8 @@ std::string Outcome(const std::vector<Repetition>& reps) {
     }
   }
   if (noisy) {
-    text += fmt::format("; noisy neighbour in {} of {}{}", noisy, reps.size(), busiest.empty() ? "" : " (" + busiest + ")");
+    text +=
+        fmt::format("; noisy neighbour in {} of {}{}", noisy, reps.size(), busiest.empty() ? "" : " (" + busiest + ")");
   }
   if (failed) {
     const std::string& why = std::find_if(reps.begin(), reps.end(), [](auto& r) { return !r.ok; })->error;
@@ -169,17 +172,20 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule*
       const NoiseReport quiet = noise.Stop();
       if (g_interrupted && !rep.ok) break;  // a run cut short by Ctrl-C is not a failure of the model
       const MetricSet& metrics = declared.at(runs[i].scenario);
-      if (std::string why = Undeclared(rep, metrics, spec.scenario); rep.ok && !why.empty()) rep = Repetition::Failed(why);
+      if (std::string why = Undeclared(rep, metrics, spec.scenario); rep.ok && !why.empty())
+        rep = Repetition::Failed(why);
       if (!rep.ok) ++failures;
       if (rep.ok) rep.detail["noise"] = quiet.ToJson();
       writer.Add(IterationEntry(spec, rep, r, family_index[i], instance_index));
       reps[i].push_back(std::move(rep));
       if (r + 1 < spec.repetitions) continue;
-      if (spec.repetitions > 1) writer.AddAll(AggregateEntries(spec, reps[i], family_index[i], instance_index, metrics));
+      if (spec.repetitions > 1)
+        writer.AddAll(AggregateEntries(spec, reps[i], family_index[i], instance_index, metrics));
       progress.Finished(static_cast<int>(i), spec.name, Outcome(reps[i]));
     }
     if (!g_interrupted) {
-      progress.RoundFinished(r, rounds, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      progress.RoundFinished(r, rounds,
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
   }
   return failures;
@@ -221,11 +227,13 @@ std::string SummaryTable(const nlohmann::json& document) {
   for (const auto& [scenario_name, rows] : by_scenario) {
     std::vector<const Metric*> columns;
     const nlohmann::json scenarios = context.value("scenarios", nlohmann::json::object());
-    const nlohmann::json keys = scenarios.contains(scenario_name) ? scenarios[scenario_name].value("columns", nlohmann::json::array())
-                                                                  : nlohmann::json::array();
+    const nlohmann::json keys = scenarios.contains(scenario_name)
+                                    ? scenarios[scenario_name].value("columns", nlohmann::json::array())
+                                    : nlohmann::json::array();
     for (const auto& key : keys) {  // the declared columns that some row has
       const auto it = declared.find(key.get<std::string>());
-      const bool shown = std::any_of(rows.begin(), rows.end(), [&](const auto* r) { return r->contains(key.get<std::string>()); });
+      const bool shown =
+          std::any_of(rows.begin(), rows.end(), [&](const auto* r) { return r->contains(key.get<std::string>()); });
       if (it != declared.end() && shown) columns.push_back(&it->second);
     }
     size_t width = 10;
@@ -237,8 +245,8 @@ std::string SummaryTable(const nlohmann::json& document) {
       const auto& e = *row;
       std::string label = e["run_name"].get<std::string>();
       if (e.value("status", "") == "failed") {
-        out += fmt::format("{:<{}} FAILED (repetition {}): {}\n", label, width,
-                           e.value("repetition_index", 0), e.value("error", ""));
+        out += fmt::format("{:<{}} FAILED (repetition {}): {}\n", label, width, e.value("repetition_index", 0),
+                           e.value("error", ""));
         continue;
       }
       out += fmt::format("{:<{}}", label, width);
@@ -249,9 +257,10 @@ std::string SummaryTable(const nlohmann::json& document) {
     if (const Scenario* scenario = FindScenario(scenario_name)) out += scenario->SummaryNotes(document);
   }
   if (noisy) {
-    out += fmt::format("\nnoisy neighbour: in {} of {} repetitions other processes or the hypervisor took more than "
-                       "{:.0f}% of the CPUs under test (each entry's \"noise\" says how much and who)\n",
-                       noisy, measured, kNoisyFraction * 100);
+    out += fmt::format(
+        "\nnoisy neighbour: in {} of {} repetitions other processes or the hypervisor took more than "
+        "{:.0f}% of the CPUs under test (each entry's \"noise\" says how much and who)\n",
+        noisy, measured, kNoisyFraction * 100);
   }
   return out;
 }

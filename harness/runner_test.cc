@@ -44,8 +44,8 @@ class ThrowingScenario final : public TestScenario {
 TEST(RunnerTest, AThrowingRepetitionIsRecordedAsFailedAndTheRunGoesOn) {
   Registry<ScenarioEntry>::Add(std::make_unique<ThrowingScenario>());
   auto runs = PlanAll({"throwing"}, Options{});
-  const std::string path = std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") +
-                           "/runner_test.json";
+  const std::string path =
+      std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/runner_test.json";
   ResultsWriter writer(path, MakeContext("test", "quick"));
   EXPECT_EQ(RunAll(runs, writer), 1);
   const auto& entries = writer.document()["benchmarks"];
@@ -88,9 +88,9 @@ class OrderScenario final : public TestScenario {
 TEST(RunnerTest, RepetitionsAreInterleavedRoundRobinOverRuns) {
   Registry<ScenarioEntry>::Add(std::make_unique<OrderScenario>());
   auto runs = PlanAll({"order"}, Options{});
-  ResultsWriter writer(std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") +
-                           "/runner_order.json",
-                       MakeContext("test", "quick"));
+  ResultsWriter writer(
+      std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/runner_order.json",
+      MakeContext("test", "quick"));
   EXPECT_EQ(RunAll(runs, writer), 0);
   EXPECT_EQ(OrderScenario::measured, (std::vector<std::string>{"a0", "b0", "a1", "b1", "a2"}));
   // Each run's aggregates follow its last repetition; every repetition records its noise.
@@ -132,9 +132,9 @@ class UndeclaredScenario final : public TestScenario {
 TEST(RunnerTest, AnUndeclaredMetricFailsTheRepetition) {
   Registry<ScenarioEntry>::Add(std::make_unique<UndeclaredScenario>());
   auto runs = PlanAll({"undeclared"}, Options{});
-  ResultsWriter writer(std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") +
-                           "/runner_undeclared.json",
-                       MakeContext("test", "quick"));
+  ResultsWriter writer(
+      std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/runner_undeclared.json",
+      MakeContext("test", "quick"));
   EXPECT_EQ(RunAll(runs, writer), 1);
   const auto& e = writer.document()["benchmarks"][0];
   EXPECT_EQ(e["status"], "failed");

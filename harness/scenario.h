@@ -29,7 +29,7 @@ struct ModelInfo {
 };
 
 struct ParamInfo {
-  std::string name;                                // the flag, without "--"
+  std::string name;  // the flag, without "--"
   std::string help;
   std::map<std::string, std::string> by_profile;  // profile -> default value (comma list)
   // Set: the flag may be given bare (`--capacity`), meaning this value.
@@ -39,16 +39,16 @@ struct ParamInfo {
 // What the user asked for, before expansion.
 struct Options {
   std::string profile = "quick";
-  std::vector<std::string> models;                          // empty: every model of the scenario
-  std::map<std::string, std::string> params;                // flag -> value the user gave
-  std::optional<Duration> duration, warmup;                 // unset: the profile's
-  std::optional<int> repetitions;                           // unset: the profile's
-  std::optional<std::string> target;                        // `load`: drive this HOST:PORT
-  std::optional<int> server_pid;                            // `load`: sample this process's usage
-  std::string target_name = "external";                     // `load`: the model name in the results
-  std::string filter;                                       // regex over run names
-  std::string self_path;                                    // the harness binary, to start servers
-  std::vector<std::string> passthrough;                     // --benchmark_* flags for Google Benchmark
+  std::vector<std::string> models;            // empty: every model of the scenario
+  std::map<std::string, std::string> params;  // flag -> value the user gave
+  std::optional<Duration> duration, warmup;   // unset: the profile's
+  std::optional<int> repetitions;             // unset: the profile's
+  std::optional<std::string> target;          // `load`: drive this HOST:PORT
+  std::optional<int> server_pid;              // `load`: sample this process's usage
+  std::string target_name = "external";       // `load`: the model name in the results
+  std::string filter;                         // regex over run names
+  std::string self_path;                      // the harness binary, to start servers
+  std::vector<std::string> passthrough;       // --benchmark_* flags for Google Benchmark
   // Placement (harness/placement.h): --cpus=split|shared, --server-cpus, --client-cpus as given.
   std::string cpus_mode = "split";
   std::string server_cpus, client_cpus;

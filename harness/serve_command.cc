@@ -29,9 +29,8 @@ class ServeCommand final : public Command {
       for (const auto& p : s->params()) {
         const auto takes = s->server_params();
         if (std::find(takes.begin(), takes.end(), p.name) == takes.end() || !declared.insert(p.name).second) continue;
-        app.add_option_function<std::string>("--" + p.name, [this, name = p.name](const std::string& v) {
-          params_[name] = v;
-        }, p.help);
+        app.add_option_function<std::string>(
+            "--" + p.name, [this, name = p.name](const std::string& v) { params_[name] = v; }, p.help);
       }
     }
     app.add_option("--server-cpus", cpus_, "pin the server (its threads and children) to these CPUs, e.g. 0");
@@ -46,7 +45,10 @@ class ServeCommand final : public Command {
     if (scenario == nullptr) throw UsageError("unknown scenario '" + scenario_ + "' (see: list)");
     ServeOptions options{model_, FlagValue("--listen", [&] { return ParseEndpoint(listen_, true); }), params_, {}};
     if (!cpus_.empty()) {  // before the server makes any thread or child
-      FlagValue("--server-cpus", [&] { PinThisThread(ParseCpuList(cpus_)); return 0; });
+      FlagValue("--server-cpus", [&] {
+        PinThisThread(ParseCpuList(cpus_));
+        return 0;
+      });
     }
     std::unique_ptr<UsageLog> usage_log;  // sampled until Serve returns
     if (!usage_.empty()) {

@@ -49,8 +49,8 @@ UsageSample SampleOwnTree(std::vector<pid_t>& descendants, bool rescan) {
 }
 
 nlohmann::json UsageIdentity::ToJson() const {
-  return {{"model", model}, {"address", address}, {"pid", pid}, {"host", host},
-          {"start_unix_s", start_unix_s}, {"cpus", cpus}, {"period_s", period_s}};
+  return {{"model", model}, {"address", address},  {"pid", pid}, {"host", host}, {"start_unix_s", start_unix_s},
+          {"cpus", cpus},   {"period_s", period_s}};
 }
 
 UsageLog::UsageLog(const std::string& path, std::chrono::milliseconds period) : path_(path), period_(period) {
@@ -118,8 +118,11 @@ void UsageLog::Sample() {
   last_pid_ = last_pid;
   ++samples_;
   const UsageSample s = SampleOwnTree(descendants_, rescan);
-  WriteLine(JsonText({{"unix_s", s.unix_s}, {"cpu_ns", s.cpu_ns}, {"peak_rss_bytes", s.peak_rss_bytes},
-                      {"threads", s.threads}, {"processes", s.processes}}));
+  WriteLine(JsonText({{"unix_s", s.unix_s},
+                      {"cpu_ns", s.cpu_ns},
+                      {"peak_rss_bytes", s.peak_rss_bytes},
+                      {"threads", s.threads},
+                      {"processes", s.processes}}));
 }
 
 void UsageLog::Run() {
@@ -139,7 +142,8 @@ constexpr double kCpuSlack = 1.1, kCpuSlackNs = 50e6;
 
 double FiniteNumber(const nlohmann::json& j, const char* key) {
   const auto& v = j.at(key);
-  if (!v.is_number() || !std::isfinite(v.get<double>())) throw std::invalid_argument(std::string(key) + " is not a finite number");
+  if (!v.is_number() || !std::isfinite(v.get<double>()))
+    throw std::invalid_argument(std::string(key) + " is not a finite number");
   return v.get<double>();
 }
 
@@ -156,7 +160,8 @@ UsageIdentity IdentityFromJson(const nlohmann::json& line) {
   const auto& j = line["server"];
   UsageIdentity id;
   for (const char* key : {"model", "address", "host"}) {
-    if (!j.contains(key) || !j[key].is_string()) throw std::invalid_argument(std::string("the server's ") + key + " is missing");
+    if (!j.contains(key) || !j[key].is_string())
+      throw std::invalid_argument(std::string("the server's ") + key + " is missing");
   }
   id.model = j["model"];
   id.address = j["address"];
@@ -176,7 +181,8 @@ UsageSample SampleFromJson(const nlohmann::json& j) {
   UsageSample s{FiniteNumber(j, "unix_s"), FiniteNumber(j, "cpu_ns"), Count(j, "peak_rss_bytes"), Count(j, "threads"),
                 Count(j, "processes")};
   if (!(s.cpu_ns > 0)) throw std::invalid_argument("cpu_ns is not positive (a running server has used some)");
-  if (s.processes < 1 || s.threads < s.processes) throw std::invalid_argument("threads and processes are not threads >= processes >= 1");
+  if (s.processes < 1 || s.threads < s.processes)
+    throw std::invalid_argument("threads and processes are not threads >= processes >= 1");
   if (s.peak_rss_bytes > kMostBytes) throw std::invalid_argument("peak_rss_bytes is more than any server holds");
   return s;
 }
@@ -185,13 +191,15 @@ UsageSample SampleFromJson(const nlohmann::json& j) {
 std::string Impossible(const UsageSample& prev, const UsageSample& s, const UsageIdentity& server) {
   const double dt = s.unix_s - prev.unix_s;
   if (dt < 0) return "time goes backwards";
-  if (dt > kMaxUsageGapS) return fmt::format("{:.6g} s after the previous sample (at most {} s apart)", dt, kMaxUsageGapS);
+  if (dt > kMaxUsageGapS)
+    return fmt::format("{:.6g} s after the previous sample (at most {} s apart)", dt, kMaxUsageGapS);
   const double grew = s.cpu_ns - prev.cpu_ns;
   const double most = dt * 1e9 * static_cast<double>(server.cpus) * kCpuSlack + kCpuSlackNs;
   if (grew > most) return fmt::format("the CPU grew {:.6g} s in {:.3g} s on {} CPUs", grew / 1e9, dt, server.cpus);
   const double reaped = prev.processes > s.processes ? static_cast<double>(prev.processes - s.processes) : 0;
   if (-grew > kDipNs + kDipPerReapedNs * reaped) {
-    return fmt::format("the CPU went down {:.6g} s (more than {:.0f} reaped processes account for)", -grew / 1e9, reaped);
+    return fmt::format("the CPU went down {:.6g} s (more than {:.0f} reaped processes account for)", -grew / 1e9,
+                       reaped);
   }
   return "";
 }

@@ -16,12 +16,12 @@
 // sample is checked when read (ReadUsageLog), so that no impossible figure reaches a result.
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <string>
-#include <sys/types.h>
 #include <thread>
 #include <vector>
 
@@ -30,8 +30,8 @@
 namespace harness {
 
 struct UsageSample {
-  double unix_s = 0;    // wall clock
-  double cpu_ns = 0;    // the tree's CPU since it started, reaped children included
+  double unix_s = 0;            // wall clock
+  double cpu_ns = 0;            // the tree's CPU since it started, reaped children included
   uint64_t peak_rss_bytes = 0;  // each live process's VmHWM (its peak since it started), summed
   uint64_t threads = 0;
   uint64_t processes = 0;
@@ -46,7 +46,7 @@ struct UsageIdentity {
   std::string model;
   std::string address;  // HOST:PORT it listens on (HOST 0.0.0.0 or ::, every address)
   int64_t pid = 0;
-  std::string host;     // its host name
+  std::string host;  // its host name
   double start_unix_s = 0;
   int64_t cpus = 0;     // the CPUs it may run on: its CPU can grow by at most this many seconds a second
   double period_s = 0;  // the sampling period

@@ -14,7 +14,8 @@ size_t Utf8SequenceLength(std::string_view s) {
   if (b0 < 0x80) return 1;
   size_t length = 0;
   uint8_t low = 0x80, high = 0xBF;  // the allowed range of the second byte (RFC 3629, table 3-7)
-  if (b0 >= 0xC2 && b0 <= 0xDF) length = 2;
+  if (b0 >= 0xC2 && b0 <= 0xDF)
+    length = 2;
   else if (b0 >= 0xE0 && b0 <= 0xEF) {
     length = 3;
     if (b0 == 0xE0) low = 0xA0;

@@ -18,19 +18,26 @@ TEST(TextTest, Utf8IsTellsWellFormedFromNot) {
 }
 
 TEST(TextTest, PrintableIsOneLineOfUtf8) {
-  EXPECT_EQ(Printable("b\xff" "d"), "b\\xffd");
+  EXPECT_EQ(Printable("b\xff"
+                      "d"),
+            "b\\xffd");
   EXPECT_EQ(Printable("a\nb\tc\x1b[31m\x7f"), "a\\nb\\tc\\x1b[31m\\x7f");
   EXPECT_EQ(Printable("caf\xc3\xa9 \\ ok"), "caf\xc3\xa9 \\ ok");
   EXPECT_TRUE(IsUtf8(Printable("\xc0\xaf\xed\xa0\x80\xff")));
 }
 
 TEST(TextTest, JsonTextNeverThrowsOnBytes) {
-  const nlohmann::json j = {{"busiest", "b\xff" "d (pid 7)"}, {"ok", "caf\xc3\xa9"}};
+  const nlohmann::json j = {{"busiest",
+                             "b\xff"
+                             "d (pid 7)"},
+                            {"ok", "caf\xc3\xa9"}};
   EXPECT_THROW(j.dump(), nlohmann::json::type_error);  // what used to abort the harness
   const std::string text = JsonText(j);
   EXPECT_TRUE(IsUtf8(text));
   const auto back = nlohmann::json::parse(text);
-  EXPECT_EQ(back["busiest"], "b\xef\xbf\xbd" "d (pid 7)");  // U+FFFD in place of the bad byte
+  EXPECT_EQ(back["busiest"],
+            "b\xef\xbf\xbd"
+            "d (pid 7)");  // U+FFFD in place of the bad byte
   EXPECT_EQ(back["ok"], "caf\xc3\xa9");
   EXPECT_EQ(JsonText({{"a", 1}}, 2), nlohmann::json({{"a", 1}}).dump(2));
 }

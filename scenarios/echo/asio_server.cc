@@ -97,8 +97,8 @@ class AsioUdpServer final : public EchoServer {
                                [this](boost::system::error_code ec, size_t n) {
                                  if (ec == asio::error::operation_aborted) return;
                                  if (ec) return Receive();
-                                 socket_.async_send_to(asio::buffer(buffer_.data(), reply_.Make(buffer_.data(), n)), peer_,
-                                                       [this](boost::system::error_code, size_t) { Receive(); });
+                                 socket_.async_send_to(asio::buffer(buffer_.data(), reply_.Make(buffer_.data(), n)),
+                                                       peer_, [this](boost::system::error_code, size_t) { Receive(); });
                                });
   }
 

@@ -11,8 +11,9 @@ namespace echo {
 namespace {
 
 // The keys a step records of its windows (medians), beside its verdict.
-constexpr const char* kRecorded[] = {"msgs_per_second", "mean_us", "p50_us", "p99_us", "p999_us",
-                                     "server_cpu_us_per_msg", "client_cpu_utilization", "server_peak_rss_bytes"};
+constexpr const char* kRecorded[] = {
+    "msgs_per_second",      "mean_us", "p50_us", "p99_us", "p999_us", "server_cpu_us_per_msg", "client_cpu_utilization",
+    "server_peak_rss_bytes"};
 
 double MedianOf(const std::vector<harness::Repetition>& windows, const std::string& key) {
   std::vector<double> values;

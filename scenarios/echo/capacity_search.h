@@ -32,10 +32,10 @@ namespace echo {
 using MeasureWindow = std::function<harness::Repetition(double rate)>;
 
 struct CapacityLimits {
-  int max_steps = 14;          // steps, the closed-loop probe among them
+  int max_steps = 14;  // steps, the closed-loop probe among them
   int windows_per_step = 3;
-  double resolution = 0.02;    // bisection ends when (missed - met) / missed is this or less
-  double client_busy = 0.9;    // the median client_cpu_utilization that ends the search
+  double resolution = 0.02;  // bisection ends when (missed - met) / missed is this or less
+  double client_busy = 0.9;  // the median client_cpu_utilization that ends the search
 };
 
 class CapacitySearch {

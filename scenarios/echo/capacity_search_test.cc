@@ -16,8 +16,12 @@ harness::Repetition Window(double rate, double p99_us, double client_busy = 0.3)
   rep.ok = true;
   rep.iterations = 1000;
   const double achieved = rate == 0 ? 1.2 * kCapacity : std::min(rate, kCapacity);
-  rep.metrics = {{"msgs_per_second", achieved}, {"achieved_rate", achieved}, {"p99_us", p99_us},
-                 {"errors", 0},                 {"starved_connections", 0},  {"client_cpu_utilization", client_busy}};
+  rep.metrics = {{"msgs_per_second", achieved},
+                 {"achieved_rate", achieved},
+                 {"p99_us", p99_us},
+                 {"errors", 0},
+                 {"starved_connections", 0},
+                 {"client_cpu_utilization", client_busy}};
   return rep;
 }
 
@@ -100,10 +104,13 @@ TEST(CapacitySearchTest, NothingMeetsTheSloOrTheProbeFails) {
 TEST(CapacitySearchTest, StopsWhenInterrupted) {
   std::atomic<bool> stop = false;
   int windows = 0;
-  CapacitySearch search(P99Of2ms(), [&](double rate) {
-    if (++windows == 5) stop = true;
-    return KnownServer(rate);
-  }, {}, &stop);
+  CapacitySearch search(
+      P99Of2ms(),
+      [&](double rate) {
+        if (++windows == 5) stop = true;
+        return KnownServer(rate);
+      },
+      {}, &stop);
   const harness::Repetition rep = search.Run();
   EXPECT_EQ(rep.error, "interrupted");
   EXPECT_EQ(windows, 5);

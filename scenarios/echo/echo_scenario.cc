@@ -51,7 +51,8 @@ class EchoScenario final : public harness::Scenario {
 
   std::vector<harness::ParamInfo> params() const override {
     return {
-        {"connections", "concurrent client connections",
+        {"connections",
+         "concurrent client connections",
          {{"smoke", "1,10"}, {"quick", "1,10,100"}, {"full", "1,10,100,1000,10000"}}},
         {"size", "message size in bytes (K, M suffixes)", {{"smoke", "64"}, {"quick", "64"}, {"full", "64,4096"}}},
         {"workers", "server worker threads or processes (models that take it; default: the model's)", {}},
@@ -66,7 +67,8 @@ class EchoScenario final : public harness::Scenario {
         {"capacity",
          "search the highest open-loop rate that meets an SLO (bare: --slo's, default p99:2ms): achieved within 1% "
          "of offered, no errors, loss or starved connections",
-         {}, ""},
+         {},
+         ""},
         {"slo", "the SLO of --capacity: PERCENTILE:BOUND, several joined by '+', e.g. p99:2ms+p50:500us", {}},
     };
   }
@@ -104,13 +106,16 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
   const harness::CpuList client_cpus = ClientCpus(run);
   harness::PinThisThread(run.placement.client);  // the load generator's threads start from this one
   if (run.params.contains("capacity")) {
-    CapacitySearch search(ParseSlo(run.params["capacity"].get<std::string>()), [&](double rate) {
-      LoadConfig at_rate = config;
-      at_rate.rate = rate;
-      harness::Repetition window = Figures(Drive(at_rate, server.sampled, client_cpus), at_rate, client_cpus);
-      if (std::string died = server.ExitReason(); !died.empty()) throw std::runtime_error(died);
-      return window;
-    }, {}, &harness::g_interrupted);
+    CapacitySearch search(
+        ParseSlo(run.params["capacity"].get<std::string>()),
+        [&](double rate) {
+          LoadConfig at_rate = config;
+          at_rate.rate = rate;
+          harness::Repetition window = Figures(Drive(at_rate, server.sampled, client_cpus), at_rate, client_cpus);
+          if (std::string died = server.ExitReason(); !died.empty()) throw std::runtime_error(died);
+          return window;
+        },
+        {}, &harness::g_interrupted);
     harness::Repetition rep = search.Run();
     if (server.child) server.child->Stop(3s);
     return rep;
@@ -152,9 +157,10 @@ std::string EchoScenario::Contradiction(const nlohmann::json& e) const {
   const double window = e["window_unix_s"][1].get<double>() - e["window_unix_s"][0].get<double>();
   const double rate = e.value("msgs_per_second", 0.0);
   if (std::abs(rate * window - iterations) > 0.05 * iterations + 0.05 * rate) {
-    return fmt::format("msgs_per_second {:.6g} over its {:.6g} s window makes {:.6g} round trips, not its {:.0f} "
-                       "iterations",
-                       rate, window, rate * window, iterations);
+    return fmt::format(
+        "msgs_per_second {:.6g} over its {:.6g} s window makes {:.6g} round trips, not its {:.0f} "
+        "iterations",
+        rate, window, rate * window, iterations);
   }
   const double size = e["params"].value("size", 0.0);
   if (const double bytes = e.value("bytes_per_second", 0.0); std::abs(bytes - rate * size) > 1e-6 * bytes + 1) {

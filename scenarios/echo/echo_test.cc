@@ -44,7 +44,8 @@ TEST(ProtocolTest, PatternHasLowerCaseAndRepliesAreUpperCased) {
   EXPECT_GT(LowerCaseLetters(p.Request(0, 3), p.size()), 1000);
   EXPECT_EQ(p.reply_size(), 4096u);
   EXPECT_EQ(p.Wrong(0, 3, 0, upper.data(), upper.size()), 0u);
-  EXPECT_EQ(p.Wrong(0, 3, 0, p.Request(0, 3), p.size()), static_cast<uint64_t>(LowerCaseLetters(p.Request(0, 3), p.size())));
+  EXPECT_EQ(p.Wrong(0, 3, 0, p.Request(0, 3), p.size()),
+            static_cast<uint64_t>(LowerCaseLetters(p.Request(0, 3), p.size())));
   EXPECT_EQ(p.Wrong(0, 3, 100, upper.data() + 100, 50), 0u);  // a piece, from its offset
   EXPECT_EQ(Upper('z'), 'Z');
   EXPECT_EQ(Upper('{'), '{');
@@ -89,7 +90,7 @@ TEST(ProtocolTest, EveryByteIsCheckedAgainstTheReplyRule) {
   const std::string reply = "Echo=>" + std::string(request, 512);
   EXPECT_EQ(prefixed.Wrong(3, 9, 0, reply.data(), reply.size()), 0u);
   EXPECT_EQ(prefixed.Wrong(3, 9, 4, reply.data() + 4, 10), 0u);  // across the prefix's end
-  EXPECT_GT(prefixed.Wrong(3, 9, 0, request, 512), 400u);  // no prefix: everything shifted
+  EXPECT_GT(prefixed.Wrong(3, 9, 0, request, 512), 400u);        // no prefix: everything shifted
   std::string wrong_prefix = reply;
   wrong_prefix[0] = 'e';
   EXPECT_EQ(prefixed.Wrong(3, 9, 0, wrong_prefix.data(), wrong_prefix.size()), 1u);
@@ -599,7 +600,6 @@ TEST(UdpLoadTest, DatagramsOfAnotherRunAreStraysNotWrongBytes) {
   EXPECT_GT(r.strays, 0u);
   EXPECT_GT(r.messages, 0u);
 }
-
 
 }  // namespace
 }  // namespace echo

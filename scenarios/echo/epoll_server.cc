@@ -105,7 +105,8 @@ class EpollServer final : public EchoServer {
 
   // Milliseconds left of an accept back-off (rounded up).
   int AcceptPause() const {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(resume_accepting_ - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(resume_accepting_ - std::chrono::steady_clock::now());
     return static_cast<int>(std::max<int64_t>(0, left.count()));
   }
 
@@ -229,9 +230,13 @@ class EpollUdpServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"epoll", "a minimal hand-written epoll reactor on one thread: the floor under async models",
-                              kNoWorkers, &MakeServer<EpollServer>, &MakeServer<EpollUdpServer>,
-                              {{"wait", "epoll_wait sleeps until an event"},
-                               {"spin", "epoll_wait polled for 20 us before it sleeps (io_uring's spin, with system calls)"}}});
+HARNESS_REGISTER(ModelEntry,
+                 {"epoll",
+                  "a minimal hand-written epoll reactor on one thread: the floor under async models",
+                  kNoWorkers,
+                  &MakeServer<EpollServer>,
+                  &MakeServer<EpollUdpServer>,
+                  {{"wait", "epoll_wait sleeps until an event"},
+                   {"spin", "epoll_wait polled for 20 us before it sleeps (io_uring's spin, with system calls)"}}});
 
 }  // namespace echo

@@ -138,9 +138,13 @@ class FiberThread {
   }
 
   // TCP: accepts from listen_fd and serves each connection in a fiber of its own.
-  void Start(int listen_fd) { thread_ = std::thread([this, listen_fd] { Run(listen_fd); }); }
+  void Start(int listen_fd) {
+    thread_ = std::thread([this, listen_fd] { Run(listen_fd); });
+  }
   // UDP: one fiber answering datagrams on the shared socket, parked while there is none.
-  void StartUdp(int fd) { thread_ = std::thread([this, fd] { RunUdp(fd); }); }
+  void StartUdp(int fd) {
+    thread_ = std::thread([this, fd] { RunUdp(fd); });
+  }
 
   // Ends every connection and the acceptor; then joins the thread.
   void Stop() {
@@ -267,12 +271,15 @@ class FibersServer final : public EchoServer {
   std::vector<std::unique_ptr<FiberThread>> threads_;
 };
 
-std::unique_ptr<EchoServer> MakeTcp(const ServerConfig& config) { return std::make_unique<FibersServer>(config, false); }
+std::unique_ptr<EchoServer> MakeTcp(const ServerConfig& config) {
+  return std::make_unique<FibersServer>(config, false);
+}
 std::unique_ptr<EchoServer> MakeUdp(const ServerConfig& config) { return std::make_unique<FibersServer>(config, true); }
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"fibers", "Boost.Fiber, a fiber per connection in blocking style; epoll-driven scheduler per thread",
-                              Workers{"1", false}, &MakeTcp, &MakeUdp});
+HARNESS_REGISTER(ModelEntry,
+                 {"fibers", "Boost.Fiber, a fiber per connection in blocking style; epoll-driven scheduler per thread",
+                  Workers{"1", false}, &MakeTcp, &MakeUdp});
 
 }  // namespace echo

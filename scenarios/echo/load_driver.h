@@ -18,10 +18,10 @@ using Clock = std::chrono::steady_clock;
 
 struct Connection {
   int fd = -1;
-  uint64_t send_seq = 0;   // message being written
-  size_t sent = 0;         // bytes of it written
-  uint64_t recv_seq = 0;   // message whose reply is being read
-  size_t received = 0;     // bytes of that reply read
+  uint64_t send_seq = 0;  // message being written
+  size_t sent = 0;        // bytes of it written
+  uint64_t recv_seq = 0;  // message whose reply is being read
+  size_t received = 0;    // bytes of that reply read
   // When each message not yet answered was due: the send time in a closed loop, the scheduled time
   // in an open loop. Oldest first; front() belongs to recv_seq.
   std::deque<Clock::time_point> due;
@@ -44,7 +44,7 @@ struct Connection {
 struct Window {
   std::atomic<int64_t> start_ns{INT64_MAX};  // steady-clock ns; INT64_MAX: not yet open
   std::atomic<int64_t> end_ns{INT64_MAX};
-  std::atomic<uint64_t> answered{0};  // connections that have had at least one reply
+  std::atomic<uint64_t> answered{0};      // connections that have had at least one reply
   std::atomic<int64_t> last_reply_ns{0};  // when the latest reply of any connection came back
 
   void Replied(Clock::time_point now) { last_reply_ns.store(Ns(now), std::memory_order_relaxed); }
@@ -64,14 +64,17 @@ struct Window {
 class OpenLoopSchedule {
  public:
   OpenLoopSchedule(double total_rate, size_t total_connections, size_t begin, size_t end)
-      : start_(Clock::now()), begin_(begin), count_(end - begin),
+      : start_(Clock::now()),
+        begin_(begin),
+        count_(end - begin),
         rate_(total_rate * static_cast<double>(end - begin) / static_cast<double>(total_connections)) {}
 
   // Calls send(connection_index, due) for every message due by `now`; returns when the next is due.
   template <typename Send>
   Clock::time_point Release(Clock::time_point now, Send&& send) {
     while (true) {
-      const auto due = start_ + std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(released_) * 1e9 / rate_));
+      const auto due =
+          start_ + std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(released_) * 1e9 / rate_));
       if (due > now) return due;
       send(begin_ + released_ % count_, due);
       ++released_;
@@ -93,8 +96,8 @@ class Driver {
 
   harness::Histogram latency;  // round trips completed inside the window
   uint64_t wrong_bytes = 0;
-  uint64_t lost = 0;           // UDP: messages due inside the window never answered in time
-  uint64_t strays = 0;         // UDP: datagrams from another run (a reused port), ignored
+  uint64_t lost = 0;    // UDP: messages due inside the window never answered in time
+  uint64_t strays = 0;  // UDP: datagrams from another run (a reused port), ignored
 };
 
 std::unique_ptr<Driver> MakeUdpDriver(const LoadConfig& config, const MessagePattern& pattern,

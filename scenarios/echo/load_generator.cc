@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <deque>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <random>
 #include <thread>
 
@@ -85,8 +85,10 @@ std::string ConnectAll(const LoadConfig& config, std::vector<Connection>& conns)
       getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &errlen);
       epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
       --in_flight;
-      if (err != 0) error = "connect to " + config.target.ToString() + ": " + strerror(err);
-      else ++done;
+      if (err != 0)
+        error = "connect to " + config.target.ToString() + ": " + strerror(err);
+      else
+        ++done;
     }
   }
   close(ep);
@@ -96,10 +98,15 @@ std::string ConnectAll(const LoadConfig& config, std::vector<Connection>& conns)
 // One event loop driving the TCP connections conns[begin, end).
 class TcpDriver final : public Driver {
  public:
-  TcpDriver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns,
-            size_t begin, size_t end, Window& window)
-      : config_(config), pattern_(pattern), conns_(conns), begin_(begin), end_(end),
-        window_(window), scratch_(std::max<size_t>(kBufferSize, 65536)),
+  TcpDriver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns, size_t begin,
+            size_t end, Window& window)
+      : config_(config),
+        pattern_(pattern),
+        conns_(conns),
+        begin_(begin),
+        end_(end),
+        window_(window),
+        scratch_(std::max<size_t>(kBufferSize, 65536)),
         schedule_(config.rate, conns.size(), begin, end) {}
 
   void Run() override {
@@ -116,12 +123,16 @@ class TcpDriver final : public Driver {
       if (window_.Over(now) || (config_.stop && *config_.stop)) break;
       // Wake for the next scheduled send, and at least every 10 ms to see the window close.
       const auto cap = std::chrono::nanoseconds(std::chrono::milliseconds(10));
-      const Clock::time_point wake = config_.rate > 0 ? schedule_.Release(now, [this](size_t index, Clock::time_point due) {
-        if (!conns_[index].broken) Enqueue(index, due);
-      }) : now + cap;
+      const Clock::time_point wake = config_.rate > 0 ? schedule_.Release(now,
+                                                                          [this](size_t index, Clock::time_point due) {
+                                                                            if (!conns_[index].broken)
+                                                                              Enqueue(index, due);
+                                                                          })
+                                                      : now + cap;
       const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now);
       const auto wait = std::clamp(left, std::chrono::nanoseconds(0), cap);
-      const timespec timeout{static_cast<time_t>(wait.count() / 1000000000), static_cast<long>(wait.count() % 1000000000)};
+      const timespec timeout{static_cast<time_t>(wait.count() / 1000000000),
+                             static_cast<long>(wait.count() % 1000000000)};
       const int n = epoll_pwait2(ep_, events, 512, &timeout, nullptr);
       for (int i = 0; i < n; ++i) {
         const size_t index = events[i].data.u64;
@@ -131,7 +142,6 @@ class TcpDriver final : public Driver {
     }
     close(ep_);
   }
-
 
  private:
   void Enqueue(size_t index, Clock::time_point due) {
@@ -175,7 +185,8 @@ class TcpDriver final : public Driver {
     Connection& c = conns_[index];
     for (int reads = 0; reads < kReadsPerEvent && !c.broken; ++reads) {
       const uint64_t owed = c.owed(pattern_);
-      const size_t want = owed == 0 ? scratch_.size() : std::min<uint64_t>({owed, pattern_.reply_size() - c.received, scratch_.size()});
+      const size_t want =
+          owed == 0 ? scratch_.size() : std::min<uint64_t>({owed, pattern_.reply_size() - c.received, scratch_.size()});
       const ssize_t n = recv(c.fd, scratch_.data(), want, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -203,7 +214,8 @@ class TcpDriver final : public Driver {
     window_.Replied(now);
     if (c.recv_seq == 0) window_.answered.fetch_add(1, std::memory_order_relaxed);
     if (window_.Inside(now) && !c.due.empty()) {
-      latency.Record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.due.front()).count()));
+      latency.Record(
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.due.front()).count()));
       ++c.completed;
     }
     if (!c.due.empty()) c.due.pop_front();
@@ -322,7 +334,7 @@ std::string ProbeUdp(const harness::Endpoint& target, harness::Duration timeout)
     if (poll(&p, 1, static_cast<int>(std::min<long>(left, 200))) == 1) {
       char reply[64];
       if (recv(fd, reply, sizeof reply, 0) >= 0) break;  // answered
-      if (errno != EINTR) why = strerror(errno);  // ECONNREFUSED: the port is closed
+      if (errno != EINTR) why = strerror(errno);         // ECONNREFUSED: the port is closed
     }
   }
   close(fd);

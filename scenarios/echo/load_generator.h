@@ -63,10 +63,10 @@ struct LoadResult {
   std::vector<uint64_t> per_connection;  // round trips inside the window, per connection
   harness::Histogram latency;            // round-trip time in ns, inside the window
   double window_seconds = 0;
-  double silent_seconds = 0;             // from the window's last reply (or its start) to its end
-  double warmup_seconds = 0;             // as it turned out: at least the configured warm-up
+  double silent_seconds = 0;  // from the window's last reply (or its start) to its end
+  double warmup_seconds = 0;  // as it turned out: at least the configured warm-up
   bool interrupted = false;
-  uint64_t salt = 0;                     // drawn for this load's messages: no two loads share one
+  uint64_t salt = 0;  // drawn for this load's messages: no two loads share one
 };
 
 LoadResult RunLoad(const LoadConfig& config);

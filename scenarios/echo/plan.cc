@@ -31,9 +31,10 @@ bool CheckTransport(const ModelEntry* m, const nlohmann::json& p, bool models_na
   if (p.value("transport", "tcp") != "udp") {
     // A prefix is added per read: a message must fit one read of a server's buffer with it.
     if (reply.headroom() > 0 && size + reply.headroom() > kBufferSize) {
-      throw std::invalid_argument(fmt::format("--size: a prefixed TCP reply is made per read, so a message and its "
-                                              "prefix fit one {}-byte buffer: at most {} bytes, not {}",
-                                              kBufferSize, kBufferSize - reply.headroom(), size));
+      throw std::invalid_argument(
+          fmt::format("--size: a prefixed TCP reply is made per read, so a message and its "
+                      "prefix fit one {}-byte buffer: at most {} bytes, not {}",
+                      kBufferSize, kBufferSize - reply.headroom(), size));
     }
     return true;
   }
@@ -42,8 +43,9 @@ bool CheckTransport(const ModelEntry* m, const nlohmann::json& p, bool models_na
     throw std::invalid_argument("model '" + m->name + "' has no UDP server (see: list)");
   }
   if (size < kMinDatagram || size + reply.headroom() > kMaxDatagram) {
-    throw std::invalid_argument(fmt::format("--size: a UDP message is {} to {} bytes (its reply fits a datagram), not {}",
-                                            kMinDatagram, kMaxDatagram - reply.headroom(), size));
+    throw std::invalid_argument(
+        fmt::format("--size: a UDP message is {} to {} bytes (its reply fits a datagram), not {}", kMinDatagram,
+                    kMaxDatagram - reply.headroom(), size));
   }
   return true;
 }
@@ -82,8 +84,10 @@ void CheckFileLimit(uint64_t connections) {
   rlimit limit{};
   if (connections == 0 || getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
   if (connections + kSpare > limit.rlim_cur) {
-    throw std::invalid_argument(fmt::format("--connections: {} connections need {} open files, and the limit here "
-                                            "is {} (ulimit -n)", connections, connections + kSpare, limit.rlim_cur));
+    throw std::invalid_argument(
+        fmt::format("--connections: {} connections need {} open files, and the limit here "
+                    "is {} (ulimit -n)",
+                    connections, connections + kSpare, limit.rlim_cur));
   }
 }
 

@@ -25,8 +25,9 @@ ServerConfig ConfigOf(const ModelEntry& model, const std::map<std::string, std::
     if (!FindVariant(model, v->second)) {
       std::string names;
       for (const Variant& x : model.variants) names += (names.empty() ? "" : ", ") + x.name;
-      throw std::invalid_argument("--variant: model '" + model.name + "' has " +
-                                  (names.empty() ? "no variants" : "the variants " + names + ", not '" + v->second + "'"));
+      throw std::invalid_argument(
+          "--variant: model '" + model.name + "' has " +
+          (names.empty() ? "no variants" : "the variants " + names + ", not '" + v->second + "'"));
     }
     config.variant = v->second;
   }
@@ -48,7 +49,8 @@ int Serve(const harness::ServeOptions& options) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  const bool udp = options.params.count("transport") && ParseParam("transport", options.params.at("transport")) == "udp";
+  const bool udp =
+      options.params.count("transport") && ParseParam("transport", options.params.at("transport")) == "udp";
   if (udp && !model->make_udp) throw std::invalid_argument("model '" + model->name + "' has no UDP server (see: list)");
   uint16_t port = 0;
   int fd = -1;

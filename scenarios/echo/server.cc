@@ -37,8 +37,7 @@ int Bind(const std::string& host, uint16_t port, int type, uint16_t* bound_port)
   // where SO_REUSEADDR lets two servers bind one port and split its datagrams.
   const int one = 1;
   if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-      (type == SOCK_STREAM && listen(fd, SOMAXCONN) != 0)) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || (type == SOCK_STREAM && listen(fd, SOMAXCONN) != 0)) {
     const int err = errno;
     close(fd);
     throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " + strerror(err));

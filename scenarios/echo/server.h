@@ -55,8 +55,8 @@ struct ModelEntry {
   std::string name;
   std::string description;
   Workers workers;
-  ServerFactory make;      // TCP: Start() gets a listening stream socket
-  ServerFactory make_udp;  // UDP: Start() gets a bound datagram socket; nullptr where UDP makes no sense
+  ServerFactory make;                  // TCP: Start() gets a listening stream socket
+  ServerFactory make_udp;              // UDP: Start() gets a bound datagram socket; nullptr where UDP makes no sense
   std::vector<Variant> variants = {};  // the first is the default; none: the model has one form
 };
 

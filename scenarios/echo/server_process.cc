@@ -16,8 +16,8 @@ harness::Endpoint AwaitListening(harness::ChildProcess& server) {
   const std::string prefix = "listening on ";
   if (!line || line->rfind(prefix, 0) != 0) {
     server.Stop(1s);
-    std::string why = server.exit_description().empty() ? "no 'listening on' line within 60 s"
-                                                         : server.exit_description();
+    std::string why =
+        server.exit_description().empty() ? "no 'listening on' line within 60 s" : server.exit_description();
     const std::string tail = server.StderrTail();
     throw std::runtime_error("server did not start: " + why + (tail.empty() ? "" : ": " + tail));
   }

@@ -21,7 +21,8 @@ std::vector<SloBound> ParseSlo(const std::string& text) {
     const std::string percentile = one.substr(0, colon);
     if (colon == std::string::npos ||
         (percentile != "p50" && percentile != "p90" && percentile != "p99" && percentile != "p999")) {
-      throw std::invalid_argument("an SLO is PERCENTILE:BOUND (p50, p90, p99 or p999), e.g. p99:2ms, not '" + one + "'");
+      throw std::invalid_argument("an SLO is PERCENTILE:BOUND (p50, p90, p99 or p999), e.g. p99:2ms, not '" + one +
+                                  "'");
     }
     slo.push_back({percentile, harness::ParseDuration(one.substr(colon + 1), std::chrono::microseconds(1))});
     at = plus + 1;

@@ -30,8 +30,8 @@ using harness::UsageError;
 // to both (they must agree).
 constexpr const char* kServeFlags[] = {"workers", "variant"};
 constexpr const char* kBothFlags[] = {"transport", "reply"};
-constexpr const char* kLoadFlags[] = {"connections", "size", "rate", "duration", "warmup", "repetitions",
-                                      "client-threads"};
+constexpr const char* kLoadFlags[] = {"connections", "size",        "rate",          "duration",
+                                      "warmup",      "repetitions", "client-threads"};
 
 // A job's folder, new or empty: a used one holds another job's load-*.json, which the merge at the
 // end of this job would count as its own.
@@ -41,7 +41,8 @@ void MakeFreshDirectory(const std::string& dir) {
     if (!S_ISDIR(st.st_mode)) throw UsageError("--out: " + dir + " exists and is not a directory");
     std::error_code ec;
     if (!std::filesystem::is_empty(dir, ec) || ec) {
-      throw UsageError("--out: " + dir + " is not empty (another job's files would be merged into this one's); name a "
+      throw UsageError("--out: " + dir +
+                       " is not empty (another job's files would be merged into this one's); name a "
                        "new folder");
     }
     return;
@@ -109,8 +110,9 @@ class SlurmCommand final : public harness::Command {
     app.add_option("--partition", job_.partition, "the Slurm partition (default: the cluster's)");
     app.add_option("--sbatch", job_.sbatch, "an sbatch option, as it is (repeatable), e.g. --sbatch=--time=10");
     app.add_option("--harness", job_.harness, "the binary the nodes run (default: this one, same path there)");
-    app.add_option("--out", out_, "a new or empty directory for the script, the loads' files and merged.json "
-                                  "(default results/slurm-TIME; must be shared by the nodes)");
+    app.add_option("--out", out_,
+                   "a new or empty directory for the script, the loads' files and merged.json "
+                   "(default results/slurm-TIME; must be shared by the nodes)");
     app.add_flag("--dry-run", dry_run_, "write and print the batch script, submit nothing");
     app.add_flag("--wait", wait_, "wait for the job to end (sbatch --wait) and exit with its status");
   }
@@ -133,10 +135,14 @@ class SlurmCommand final : public harness::Command {
   }
 
  private:
-  void SideFlag(CLI::App& app, const char* name, const char* help, std::vector<std::map<std::string, std::string>*> to) {
-    app.add_option_function<std::string>(std::string("--") + name, [to, name](const std::string& v) {
-      for (auto* side : to) (*side)[name] = v;
-    }, help);
+  void SideFlag(CLI::App& app, const char* name, const char* help,
+                std::vector<std::map<std::string, std::string>*> to) {
+    app.add_option_function<std::string>(
+        std::string("--") + name,
+        [to, name](const std::string& v) {
+          for (auto* side : to) (*side)[name] = v;
+        },
+        help);
   }
 
   int Submit(const std::string& script_path, const std::string& dir) const {

@@ -15,13 +15,15 @@ using harness::IsUtf8;
 using harness::Printable;
 
 bool Plain(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("_@%+=:,./-").find(c) != std::string_view::npos;
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("_@%+=:,./-").find(c) != std::string_view::npos;
 }
 
 // A value for an `#SBATCH` line, where sbatch splits words itself: one that needs no quoting.
 std::string SbatchWord(const std::string& flag, const std::string& value) {
   if (!value.empty() && std::all_of(value.begin(), value.end(), Plain)) return value;
-  throw std::invalid_argument(flag + ": '" + Printable(value) + "' cannot stand in an #SBATCH line (letters, digits "
+  throw std::invalid_argument(flag + ": '" + Printable(value) +
+                              "' cannot stand in an #SBATCH line (letters, digits "
                               "and _@%+=:,./- only)");
 }
 
@@ -68,7 +70,8 @@ std::string Header(const SlurmJob& job) {
   s += "#SBATCH --output=" + SbatchWord("--out", job.dir) + "/slurm-%j.out\n";
   if (!job.partition.empty()) s += "#SBATCH --partition=" + SbatchWord("--partition", job.partition) + "\n";
   for (const auto& option : job.sbatch) {
-    if (option.rfind('-', 0) != 0) throw std::invalid_argument("--sbatch: '" + Printable(option) + "' is not an option");
+    if (option.rfind('-', 0) != 0)
+      throw std::invalid_argument("--sbatch: '" + Printable(option) + "' is not an option");
     s += "#SBATCH " + SbatchWord("--sbatch", option) + "\n";
   }
   s += "set -uo pipefail\n";
@@ -78,12 +81,15 @@ std::string Header(const SlurmJob& job) {
 }
 
 std::string ServerStep(const SlurmJob& job) {
-  std::string s = "# 1. The server: one task on the allocation's first node, listening on every address of its node,\n"
-       "#    on any free port. It prints its node's name, then `listening on 0.0.0.0:PORT`. The loads\n"
-       "#    reach it at the address Slurm reaches that node at (its NodeAddr). It samples its own CPU\n"
-       "#    every 100 ms into server-usage.jsonl: the loads, elsewhere, cannot.\n";
-  s += "srun --ntasks=1 --nodes=1 --relative=0 --overlap bash -c 'echo \"node $SLURMD_NODENAME\"; exec \"$0\" \"$@\"' \"$HARNESS\" \\\n"
-       "    serve --model=" + ShellWord(job.model) + " --listen=0.0.0.0:0 --usage=\"$DIR/server-usage.jsonl\"" + Flags(job.serve) +
+  std::string s =
+      "# 1. The server: one task on the allocation's first node, listening on every address of its node,\n"
+      "#    on any free port. It prints its node's name, then `listening on 0.0.0.0:PORT`. The loads\n"
+      "#    reach it at the address Slurm reaches that node at (its NodeAddr). It samples its own CPU\n"
+      "#    every 100 ms into server-usage.jsonl: the loads, elsewhere, cannot.\n";
+  s += "srun --ntasks=1 --nodes=1 --relative=0 --overlap bash -c 'echo \"node $SLURMD_NODENAME\"; exec \"$0\" \"$@\"' "
+       "\"$HARNESS\" \\\n"
+       "    serve --model=" +
+       ShellWord(job.model) + " --listen=0.0.0.0:0 --usage=\"$DIR/server-usage.jsonl\"" + Flags(job.serve) +
        " > \"$DIR/server.out\" 2>&1 &\n";
   s += "server=$!\n";
   s += "for _ in $(seq 600); do\n"
@@ -95,17 +101,19 @@ std::string ServerStep(const SlurmJob& job) {
   s += "port=$(sed -n 's/^listening on .*:\\([0-9]*\\)$/\\1/p' \"$DIR/server.out\")\n";
   s += "node_addr=$(scontrol show node \"$node\" | sed -n 's/.*NodeAddr=\\([^ ]*\\).*/\\1/p')\n";
   s += "address=$(getent ahostsv4 \"${node_addr:-$node}\" | awk 'NR == 1 { print $1 }')\n";
-  s += "[ -n \"$port\" ] && [ -n \"$address\" ] || { echo \"no server address: node '$node', port '$port'\"; exit 1; }\n";
+  s += "[ -n \"$port\" ] && [ -n \"$address\" ] || { echo \"no server address: node '$node', port '$port'\"; exit 1; "
+       "}\n";
   s += "echo \"server: $node ($address), port $port\"\n\n";
   return s;
 }
 
 std::string LoadsStep(const SlurmJob& job) {
-  std::string s = fmt::format("# 2. The loads: {0} tasks, each with its own results file, all starting {1} s from now (`load\n"
-                   "#    --start-at`: every repetition of every load at one time). With more than one node the\n"
-                   "#    loads leave the server's node to it and go round the others (--overcommit: Slurm may\n"
-                   "#    have given those nodes fewer CPUs than loads); with one, they share it.\n",
-                   job.loads, job.start_delay_s);
+  std::string s = fmt::format(
+      "# 2. The loads: {0} tasks, each with its own results file, all starting {1} s from now (`load\n"
+      "#    --start-at`: every repetition of every load at one time). With more than one node the\n"
+      "#    loads leave the server's node to it and go round the others (--overcommit: Slurm may\n"
+      "#    have given those nodes fewer CPUs than loads); with one, they share it.\n",
+      job.loads, job.start_delay_s);
   s += fmt::format("loads={}\n", job.loads);
   s += "nodes=${SLURM_JOB_NUM_NODES:-1}\n";
   s += "if [ \"$nodes\" -gt 1 ]; then\n"
@@ -117,17 +125,20 @@ std::string LoadsStep(const SlurmJob& job) {
   s += "srun --ntasks=\"$loads\" \"${apart[@]}\" --distribution=cyclic --overlap bash -c \\\n";
   s += "    'echo \"load $SLURM_PROCID on $SLURMD_NODENAME\"; exec \"$0\" load --target=\"$1\" --start-at=\"$2\" \\\n"
        "         --out=\"$3/load-$SLURM_PROCID.json\" \"${@:4}\"' \\\n";
-  s += "    \"$HARNESS\" \"$address:$port\" \"$start\" \"$DIR\" --name=" + ShellWord(job.model) + Flags(job.load) + "\n";
+  s +=
+      "    \"$HARNESS\" \"$address:$port\" \"$start\" \"$DIR\" --name=" + ShellWord(job.model) + Flags(job.load) + "\n";
   s += "status=$?\n\n";
   return s;
 }
 
 std::string MergeStep() {
-  std::string s = "# 3. Stop the server (SIGTERM: it exits cleanly), then merge the loads' files into one, each\n"
-       "#    repetition charged with the server's CPU over its window.\n";
+  std::string s =
+      "# 3. Stop the server (SIGTERM: it exits cleanly), then merge the loads' files into one, each\n"
+      "#    repetition charged with the server's CPU over its window.\n";
   s += "kill \"$server\"\n";
   s += "wait \"$server\"\n";
-  s += "\"$HARNESS\" merge \"$DIR\"/load-*.json --server-usage=\"$DIR/server-usage.jsonl\" --out=\"$DIR/merged.json\"\n";
+  s +=
+      "\"$HARNESS\" merge \"$DIR\"/load-*.json --server-usage=\"$DIR/server-usage.jsonl\" --out=\"$DIR/merged.json\"\n";
   s += "merged=$?\n";
   s += "echo \"loads exited $status, merge $merged: $DIR/merged.json\"\n";
   s += "[ \"$status\" -eq 0 ] && [ \"$merged\" -eq 0 ]\n";

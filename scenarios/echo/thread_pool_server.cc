@@ -87,9 +87,9 @@ class ThreadPoolServer final : public EchoServer {
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable ready_;
-  bool stopping_ = false;   // guarded by mu_
-  std::deque<int> queue_;   // guarded by mu_: accepted, waiting for a worker
-  std::set<int> active_;    // guarded by mu_: being served
+  bool stopping_ = false;  // guarded by mu_
+  std::deque<int> queue_;  // guarded by mu_: accepted, waiting for a worker
+  std::set<int> active_;   // guarded by mu_: being served
 };
 
 // UDP (seed 004's loop, on a pool): `workers` threads each blocking in recvfrom on the one socket
@@ -132,7 +132,8 @@ class ThreadPoolUdpServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"thread_pool", "connections are tasks of a pool of `workers` threads (seed 001); the rest wait",
-                              Workers{"4", true}, &MakeServer<ThreadPoolServer>, &MakeServer<ThreadPoolUdpServer>});
+HARNESS_REGISTER(ModelEntry,
+                 {"thread_pool", "connections are tasks of a pool of `workers` threads (seed 001); the rest wait",
+                  Workers{"4", true}, &MakeServer<ThreadPoolServer>, &MakeServer<ThreadPoolUdpServer>});
 
 }  // namespace echo

@@ -32,10 +32,17 @@ struct UdpState {
 
 class UdpDriver final : public Driver {
  public:
-  UdpDriver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns,
-            size_t begin, size_t end, Window& window)
-      : config_(config), pattern_(pattern), conns_(conns), begin_(begin), end_(end), window_(window),
-        state_(end - begin), out_(pattern.size()), in_(pattern.reply_size() + 1),
+  UdpDriver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns, size_t begin,
+            size_t end, Window& window)
+      : config_(config),
+        pattern_(pattern),
+        conns_(conns),
+        begin_(begin),
+        end_(end),
+        window_(window),
+        state_(end - begin),
+        out_(pattern.size()),
+        in_(pattern.reply_size() + 1),
         schedule_(config.rate, conns.size(), begin, end) {}
 
   void Run() override {
@@ -55,9 +62,9 @@ class UdpDriver final : public Driver {
         Expire(now);
         next_expiry = now + std::chrono::milliseconds(5);
       }
-      const Clock::time_point next_send = config_.rate > 0 ? schedule_.Release(now, [this](size_t index, Clock::time_point due) {
-        Send(index, due);
-      }) : next_expiry;
+      const Clock::time_point next_send =
+          config_.rate > 0 ? schedule_.Release(now, [this](size_t index, Clock::time_point due) { Send(index, due); })
+                           : next_expiry;
       const Clock::time_point wake = std::min(next_send, next_expiry);
       const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now),
                                    std::chrono::nanoseconds(0), std::chrono::nanoseconds(10'000'000));
@@ -155,7 +162,8 @@ class UdpDriver final : public Driver {
     for (size_t i = begin_; i < end_; ++i) {
       UdpState& s = State(i);
       bool expired = false;
-      while (!s.pending.empty() && (s.pending.front().answered || s.pending.front().due + config_.loss_timeout <= now)) {
+      while (!s.pending.empty() &&
+             (s.pending.front().answered || s.pending.front().due + config_.loss_timeout <= now)) {
         if (!s.pending.front().answered) {
           expired = true;
           if (window_.Inside(s.pending.front().due)) ++lost;

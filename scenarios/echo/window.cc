@@ -42,7 +42,8 @@ Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::Cpu
     s.client_cpu_s = harness::ProcessCpuSeconds() - client_cpu_before;
     s.client_demand_s = harness::ProcessCpuDemandSeconds() - client_demand_before;
     const harness::NoiseReport took = others->Stop();
-    s.client_others_s = (took.steal_fraction + took.others_fraction) * took.seconds * static_cast<double>(client_cpus.size());
+    s.client_others_s =
+        (took.steal_fraction + took.others_fraction) * took.seconds * static_cast<double>(client_cpus.size());
     s.window_end_unix = harness::UnixSeconds();
   };
   s.load = RunLoad(config);
@@ -68,10 +69,11 @@ void PutClientFigures(const Sample& s, const LoadConfig& config, const harness::
   m["client_cpu_utilization"] = busy;
   rep.detail["client_bound"] = busy > kClientBusy;
   if (busy > kClientBusy) {
-    rep.warnings.push_back(fmt::format("client-bound: the load generator wanted {:.0f}% of its {} CPU(s) (running "
-                                       "or waiting for them); the server may have more to give (--client-threads, "
-                                       "--client-cpus)",
-                                       busy * 100, usable));
+    rep.warnings.push_back(
+        fmt::format("client-bound: the load generator wanted {:.0f}% of its {} CPU(s) (running "
+                    "or waiting for them); the server may have more to give (--client-threads, "
+                    "--client-cpus)",
+                    busy * 100, usable));
   }
   if (config.rate > 0) {
     m["offered_rate"] = config.rate;
@@ -157,12 +159,15 @@ std::string BrokenReason(const LoadResult& load, const LoadConfig& config) {
     return fmt::format("the server's replies are not the echo: {} wrong byte(s), {} connection(s) closed by it",
                        load.wrong_bytes, load.broken_connections);
   }
-  if (load.messages == 0) return "no round trip completed in the " + harness::FormatDuration(config.duration) + " window";
+  if (load.messages == 0)
+    return "no round trip completed in the " + harness::FormatDuration(config.duration) + " window";
   const double window = std::chrono::duration<double>(config.duration).count();
   const double allowed = std::max({1.0, window / 2, config.rate > 0 ? 10 / config.rate : 0.0});
   if (load.silent_seconds >= allowed) {
-    return fmt::format("server stopped answering: no reply in the last {:.1f} s of the {:.1f} s window "
-                       "({} round trips before)", load.silent_seconds, load.window_seconds, load.messages);
+    return fmt::format(
+        "server stopped answering: no reply in the last {:.1f} s of the {:.1f} s window "
+        "({} round trips before)",
+        load.silent_seconds, load.window_seconds, load.messages);
   }
   return "";
 }

@@ -29,8 +29,8 @@ struct Sample {
   LoadResult load;
   std::optional<harness::TreeUsage> before, after;  // the server's
   double client_cpu_s = 0;
-  double client_demand_s = 0;  // run + runnable-waiting time of the load generator's threads
-  double client_others_s = 0;  // CPU time others (processes, the hypervisor) took of its CPUs
+  double client_demand_s = 0;                         // run + runnable-waiting time of the load generator's threads
+  double client_others_s = 0;                         // CPU time others (processes, the hypervisor) took of its CPUs
   double window_start_unix = 0, window_end_unix = 0;  // wall clock: loads on other hosts can be lined up
 };
 

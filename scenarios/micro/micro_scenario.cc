@@ -7,12 +7,12 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <string_view>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <string_view>
 
 #include "harness/child_process.h"
 #include "harness/process_usage.h"
@@ -27,8 +27,8 @@ using namespace std::chrono_literals;
 
 // The binary sits beside the harness in Bazel's output tree (a data dependency of //harness).
 std::string BinaryPath(const std::string& self_path) {
-  const auto path = std::filesystem::path(self_path).parent_path().parent_path() / "scenarios" / "micro" /
-                    "micro_benchmarks";
+  const auto path =
+      std::filesystem::path(self_path).parent_path().parent_path() / "scenarios" / "micro" / "micro_benchmarks";
   return path.string();
 }
 
@@ -81,15 +81,19 @@ class MicroScenario final : public harness::Scenario {
     std::string user_filter;
     for (const auto& a : options.passthrough) {
       if (a.rfind("--benchmark_repetitions", 0) == 0) {
-        throw std::invalid_argument("--benchmark_repetitions: use --repetitions (each repetition is a process of its own)");
+        throw std::invalid_argument(
+            "--benchmark_repetitions: use --repetitions (each repetition is a process of its own)");
       }
-      if (a.rfind("--benchmark_filter=", 0) == 0) user_filter = a.substr(a.find('=') + 1);
-      else args.push_back(a);
+      if (a.rfind("--benchmark_filter=", 0) == 0)
+        user_filter = a.substr(a.find('=') + 1);
+      else
+        args.push_back(a);
     }
     std::vector<harness::RunSpec> runs;
     for (const std::string& gb : CheckedList(args, user_filter)) {
       const auto [primitive, model] = Split(gb);
-      if (!options.models.empty() && std::find(options.models.begin(), options.models.end(), model) == options.models.end()) {
+      if (!options.models.empty() &&
+          std::find(options.models.begin(), options.models.end(), model) == options.models.end()) {
         continue;
       }
       // Each repetition is a process of its own (the runner interleaves them with other runs), so
@@ -99,7 +103,8 @@ class MicroScenario final : public harness::Scenario {
       harness::RunSpec run =
           harness::NewRun(*this, model, {{"primitive", primitive}, {"threads", ThreadsOf(gb)}}, options);
       run.name = "micro/" + gb;  // Google Benchmark's own name
-      run.plan_data["args"] = {"--benchmark_min_time=" + std::to_string(std::chrono::duration<double>(run.duration).count())};
+      run.plan_data["args"] = {"--benchmark_min_time=" +
+                               std::to_string(std::chrono::duration<double>(run.duration).count())};
       for (const auto& a : args) run.plan_data["args"].push_back(a);  // after ours: theirs win
       run.plan_data["args"].push_back("--benchmark_filter=" + ExactAlternatives({gb}));
       runs.push_back(std::move(run));
@@ -114,8 +119,8 @@ class MicroScenario final : public harness::Scenario {
   harness::Repetition Measure(const harness::RunSpec& run, int) override {
     const std::string binary = BinaryPath(run.self_path);
     if (!std::filesystem::exists(binary)) throw std::runtime_error("micro-benchmark binary not found: " + binary);
-    const std::string out = (std::filesystem::temp_directory_path() /
-                             ("harness-micro-" + std::to_string(getpid()) + ".json")).string();
+    const std::string out =
+        (std::filesystem::temp_directory_path() / ("harness-micro-" + std::to_string(getpid()) + ".json")).string();
     std::vector<std::string> argv = {binary, "--benchmark_out=" + out, "--benchmark_out_format=json"};
     for (const auto& a : run.plan_data.at("args")) argv.push_back(a.get<std::string>());
     harness::ChildProcess child(argv, run.placement.server);
@@ -200,8 +205,10 @@ class MicroScenario final : public harness::Scenario {
     rep.iterations = e.at("iterations").get<uint64_t>();
     rep.real_time_ns = e.at("real_time").get<double>() * unit->second;
     rep.cpu_time_ns = e.at("cpu_time").get<double>() * unit->second;
-    static const std::set<std::string> kOwn = {"family_index", "per_family_instance_index", "repetitions",
-                                               "repetition_index", "threads", "iterations", "real_time", "cpu_time"};
+    static const std::set<std::string> kOwn = {"family_index", "per_family_instance_index",
+                                               "repetitions",  "repetition_index",
+                                               "threads",      "iterations",
+                                               "real_time",    "cpu_time"};
     for (const auto& [key, value] : e.items()) {
       if (value.is_number() && !kOwn.count(key)) rep.metrics[key] = value;
     }

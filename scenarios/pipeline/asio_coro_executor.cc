@@ -39,6 +39,6 @@ void RunAsioCoro(const RunConfig& config, Recorder& recorder, std::vector<ItemTi
 }  // namespace
 
 HARNESS_REGISTER(ExecutorEntry, {"asio_coro", "a C++20 coroutine per item awaiting a timer, on `workers` threads",
-                           kTakesWorkers | kHasModes, RunAsioCoro});
+                                 kTakesWorkers | kHasModes, RunAsioCoro});
 
 }  // namespace pipeline

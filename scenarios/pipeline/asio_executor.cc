@@ -32,6 +32,6 @@ void RunAsio(const RunConfig& config, Recorder& recorder, std::vector<ItemTimes>
 }  // namespace
 
 HARNESS_REGISTER(ExecutorEntry, {"asio", "downloads as Asio timers, parses on `workers` threads running the io_context",
-                           kTakesWorkers | kHasModes, RunAsio});
+                                 kTakesWorkers | kHasModes, RunAsio});
 
 }  // namespace pipeline

@@ -64,7 +64,8 @@ pid_t ChildSet::ForkChild() {
   const pid_t pid = fork();
   if (pid < 0) {
     const int error = errno;  // before building the message, which may allocate
-    throw std::system_error(error, std::generic_category(), "fork (after " + std::to_string(pids_.size()) + " children)");
+    throw std::system_error(error, std::generic_category(),
+                            "fork (after " + std::to_string(pids_.size()) + " children)");
   }
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -52,10 +52,10 @@ void ParseItem(const RunConfig& config, Recorder& recorder, int item, std::vecto
 void RunOnExecutor(Executor& executor, const RunConfig& config, Recorder& recorder, std::vector<ItemTimes>& times);
 
 enum ExecutorTraits : unsigned {
-  kTakesWorkers = 1,           // --workers means something to it
-  kDownloadsHoldWorkers = 2,   // a download blocks a worker (for the lower bound)
-  kHasModes = 4,               // coupled and decoupled differ
-  kUsesProcesses = 8,          // items run in child processes; decoupled, the parent parses them all
+  kTakesWorkers = 1,          // --workers means something to it
+  kDownloadsHoldWorkers = 2,  // a download blocks a worker (for the lower bound)
+  kHasModes = 4,              // coupled and decoupled differ
+  kUsesProcesses = 8,         // items run in child processes; decoupled, the parent parses them all
 };
 
 using RunFn = void (*)(const RunConfig&, Recorder&, std::vector<ItemTimes>&);
@@ -72,6 +72,8 @@ struct ExecutorEntry {
 BoundInput BoundInputFor(const ExecutorEntry& executor, const RunConfig& config, double parse_s, int cores);
 
 inline const std::vector<ExecutorEntry>& Executors() { return harness::Registry<ExecutorEntry>::All(); }
-inline const ExecutorEntry* FindExecutor(const std::string& name) { return harness::Registry<ExecutorEntry>::Find(name); }
+inline const ExecutorEntry* FindExecutor(const std::string& name) {
+  return harness::Registry<ExecutorEntry>::Find(name);
+}
 
 }  // namespace pipeline

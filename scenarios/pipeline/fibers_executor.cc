@@ -168,8 +168,8 @@ void RunFibers(const RunConfig& config, Recorder& recorder, std::vector<ItemTime
 }  // namespace
 
 HARNESS_REGISTER(ExecutorEntry, {"fibers",
-                           "a fiber per item on `workers` threads sharing a ready queue (Boost.Fiber); "
-                           "downloads park fibers",
-                           kTakesWorkers | kHasModes, RunFibers});
+                                 "a fiber per item on `workers` threads sharing a ready queue (Boost.Fiber); "
+                                 "downloads park fibers",
+                                 kTakesWorkers | kHasModes, RunFibers});
 
 }  // namespace pipeline

@@ -62,9 +62,9 @@ class Future {
   struct State {
     std::mutex mu;
     std::condition_variable done_cv;
-    bool done = false;                                      // guarded by mu
-    std::optional<T> value;                                 // guarded by mu
-    std::exception_ptr error;                               // guarded by mu
+    bool done = false;                                          // guarded by mu
+    std::optional<T> value;                                     // guarded by mu
+    std::exception_ptr error;                                   // guarded by mu
     std::vector<std::function<void(const Future&)>> callbacks;  // guarded by mu
   };
 
@@ -138,7 +138,7 @@ class ThreadPerTask final : public Executor {
 
  private:
   std::mutex mu_;
-  bool shut_ = false;              // guarded by mu_
+  bool shut_ = false;               // guarded by mu_
   std::list<std::thread> threads_;  // guarded by mu_
 };
 

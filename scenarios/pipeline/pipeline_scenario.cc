@@ -55,7 +55,8 @@ nlohmann::json ParseParam(const std::string& name, const std::string& value) {
       return value;
     }
     if (name == "mode") {
-      if (value != "coupled" && value != "decoupled") throw std::invalid_argument("must be coupled or decoupled: '" + value + "'");
+      if (value != "coupled" && value != "decoupled")
+        throw std::invalid_argument("must be coupled or decoupled: '" + value + "'");
       return value;
     }
   } catch (const std::invalid_argument& e) {
@@ -87,24 +88,25 @@ uint64_t RssBytes(pid_t pid) {
 // is reported so that it can be taken out of the run's.
 class UsageSampler {
  public:
-  UsageSampler(pid_t run_tid, bool children) : thread_([this, run_tid, children] {
-    for (int tick = 0; !stop_; ++tick) {
-      peak_threads_ = std::max<uint64_t>(peak_threads_, ThreadsNow());
-      if (children) {
-        const auto pids = harness::ChildrenOfThread(run_tid);
-        peak_children_ = std::max<uint64_t>(peak_children_, pids.size());
-        if (tick % 10 == 0) {
-          uint64_t rss = 0;
-          for (pid_t pid : pids) rss += RssBytes(pid);
-          peak_children_rss_ = std::max(peak_children_rss_.load(), rss);
-        }
-      }
-      std::this_thread::sleep_for(1ms);
-    }
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    cpu_s_ = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-  }) {}
+  UsageSampler(pid_t run_tid, bool children)
+      : thread_([this, run_tid, children] {
+          for (int tick = 0; !stop_; ++tick) {
+            peak_threads_ = std::max<uint64_t>(peak_threads_, ThreadsNow());
+            if (children) {
+              const auto pids = harness::ChildrenOfThread(run_tid);
+              peak_children_ = std::max<uint64_t>(peak_children_, pids.size());
+              if (tick % 10 == 0) {
+                uint64_t rss = 0;
+                for (pid_t pid : pids) rss += RssBytes(pid);
+                peak_children_rss_ = std::max(peak_children_rss_.load(), rss);
+              }
+            }
+            std::this_thread::sleep_for(1ms);
+          }
+          timespec ts{};
+          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+          cpu_s_ = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+        }) {}
   void Stop() {
     stop_ = true;
     thread_.join();
@@ -142,12 +144,17 @@ class PipelineScenario final : public harness::Scenario {
   std::vector<harness::ParamInfo> params() const override {
     return {
         {"items", "pages to download and parse", {{"smoke", "20"}, {"quick", "100"}, {"full", "100"}}},
-        {"download", "download time distribution, uniform:MIN:MAX",
+        {"download",
+         "download time distribution, uniform:MIN:MAX",
          {{"smoke", "uniform:2ms:6ms"}, {"quick", "uniform:10ms:30ms"}, {"full", "uniform:10ms:30ms"}}},
-        {"parse", "CPU time to parse one page (calibrated once)", {{"smoke", "200us"}, {"quick", "1ms"}, {"full", "1ms"}}},
-        {"workers", "threads or processes of a pool, or threads running timers or fibers (models that take it)",
+        {"parse",
+         "CPU time to parse one page (calibrated once)",
+         {{"smoke", "200us"}, {"quick", "1ms"}, {"full", "1ms"}}},
+        {"workers",
+         "threads or processes of a pool, or threads running timers or fibers (models that take it)",
          {{"smoke", "4"}, {"quick", "9"}, {"full", "1,2,4,8,16,32,64,128,256"}}},
-        {"mode", "coupled (download task parses) or decoupled (its done-callback submits the parse)",
+        {"mode",
+         "coupled (download task parses) or decoupled (its done-callback submits the parse)",
          {{"smoke", "coupled,decoupled"}, {"quick", "coupled,decoupled"}, {"full", "coupled,decoupled"}}},
         {"seed", "seed of the download times", {{"smoke", "1"}, {"quick", "1"}, {"full", "1"}}},
     };
@@ -161,29 +168,37 @@ class PipelineScenario final : public harness::Scenario {
     using harness::Better;
     const auto metric = [](const char* key, const char* unit, const char* meaning, Better better, const char* label,
                            const char* format, bool column) {
-      return harness::Metric{.key = key, .unit = unit, .meaning = meaning, .better = better, .label = label,
-                             .format = format, .always = true, .column = column};
+      return harness::Metric{.key = key,
+                             .unit = unit,
+                             .meaning = meaning,
+                             .better = better,
+                             .label = label,
+                             .format = format,
+                             .always = true,
+                             .column = column};
     };
     std::vector<harness::Metric> m = {
-        metric("makespan_s", "s", "from the first submission to the last parse", Better::kLower, "makespan s", ".3f", true),
+        metric("makespan_s", "s", "from the first submission to the last parse", Better::kLower, "makespan s", ".3f",
+               true),
         metric("lower_bound_s", "s", "no schedule can finish sooner (downloads, parses, workers, cores)", Better::kNone,
                "bound s", ".3f", true),
         metric("efficiency", "fraction", "lower bound / makespan (1: as fast as possible)", Better::kHigher,
                "efficiency", ".3f", true),
-        metric("items_per_second", "1/s", "items parsed per second of makespan", Better::kHigher, "items/s", ".1f", true),
+        metric("items_per_second", "1/s", "items parsed per second of makespan", Better::kHigher, "items/s", ".1f",
+               true),
         metric("items", "count", "pages downloaded and parsed", Better::kNone, "items", ".0f", false),
         metric("parse_ms", "ms", "the median parse of the run (--parse, give or take the machine)", Better::kNone,
                "parse ms", ".3f", false),
         metric("p50_ms", "ms", "median time from the start to an item's parse", Better::kLower, "p50 ms", ".1f", false),
-        metric("p99_ms", "ms", "99th percentile time from the start to an item's parse", Better::kLower, "p99 ms", ".1f",
-               true),
+        metric("p99_ms", "ms", "99th percentile time from the start to an item's parse", Better::kLower, "p99 ms",
+               ".1f", true),
         metric("cpu_utilization", "fraction", "CPU used / (makespan x cores)", Better::kNone, "cpu util", ".2f", true),
         metric("peak_threads", "count", "the measuring process's most threads at once", Better::kNone, "threads", ".0f",
                true),
         metric("peak_processes", "count", "the measuring process and its children, most at once", Better::kNone,
                "processes", ".0f", true),
-        metric("peak_rss_bytes", "bytes", "peak resident memory, children's summed in", Better::kLower, "rss MiB", ".1f",
-               false),
+        metric("peak_rss_bytes", "bytes", "peak resident memory, children's summed in", Better::kLower, "rss MiB",
+               ".1f", false),
     };
     for (auto& metric : m) {
       if (metric.key == "peak_rss_bytes") {
@@ -198,7 +213,8 @@ class PipelineScenario final : public harness::Scenario {
   std::vector<harness::RunSpec> Plan(const harness::Options& options) const override {
     std::vector<const ExecutorEntry*> chosen;
     for (const auto& e : Executors()) {
-      if (options.models.empty() || std::count(options.models.begin(), options.models.end(), e.name)) chosen.push_back(&e);
+      if (options.models.empty() || std::count(options.models.begin(), options.models.end(), e.name))
+        chosen.push_back(&e);
     }
     std::vector<harness::RunSpec> runs;
     for (const ExecutorEntry* e : chosen) {
@@ -319,11 +335,12 @@ harness::Repetition PipelineScenario::Measure(const harness::RunSpec& run, int) 
   m["peak_processes"] = 1 + sampler.peak_children();
   // The harness's peak plus, for process models, the largest sampled sum of its children's RSS
   // (pages shared with the parent counted in each, as for the echo servers).
-  if (auto u = harness::ReadProcessUsage(getpid())) m["peak_rss_bytes"] = u->peak_rss_bytes + sampler.peak_children_rss();
+  if (auto u = harness::ReadProcessUsage(getpid()))
+    m["peak_rss_bytes"] = u->peak_rss_bytes + sampler.peak_children_rss();
   rep.detail["checksum"] = std::to_string(f.checksum);  // as a string: JSON readers lose 64-bit integers
   rep.detail["timeline"] = std::move(f.timeline);
-  rep.detail["lower_bounds_s"] = {{"cpu", bound.cpu}, {"critical_path", bound.critical}, {"workers", bound.workers},
-                                  {"parse", f.parse_s}};
+  rep.detail["lower_bounds_s"] = {
+      {"cpu", bound.cpu}, {"critical_path", bound.critical}, {"workers", bound.workers}, {"parse", f.parse_s}};
   rep.detail["littles_law_workers"] = LittlesLawWorkers(*executor, config, f.parse_s, in.cores);
   return rep;
 }
@@ -336,17 +353,19 @@ std::string PipelineScenario::SummaryNotes(const nlohmann::json& document) const
     std::vector<double> little;
   };
   std::map<std::string, Sweep> sweeps;  // "model mode"
-  std::set<std::string> with_median;     // runs that have a median entry (else their one repetition)
+  std::set<std::string> with_median;    // runs that have a median entry (else their one repetition)
   for (const auto& e : document["benchmarks"]) {
     if (e.value("aggregate_name", "") == "median") with_median.insert(e.value("run_name", ""));
   }
   for (const auto& e : document["benchmarks"]) {
-    if (e.value("scenario", "") != "pipeline" || e.value("status", "") != "ok" || !e["params"].contains("workers")) continue;
+    if (e.value("scenario", "") != "pipeline" || e.value("status", "") != "ok" || !e["params"].contains("workers"))
+      continue;
     const auto& p = e["params"];
     Sweep& sweep = sweeps[e.value("model", "") + (p.contains("mode") ? " " + p["mode"].get<std::string>() : "")];
     const bool iteration = e["run_type"] == "iteration";
     if (iteration && e.contains("littles_law_workers")) sweep.little.push_back(e["littles_law_workers"]);
-    const bool row = e.value("aggregate_name", "") == "median" || (iteration && !with_median.count(e.value("run_name", "")));
+    const bool row =
+        e.value("aggregate_name", "") == "median" || (iteration && !with_median.count(e.value("run_name", "")));
     if (row && e.contains("makespan_s")) sweep.makespan[p["workers"].get<int>()] = e["makespan_s"].get<double>();
   }
   std::string out;

@@ -29,9 +29,9 @@ TEST(LowerBoundTest, TheLargestOfItsThreeBounds) {
   in.workers = 9;
   in.downloads_occupy_workers = true;
   Bound b = LowerBound(in);
-  EXPECT_DOUBLE_EQ(b.cpu, 5.5);       // nothing to parse for 1 s, then 9 s of parsing on 2 cores
-  EXPECT_DOUBLE_EQ(b.critical, 4);    // the 3 s download and its parse
-  EXPECT_DOUBLE_EQ(b.workers, 3);     // 27 s of work over 9 workers
+  EXPECT_DOUBLE_EQ(b.cpu, 5.5);     // nothing to parse for 1 s, then 9 s of parsing on 2 cores
+  EXPECT_DOUBLE_EQ(b.critical, 4);  // the 3 s download and its parse
+  EXPECT_DOUBLE_EQ(b.workers, 3);   // 27 s of work over 9 workers
   EXPECT_DOUBLE_EQ(b.value(), 5.5);
   in.workers = 1;  // sequential: the sum of all work
   EXPECT_DOUBLE_EQ(LowerBound(in).value(), 27);
@@ -176,18 +176,33 @@ INSTANTIATE_TEST_SUITE_P(ProcessModels, KilledChildTest, ::testing::Values("proc
 // with the median of Little's law's counts beside it; executors without a sweep say nothing.
 TEST(PoolSize, TheSmallestPoolWithinFivePercentOfTheBest) {
   nlohmann::json doc = {{"benchmarks", nlohmann::json::array()}};
-  for (const auto& [workers, makespan] : std::vector<std::pair<int, double>>{{1, 2.0}, {8, 0.3}, {32, 0.105}, {64, 0.1}, {128, 0.12}}) {
+  for (const auto& [workers, makespan] :
+       std::vector<std::pair<int, double>>{{1, 2.0}, {8, 0.3}, {32, 0.105}, {64, 0.1}, {128, 0.12}}) {
     const std::string name = "pipeline/thread_pool/workers:" + std::to_string(workers);
     const nlohmann::json params = {{"workers", workers}, {"mode", "coupled"}};
-    doc["benchmarks"].push_back({{"scenario", "pipeline"}, {"model", "thread_pool"}, {"params", params},
-                                 {"run_name", name}, {"run_type", "iteration"}, {"status", "ok"},
-                                 {"makespan_s", makespan * 1.5}, {"littles_law_workers", 42.0}});
-    doc["benchmarks"].push_back({{"scenario", "pipeline"}, {"model", "thread_pool"}, {"params", params},
-                                 {"run_name", name}, {"run_type", "aggregate"}, {"aggregate_name", "median"},
-                                 {"status", "ok"}, {"makespan_s", makespan}});
+    doc["benchmarks"].push_back({{"scenario", "pipeline"},
+                                 {"model", "thread_pool"},
+                                 {"params", params},
+                                 {"run_name", name},
+                                 {"run_type", "iteration"},
+                                 {"status", "ok"},
+                                 {"makespan_s", makespan * 1.5},
+                                 {"littles_law_workers", 42.0}});
+    doc["benchmarks"].push_back({{"scenario", "pipeline"},
+                                 {"model", "thread_pool"},
+                                 {"params", params},
+                                 {"run_name", name},
+                                 {"run_type", "aggregate"},
+                                 {"aggregate_name", "median"},
+                                 {"status", "ok"},
+                                 {"makespan_s", makespan}});
   }
-  doc["benchmarks"].push_back({{"scenario", "pipeline"}, {"model", "sequential"}, {"params", {{"items", 10}}},
-                               {"run_name", "pipeline/sequential"}, {"run_type", "iteration"}, {"status", "ok"},
+  doc["benchmarks"].push_back({{"scenario", "pipeline"},
+                               {"model", "sequential"},
+                               {"params", {{"items", 10}}},
+                               {"run_name", "pipeline/sequential"},
+                               {"run_type", "iteration"},
+                               {"status", "ok"},
                                {"makespan_s", 2.0}});
   const harness::Scenario* pipeline = harness::FindScenario("pipeline");
   ASSERT_NE(pipeline, nullptr);

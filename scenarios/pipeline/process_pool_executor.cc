@@ -59,7 +59,7 @@ void RunProcessPool(const RunConfig& config, Recorder& recorder, std::vector<Ite
     while (sent < items && (waits[1].revents & POLLOUT)) {
       const int32_t item = sent;
       if (write(task_write.fd, &item, sizeof item) != sizeof item) break;  // full again
-      if (++sent == items) task_write.Close();  // workers exit once the pipe is empty
+      if (++sent == items) task_write.Close();                             // workers exit once the pipe is empty
     }
     if (waits[0].revents & (POLLIN | POLLHUP)) {
       ChildReply reply;
@@ -75,8 +75,8 @@ void RunProcessPool(const RunConfig& config, Recorder& recorder, std::vector<Ite
 }  // namespace
 
 HARNESS_REGISTER(ExecutorEntry, {"process_pool",
-                           "a pool of `workers` processes (ProcessPoolExecutor), tasks and results over pipes; "
-                           "decoupled, the parent parses",
-                           kTakesWorkers | kDownloadsHoldWorkers | kHasModes | kUsesProcesses, RunProcessPool});
+                                 "a pool of `workers` processes (ProcessPoolExecutor), tasks and results over pipes; "
+                                 "decoupled, the parent parses",
+                                 kTakesWorkers | kDownloadsHoldWorkers | kHasModes | kUsesProcesses, RunProcessPool});
 
 }  // namespace pipeline

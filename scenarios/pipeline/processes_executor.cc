@@ -22,6 +22,6 @@ void RunProcesses(const RunConfig& config, Recorder& recorder, std::vector<ItemT
 }  // namespace
 
 HARNESS_REGISTER(ExecutorEntry, {"processes", "a process per item; decoupled, the parent parses (its done-callback)",
-                           kHasModes | kUsesProcesses, RunProcesses});
+                                 kHasModes | kUsesProcesses, RunProcesses});
 
 }  // namespace pipeline

@@ -14,6 +14,6 @@ void RunSequential(const RunConfig& config, Recorder& recorder, std::vector<Item
 }  // namespace
 
 HARNESS_REGISTER(ExecutorEntry, {"sequential", "one item after another (seed 002's synchronous form)",
-                           kDownloadsHoldWorkers, RunSequential});
+                                 kDownloadsHoldWorkers, RunSequential});
 
 }  // namespace pipeline

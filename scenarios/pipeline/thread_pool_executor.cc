@@ -11,7 +11,8 @@ void RunThreadPool(const RunConfig& config, Recorder& recorder, std::vector<Item
 
 }  // namespace
 
-HARNESS_REGISTER(ExecutorEntry, {"thread_pool", "a pool of `workers` threads (ThreadPoolExecutor); downloads hold a worker",
-                           kTakesWorkers | kDownloadsHoldWorkers | kHasModes, RunThreadPool});
+HARNESS_REGISTER(ExecutorEntry,
+                 {"thread_pool", "a pool of `workers` threads (ThreadPoolExecutor); downloads hold a worker",
+                  kTakesWorkers | kDownloadsHoldWorkers | kHasModes, RunThreadPool});
 
 }  // namespace pipeline

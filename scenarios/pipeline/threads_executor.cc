@@ -11,7 +11,7 @@ void RunThreads(const RunConfig& config, Recorder& recorder, std::vector<ItemTim
 
 }  // namespace
 
-HARNESS_REGISTER(ExecutorEntry, {"threads", "a thread per task (download; parse in the same or a new thread)", kHasModes,
-                           RunThreads});
+HARNESS_REGISTER(ExecutorEntry,
+                 {"threads", "a thread per task (download; parse in the same or a new thread)", kHasModes, RunThreads});
 
 }  // namespace pipeline

@@ -16,7 +16,8 @@ class BufferRing {
   bool Register(io_uring& ring) {
     ring_bytes_ = kBuffers * sizeof(io_uring_buf);
     void* mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-    void* data = mmap(nullptr, size_t{kBuffers} * kBufferBytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    void* data =
+        mmap(nullptr, size_t{kBuffers} * kBufferBytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (mem == MAP_FAILED || data == MAP_FAILED) return false;
     br_ = static_cast<io_uring_buf_ring*>(mem);
     data_ = static_cast<char*>(data);

@@ -63,8 +63,12 @@ class IoUringServer final : public EchoServer {
   std::vector<std::thread> threads_;
 };
 
-std::unique_ptr<EchoServer> MakeTcp(const ServerConfig& config) { return std::make_unique<IoUringServer>(config, false); }
-std::unique_ptr<EchoServer> MakeUdp(const ServerConfig& config) { return std::make_unique<IoUringServer>(config, true); }
+std::unique_ptr<EchoServer> MakeTcp(const ServerConfig& config) {
+  return std::make_unique<IoUringServer>(config, false);
+}
+std::unique_ptr<EchoServer> MakeUdp(const ServerConfig& config) {
+  return std::make_unique<IoUringServer>(config, true);
+}
 
 }  // namespace
 

@@ -43,7 +43,8 @@ class TcpLoop : public RingLoop {
 
   void CloseDescriptor(int fd) {
     if (technique_.fixed_files) {
-      Prepare(Tag(kIgnore, nullptr), [&](io_uring_sqe* sqe) { io_uring_prep_close_direct(sqe, static_cast<unsigned>(fd)); });
+      Prepare(Tag(kIgnore, nullptr),
+              [&](io_uring_sqe* sqe) { io_uring_prep_close_direct(sqe, static_cast<unsigned>(fd)); });
     } else {
       close(fd);
     }
@@ -162,9 +163,9 @@ class MultishotLoop final : public TcpLoop {
     bool receiving = false;  // a multishot recv is armed
     bool sending = false;    // queue.front()'s reply is being sent
     bool closing = false;
-    uint32_t sent = 0;          // bytes of queue.front()'s reply sent (the prefix counts)
-    std::vector<Chunk> queue;   // received, reply not yet sent whole; front() in flight
-    msghdr msg{};               // a prefixed reply in flight: the prefix and the bytes
+    uint32_t sent = 0;         // bytes of queue.front()'s reply sent (the prefix counts)
+    std::vector<Chunk> queue;  // received, reply not yet sent whole; front() in flight
+    msghdr msg{};              // a prefixed reply in flight: the prefix and the bytes
     iovec iov[2]{};
   };
 

@@ -17,15 +17,18 @@ namespace echo::uring {
 // single: recv, then send until the reply is out, then recv: the form before multishot.
 const std::vector<VariantSpec>& VariantSpecs() {
   static const std::vector<VariantSpec> specs = {
-      {"coalesce", "multishot; when busy, a sleep lasts until half the connections have sent (at most 50 us with one)",
+      {"coalesce",
+       "multishot; when busy, a sleep lasts until half the connections have sent (at most 50 us with one)",
        {.coalesce = true}},
-      {"multishot", "multishot recv into a ring of provided buffers, each reply sent from its buffer as soon as it is made",
+      {"multishot",
+       "multishot recv into a ring of provided buffers, each reply sent from its buffer as soon as it is made",
        {}},
       {"fixed", "multishot, connections accepted into the registered file table", {.fixed_files = true}},
       {"sqpoll", "multishot, a kernel thread polls the submission queue (on a server CPU)", {.sqpoll = true}},
       {"single", "one recv or send in flight per connection, into its own buffer", {.multishot = false}},
       {"spin", "multishot, polling the ring's task-run flag 20 us before sleeping", {.spin_us = kSpinMicroseconds}},
-      {"batch", "multishot, the replies of a batch submitted together at its end (fewest system calls)",
+      {"batch",
+       "multishot, the replies of a batch submitted together at its end (fewest system calls)",
        {.eager = false}},
   };
   return specs;

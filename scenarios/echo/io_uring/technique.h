@@ -14,7 +14,7 @@ inline constexpr int kSpinMicroseconds = 20;
 
 // What a variant changes in the loops.
 struct Technique {
-  bool multishot = true;    // one multishot recv per connection into provided buffers (else `single`)
+  bool multishot = true;     // one multishot recv per connection into provided buffers (else `single`)
   bool fixed_files = false;  // connections accepted into the ring's registered file table
   bool sqpoll = false;       // a kernel thread polls the submission queue
   int spin_us = 0;           // poll the ring this long before sleeping
