@@ -139,15 +139,22 @@ def fig_spectrum(doc):
     return fig
 
 
+def _search_panels(doc):
+    """A figure with a panel per connection count of the capacity searches, and (panel, (connections,
+    [(label, entry)])) for each; (None, []) when the file has no search."""
+    searches = capacity_entries(doc)
+    if not searches:
+        return None, []
+    fig, axes = plt.subplots(1, len(searches), figsize=(7 * len(searches), 5), squeeze=False)
+    return fig, list(zip(axes[0], searches.items()))
+
+
 def fig_capacity_latency(doc, key="p99_us", ylabel="round trip (us, log)", title="Latency against load"):
     """p50 and p99 against the achieved rate of each step of each search (the hockey stick), the
     capacity marked; one panel per connection count. Points the load generator could not vouch for
     (client-bound) are hollow."""
-    searches = capacity_entries(doc)
-    if not searches:
-        return None
-    fig, axes = plt.subplots(1, len(searches), figsize=(7 * len(searches), 5), squeeze=False)
-    for ax, (connections, entries) in zip(axes[0], searches.items()):
+    fig, panels = _search_panels(doc)
+    for ax, (connections, entries) in panels:
         for label, e in entries:
             steps = sorted((s for s in e["steps"] if s["offered"] > 0 and key in s), key=lambda s: s["msgs_per_second"])
             xs = [s["msgs_per_second"] for s in steps]
@@ -184,11 +191,8 @@ def fig_capacity_predicted(doc):
     """Measured mean round trip against load (solid) beside the M/D/c prediction from the service
     demand at the lowest rate (dashed), per connection count: where they part, the model's cost per
     message changed with load."""
-    searches = capacity_entries(doc)
-    if not searches:
-        return None
-    fig, axes = plt.subplots(1, len(searches), figsize=(7 * len(searches), 5), squeeze=False)
-    for ax, (connections, entries) in zip(axes[0], searches.items()):
+    fig, panels = _search_panels(doc)
+    for ax, (connections, entries) in panels:
         for label, e in entries:
             cpus = server_cpus(e)
             predicted = queueing.predict(e["steps"], cpus)
