@@ -24,6 +24,8 @@ nlohmann::json SpecToJson(const RunSpec& s) {
                       {"duration_ns", s.duration.count()},
                       {"warmup_ns", s.warmup.count()},
                       {"repetitions", s.repetitions},
+                      {"redo", s.redo},
+                      {"noise_threshold", s.noise_threshold},
                       {"self_path", s.self_path},
                       {"plan_data", s.plan_data},
                       {"placement", s.placement.ToJson()}};
@@ -41,6 +43,8 @@ RunSpec SpecFromJson(const nlohmann::json& j) {
   s.duration = Duration(j.at("duration_ns").get<Duration::rep>());
   s.warmup = Duration(j.at("warmup_ns").get<Duration::rep>());
   s.repetitions = j.at("repetitions");
+  s.redo = j.at("redo");
+  s.noise_threshold = j.at("noise_threshold");
   s.self_path = j.at("self_path");
   s.plan_data = j.at("plan_data");
   const auto& placement = j.at("placement");

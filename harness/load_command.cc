@@ -102,7 +102,12 @@ class LoadCommand final : public Command {
     }
     std::optional<Schedule> schedule;
     if (!start_every_.empty() && start_at_.empty()) throw UsageError("--start-every: only with --start-at");
-    if (!start_at_.empty()) schedule = ParseSchedule(start_at_, start_every_);
+    if (!start_at_.empty()) {
+      schedule = ParseSchedule(start_at_, start_every_);
+      // Loads on several hosts measure repetition k together: none may insert a repetition.
+      if (options.redo.value_or(0) > 0) throw UsageError("--redo: not with --start-at (the loads' slots would part)");
+      options.redo = 0;
+    }
     auto runs = PlanAll(ClientScenarioNames(), options);
     if (schedule && schedule->period_s == 0) schedule->period_s = DefaultPeriod(runs);
     const std::string out = flags_.out.empty() ? DefaultOut() : UserPath(flags_.out);

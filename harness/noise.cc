@@ -3,9 +3,12 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <iterator>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -38,13 +41,37 @@ std::string Comm(pid_t pid) {
 
 }  // namespace
 
+std::string NoiseReport::Describe() const {
+  std::string text = fmt::format("{:.0f}% of the CPUs under test taken (steal {:.0f}%, other processes {:.0f}%",
+                                 fraction() * 100, steal_fraction * 100, others_fraction * 100);
+  return text + (busiest.empty() ? "" : ": " + busiest) + ")";
+}
+
 nlohmann::json NoiseReport::ToJson() const {
   nlohmann::json j = {{"seconds", seconds},
                       {"steal_fraction", steal_fraction},
                       {"others_fraction", others_fraction},
+                      {"threshold", threshold},
                       {"noisy", noisy()}};
   if (!busiest.empty()) j["busiest"] = busiest;
   return j;
+}
+
+NoiseReport NoiseReport::FromJson(const nlohmann::json& j) {
+  NoiseReport r;
+  r.seconds = j.value("seconds", 0.0);
+  r.steal_fraction = j.value("steal_fraction", 0.0);
+  r.others_fraction = j.value("others_fraction", 0.0);
+  r.threshold = j.value("threshold", kNoisyFraction);
+  r.busiest = j.value("busiest", "");
+  return r;
+}
+
+NoiseProbe RealNoise() {
+  return [](const CpuList& cpus) -> NoiseWatch {
+    auto meter = std::make_shared<NoiseMeter>(cpus);
+    return [meter] { return meter->Stop(); };
+  };
 }
 
 NoiseMeter::NoiseMeter(const CpuList& cpus)

@@ -2,13 +2,15 @@
 // (steal time, /proc/stat) and user-space threads outside the harness's own process tree that last
 // ran on those CPUs (/proc/PID/task/TID/stat). Kernel threads are not counted: most of their work
 // here is the loopback traffic the run itself causes (softirq). A repetition whose CPUs lost more
-// than kNoisyFraction is flagged "noisy neighbour" in its entry and in the summary.
+// than the threshold (kNoisyFraction unless --noise-threshold says otherwise) is flagged "noisy
+// neighbour" in its entry, and measured again (harness/runner.h, --redo).
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@
 
 namespace harness {
 
+// Why 5%: docs/measuring.md, "How much noise moves a figure".
 inline constexpr double kNoisyFraction = 0.05;
 
 struct NoiseReport {
@@ -26,9 +29,21 @@ struct NoiseReport {
   double steal_fraction = 0;   // steal time over seconds x CPUs under test
   double others_fraction = 0;  // other threads' CPU time over the same
   std::string busiest;         // the other process that took most, "comm (pid N)", or ""
-  bool noisy() const { return steal_fraction + others_fraction > kNoisyFraction; }
+  double threshold = kNoisyFraction;
+  double fraction() const { return steal_fraction + others_fraction; }
+  bool noisy() const { return fraction() > threshold; }
+  // "32% of the CPUs under test taken (steal 30%, other processes 2%: cc1plus (pid 9))"
+  std::string Describe() const;
   nlohmann::json ToJson() const;
+  // The report an entry's "noise" holds (a repetition's or a window's); throws nlohmann's errors.
+  static NoiseReport FromJson(const nlohmann::json& j);
 };
+
+// Starts watching the CPUs under test; the function it returns stops and reports. The runner and
+// the capacity search take one, so that a test can give them noise on purpose.
+using NoiseWatch = std::function<NoiseReport()>;
+using NoiseProbe = std::function<NoiseWatch(const CpuList& cpus)>;
+NoiseProbe RealNoise();
 
 class NoiseMeter {
  public:

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 
@@ -112,6 +113,18 @@ Endpoint ParseEndpoint(std::string_view text, bool allow_zero) {
   }
   const uint64_t port = ParseCount(text.substr(colon + 1), allow_zero ? 0 : 1, 65535);
   return Endpoint{std::move(host), static_cast<uint16_t>(port)};
+}
+
+// "5%" or "0.05": a share of the CPUs under test, above 0 and below 1.
+double ParseShare(const std::string& text) {
+  const bool percent = !text.empty() && text.back() == '%';
+  const std::string number = percent ? text.substr(0, text.size() - 1) : text;
+  char* end = nullptr;
+  const double value = std::strtod(number.c_str(), &end) / (percent ? 100 : 1);
+  if (number.empty() || end != number.c_str() + number.size() || !(value > 0 && value < 1)) {
+    throw std::invalid_argument("'" + text + "' is not a share between 0% and 100% (e.g. 5%)");
+  }
+  return value;
 }
 
 }  // namespace harness

@@ -24,6 +24,8 @@ std::string FormatDuration(Duration d);
 
 // A positive integer within [min, max], with an optional binary suffix (K, M, G: 1024-based).
 uint64_t ParseCount(std::string_view text, uint64_t min, uint64_t max);
+// "5%" or "0.05": a share strictly between 0 and 1; throws std::invalid_argument.
+double ParseShare(const std::string& text);
 
 // "a,b,c" -> {"a","b","c"}; empty items are an error.
 std::vector<std::string> SplitList(std::string_view text);

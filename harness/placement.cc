@@ -129,6 +129,14 @@ CpuList SmtSiblings(int cpu) {
   return siblings.empty() ? CpuList{cpu} : siblings;
 }
 
+CpuList Placement::UnderTest() const {
+  CpuList cpus = server;
+  cpus.insert(cpus.end(), client.begin(), client.end());
+  std::sort(cpus.begin(), cpus.end());
+  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
+  return cpus;
+}
+
 nlohmann::json Placement::ToJson() const {
   return {{"mode", mode}, {"server_cpus", FormatCpuList(server)}, {"client_cpus", FormatCpuList(client)}};
 }

@@ -38,6 +38,8 @@ struct Placement {
   std::string mode = "shared";
 
   nlohmann::json ToJson() const;
+  // The server's and the client's CPUs together, sorted, once each (empty: nothing pinned).
+  CpuList UnderTest() const;
 };
 
 // What a run gets. `cpus_mode` is "split" (default) or "shared"; `server`/`client` are the flags'

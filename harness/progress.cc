@@ -21,6 +21,12 @@ void Progress::Finished(int index, const std::string& name, const std::string& o
   std::fflush(stderr);
 }
 
+void Progress::Note(const std::string& text) {
+  if (tty_) std::fprintf(stderr, "\r\033[K");
+  std::fprintf(stderr, "  %s\n", text.c_str());
+  std::fflush(stderr);
+}
+
 void Progress::RoundFinished(int round, int rounds, double elapsed_s) {
   if (round + 1 >= rounds) return;  // the last round's runs have each said so
   if (tty_) std::fprintf(stderr, "\r\033[K");

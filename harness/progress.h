@@ -14,6 +14,8 @@ class Progress {
   void Started(int index, const std::string& name, int repetition, int repetitions);
   // Run `index` has finished; `outcome` is a short summary ("41.2k msgs/s" or "FAILED: ...").
   void Finished(int index, const std::string& name, const std::string& outcome);
+  // Something the user should hear of at once, on its own line (a repetition measured again).
+  void Note(const std::string& text);
   // Round `round` (0-based) of `rounds` is over, `elapsed_s` seconds since the first began.
   void RoundFinished(int round, int rounds, double elapsed_s);
 

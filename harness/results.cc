@@ -83,9 +83,8 @@ std::string ReadLine(const std::string& path) {
   return text.substr(0, text.find('\n'));
 }
 
-// What is known of the CPUs the harness may use, instead of what Google Benchmark's context
-// fields would otherwise claim: the frequency governor where the kernel exposes one (a VM often
-// does not: the host sets the clock), SMT siblings, CPUs isolated from the scheduler.
+}  // namespace
+
 nlohmann::json Environment() {
   std::set<std::string> governors;
   nlohmann::json siblings = nlohmann::json::object();
@@ -104,6 +103,8 @@ nlohmann::json Environment() {
     env["scaling_note"] = "no cpufreq in /sys: the frequency policy is not visible here (a VM's host sets it)";
   return env;
 }
+
+namespace {
 
 bool ScalingEnabled(const nlohmann::json& env) {
   return env["scaling_governor"].is_string() && env["scaling_governor"] != "performance";
@@ -194,10 +195,13 @@ nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int rep
 
 std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps, int family_index,
                                              int instance_index, const MetricSet& declared) {
-  std::vector<const Repetition*> ok;
+  // The ok repetitions the noise guard kept; if it kept none, the noisy ones, saying so.
+  std::vector<const Repetition*> ok, noisy;
   for (const auto& r : reps) {
-    if (r.ok) ok.push_back(&r);
+    if (r.ok) (r.detail.contains("excluded") ? noisy : ok).push_back(&r);
   }
+  const size_t clean = ok.size();
+  if (ok.empty()) ok = noisy;
   if (ok.empty()) return {};
   // Every metric declared to aggregate that every ok repetition has.
   std::map<std::string, std::vector<double>> series;
@@ -233,6 +237,14 @@ std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vect
   for (const auto& [kind, n] : kinds) {
     warnings.push_back(kind + ": in " + std::to_string(n) + " of " + std::to_string(ok.size()) + " repetitions");
   }
+  const size_t asked = static_cast<size_t>(run.repetitions);
+  if (clean == 0) {
+    warnings.push_back("noisy: no repetition was clean of noise; these figures are over " + std::to_string(ok.size()) +
+                       " noisy ones (see each entry's noise)");
+  } else if (!noisy.empty() && clean < asked) {
+    warnings.push_back("noisy: " + std::to_string(clean) + " clean repetitions of " + std::to_string(asked) +
+                       " asked; " + std::to_string(noisy.size()) + " left out, the redo budget spent (--redo)");
+  }
   std::vector<nlohmann::json> entries;
   for (const Aggregate& a : kAggregates) {
     nlohmann::json e = CommonFields(run, family_index, instance_index);
@@ -242,7 +254,9 @@ std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vect
     e["aggregate_unit"] = a.unit;
     e["iterations"] = ok.size();
     e["status"] = "ok";
-    e["failed_repetitions"] = reps.size() - ok.size();
+    e["failed_repetitions"] = reps.size() - clean - noisy.size();
+    e["clean_repetitions"] = clean;
+    e["noisy_repetitions"] = noisy.size();
     if (!warnings.empty()) e["warnings"] = warnings;
     for (const auto& [key, values] : series) {
       if (values.size() == ok.size()) e[key] = a.fn(values);

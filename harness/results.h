@@ -19,6 +19,11 @@ namespace harness {
 // 2: context.metrics and context.scenarios declare every figure (harness/metrics.h).
 inline constexpr int kSchemaVersion = 2;
 
+// What is known of the CPUs the harness may use, instead of what Google Benchmark's context
+// fields would otherwise claim: the frequency governor where the kernel exposes one (a VM often
+// does not: the host sets the clock), SMT siblings, CPUs isolated from the scheduler.
+nlohmann::json Environment();
+
 // Google Benchmark's context fields plus machine, compiler, Boost, git commit, command line, profile,
 // and the declarations of the scenarios' metrics (`metrics`, `scenarios`: DeclarationsJson).
 nlohmann::json MakeContext(const std::string& command_line, const std::string& profile,
@@ -27,8 +32,10 @@ nlohmann::json MakeContext(const std::string& command_line, const std::string& p
 // One iteration entry (run_type "iteration") for a repetition.
 nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int repetition_index, int family_index,
                               int instance_index);
-// mean, median, stddev and cv entries over the ok repetitions, of real_time, cpu_time and every
-// metric declared Aggregation::kStatistics that each of them has; empty when none is ok.
+// mean, median, stddev and cv entries over the ok repetitions the noise guard did not exclude (over
+// the excluded ones, with a warning, when it excluded all), of real_time, cpu_time and every metric
+// declared Aggregation::kStatistics that each of them has; empty when none is ok. Each says how
+// many were clean, noisy and failed; fewer clean than asked is a warning.
 std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps, int family_index,
                                              int instance_index, const MetricSet& declared);
 

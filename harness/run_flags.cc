@@ -48,6 +48,11 @@ void AddRunFlags(CLI::App* cmd, RunFlags& f, bool with_model) {
   cmd->add_option("--duration", f.duration, "measured time per repetition, e.g. 2s, 500ms");
   cmd->add_option("--warmup", f.warmup, "unmeasured time before each repetition");
   cmd->add_option("--repetitions", f.repetitions, "repetitions per run (aggregates need 2+)");
+  cmd->add_option("--redo", f.redo,
+                  "repetitions per run that may be measured again when other processes or the hypervisor took more "
+                  "than --noise-threshold of their CPUs (default: as many as --repetitions; 0: keep noisy ones)");
+  cmd->add_option("--noise-threshold", f.noise_threshold,
+                  "share of the CPUs under test others may take before a repetition counts as noisy (default 5%)");
   cmd->add_option("--filter", f.filter, "regex: only runs whose name matches");
   cmd->add_option("--out", f.out, "results file (default: results/latest.json in the workspace)");
   if (with_model) {
@@ -93,6 +98,10 @@ Options ToOptions(const RunFlags& f, bool is_load) {
   if (!f.warmup.empty()) o.warmup = FlagValue("--warmup", [&] { return ParseDuration(f.warmup, Duration(0)); });
   if (!f.repetitions.empty()) {
     o.repetitions = FlagValue("--repetitions", [&] { return static_cast<int>(ParseCount(f.repetitions, 1, 1000)); });
+  }
+  if (!f.redo.empty()) o.redo = FlagValue("--redo", [&] { return static_cast<int>(ParseCount(f.redo, 0, 1000)); });
+  if (!f.noise_threshold.empty()) {
+    o.noise_threshold = FlagValue("--noise-threshold", [&] { return ParseShare(f.noise_threshold); });
   }
   return o;
 }

@@ -13,7 +13,7 @@
 namespace harness {
 
 struct RunFlags {
-  std::string scenarios, models, profile = "quick", duration, warmup, repetitions, filter, out;
+  std::string scenarios, models, profile = "quick", duration, warmup, repetitions, redo, noise_threshold, filter, out;
   std::string cpus, server_cpus, client_cpus;
   std::map<std::string, std::string> params;  // --NAME=VALUE of the scenarios' parameters
 };

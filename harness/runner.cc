@@ -58,6 +58,8 @@ std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const
     if (options.target) placement.server.clear();  // `load`: the server runs where it was started
     for (RunSpec& spec : scenario->Plan(scoped)) {
       spec.placement = placement;
+      spec.redo = options.redo.value_or(spec.repetitions);
+      spec.noise_threshold = options.noise_threshold;
       for (const auto& [key, value] : spec.params.items()) taken.insert(key);
       taken.insert(spec.consumed.begin(), spec.consumed.end());
       if (filter && !std::regex_search(spec.name, *filter)) continue;
@@ -77,12 +79,16 @@ std::vector<PlannedRun> PlanAll(const std::vector<std::string>& scenarios, const
 
 namespace {
 
+bool Excluded(const Repetition& r) { return r.detail.contains("excluded"); }
+
 std::string Outcome(const std::vector<Repetition>& reps) {
-  int failed = 0;
+  int failed = 0, excluded = 0;
   std::vector<double> rates;
   for (const auto& r : reps) {
     if (!r.ok)
       ++failed;
+    else if (Excluded(r))
+      ++excluded;
     else if (r.real_time_ns > 0)
       rates.push_back(1e9 / r.real_time_ns);
   }
@@ -99,6 +105,7 @@ std::string Outcome(const std::vector<Repetition>& reps) {
   if (noisy) {
     text +=
         fmt::format("; noisy neighbour in {} of {}{}", noisy, reps.size(), busiest.empty() ? "" : " (" + busiest + ")");
+    if (excluded) text += fmt::format(", {} left out", excluded);
   }
   if (failed) {
     const std::string& why = std::find_if(reps.begin(), reps.end(), [](auto& r) { return !r.ok; })->error;
@@ -116,12 +123,31 @@ std::string Undeclared(const Repetition& rep, const MetricSet& declared, const s
   return "";
 }
 
-CpuList UnderTest(const Placement& p) {
-  CpuList cpus = p.server;
-  cpus.insert(cpus.end(), p.client.begin(), p.client.end());
-  std::sort(cpus.begin(), cpus.end());
-  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
-  return cpus;
+// What the runner knows of a run while its repetitions go on.
+struct RunState {
+  std::vector<Repetition> reps;  // in the order measured, redone ones among them
+  int planned = 0;               // repetitions to measure: the asked ones and the redos granted
+  int redone = 0;
+};
+
+// A repetition whose CPUs were taken by more than the run's threshold is left out of the
+// aggregates and, within the run's redo budget, measured again in a later round; without a budget
+// (--redo=0) it is kept, flagged, as before. One made of windows that redid their own (the
+// capacity search) is only flagged.
+void JudgeNoise(const RunSpec& spec, const NoiseReport& noise, Repetition& rep, RunState& state, Progress& progress,
+                int repetition_index) {
+  if (!rep.ok) return;
+  rep.detail["noise"] = noise.ToJson();
+  if (!noise.noisy() || rep.noise_judged || spec.redo == 0) return;
+  rep.detail["excluded"] = "noisy neighbour: " + noise.Describe();
+  const bool again = state.redone < spec.redo;
+  if (again) {
+    ++state.redone;
+    ++state.planned;
+  }
+  progress.Note(fmt::format("{} repetition {}: {}; {}", spec.name, repetition_index + 1, noise.Describe(),
+                            again ? fmt::format("measuring it again ({} of {} redos)", state.redone, spec.redo)
+                                  : fmt::format("no redo left (--redo={}): left out", spec.redo)));
 }
 
 }  // namespace
@@ -129,7 +155,9 @@ CpuList UnderTest(const Placement& p) {
 // Repetitions are interleaved: round r measures repetition r of every run in turn, so that a slow
 // minute of the machine costs every run a little instead of one run a lot, and each repetition of
 // a run meets the machine in another state (Google Benchmark's random interleaving has the idea).
-int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule* schedule) {
+// Redone repetitions take further rounds, interleaved alike, so that a redo does not fall into the
+// burst that spoiled the first try.
+int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule* schedule, const NoiseProbe& probe) {
   int slot = 0;  // repetitions measured so far: the schedule's k
   const auto wait_for_slot = [&] {
     if (schedule == nullptr) return;
@@ -144,47 +172,53 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule*
   int failures = 0;
   std::map<std::string, int> family_of_scenario_model;
   std::vector<int> family_index(runs.size());
-  int rounds = 0;
+  std::vector<RunState> states(runs.size());
   for (size_t i = 0; i < runs.size(); ++i) {
     const std::string family = runs[i].spec.scenario + "/" + runs[i].spec.model;
     family_index[i] = family_of_scenario_model.try_emplace(family, family_of_scenario_model.size()).first->second;
-    rounds = std::max(rounds, runs[i].spec.repetitions);
+    states[i].planned = runs[i].spec.repetitions;
   }
-  std::vector<std::vector<Repetition>> reps(runs.size());
+  const auto rounds = [&] {
+    int most = 0;
+    for (const RunState& s : states) most = std::max(most, s.planned);
+    return most;
+  };
   std::map<const Scenario*, MetricSet> declared;
   for (const auto& run : runs) declared.try_emplace(run.scenario, MetricsOf(*run.scenario));
   const auto started = std::chrono::steady_clock::now();
-  for (int r = 0; r < rounds && !g_interrupted; ++r) {
+  for (int r = 0; r < rounds() && !g_interrupted; ++r) {
     for (size_t i = 0; i < runs.size() && !g_interrupted; ++i) {
       const RunSpec& spec = runs[i].spec;
-      if (r >= spec.repetitions) continue;
+      RunState& state = states[i];
+      if (r >= state.planned) continue;
       const int instance_index = static_cast<int>(i);
       wait_for_slot();
       if (g_interrupted) break;
-      progress.Started(static_cast<int>(i), spec.name, r, spec.repetitions);
-      NoiseMeter noise(UnderTest(spec.placement));
+      progress.Started(static_cast<int>(i), spec.name, r, state.planned);
+      const NoiseWatch noise = probe(spec.placement.UnderTest());
       Repetition rep;
       try {
         rep = runs[i].scenario->isolated() ? MeasureInChild(spec, r) : runs[i].scenario->Measure(spec, r);
       } catch (const std::exception& e) {
         rep = Repetition::Failed(e.what());
       }
-      const NoiseReport quiet = noise.Stop();
+      NoiseReport quiet = noise();
+      quiet.threshold = spec.noise_threshold;
       if (g_interrupted && !rep.ok) break;  // a run cut short by Ctrl-C is not a failure of the model
       const MetricSet& metrics = declared.at(runs[i].scenario);
       if (std::string why = Undeclared(rep, metrics, spec.scenario); rep.ok && !why.empty())
         rep = Repetition::Failed(why);
       if (!rep.ok) ++failures;
-      if (rep.ok) rep.detail["noise"] = quiet.ToJson();
+      JudgeNoise(spec, quiet, rep, state, progress, r);
       writer.Add(IterationEntry(spec, rep, r, family_index[i], instance_index));
-      reps[i].push_back(std::move(rep));
-      if (r + 1 < spec.repetitions) continue;
+      state.reps.push_back(std::move(rep));
+      if (r + 1 < state.planned) continue;
       if (spec.repetitions > 1)
-        writer.AddAll(AggregateEntries(spec, reps[i], family_index[i], instance_index, metrics));
-      progress.Finished(static_cast<int>(i), spec.name, Outcome(reps[i]));
+        writer.AddAll(AggregateEntries(spec, state.reps, family_index[i], instance_index, metrics));
+      progress.Finished(static_cast<int>(i), spec.name, Outcome(state.reps));
     }
     if (!g_interrupted) {
-      progress.RoundFinished(r, rounds,
+      progress.RoundFinished(r, rounds(),
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
   }
@@ -211,18 +245,27 @@ std::string SummaryTable(const nlohmann::json& document) {
   for (const auto& e : document["benchmarks"]) {
     if (e.value("aggregate_name", "") == "median") has_median.insert(e["run_name"].get<std::string>());
   }
+  std::set<std::string> has_kept;  // runs with an ok iteration the noise guard kept
+  for (const auto& e : document["benchmarks"]) {
+    if (e["run_type"] == "iteration" && e.value("status", "") == "ok" && !e.contains("excluded"))
+      has_kept.insert(e["run_name"].get<std::string>());
+  }
   for (const auto& e : document["benchmarks"]) {
     const bool median = e.value("aggregate_name", "") == "median";
-    const bool single = e["run_type"] == "iteration" && !has_median.count(e["run_name"]);
+    const bool single = e["run_type"] == "iteration" && !has_median.count(e["run_name"]) &&
+                        (!e.contains("excluded") || !has_kept.count(e["run_name"]));
     const bool failed = e.value("status", "") == "failed";
     if (median || (single && !failed) || failed) by_scenario[e["scenario"]].push_back(&e);
   }
   std::string out;
-  int noisy = 0, measured = 0;
+  int noisy = 0, measured = 0, excluded = 0;
+  double threshold = kNoisyFraction;
   for (const auto& e : document["benchmarks"]) {
     if (e.value("run_type", "") != "iteration" || !e.contains("noise")) continue;
     ++measured;
     noisy += e["noise"].value("noisy", false);
+    excluded += e.contains("excluded");
+    threshold = e["noise"].value("threshold", threshold);
   }
   for (const auto& [scenario_name, rows] : by_scenario) {
     std::vector<const Metric*> columns;
@@ -259,8 +302,14 @@ std::string SummaryTable(const nlohmann::json& document) {
   if (noisy) {
     out += fmt::format(
         "\nnoisy neighbour: in {} of {} repetitions other processes or the hypervisor took more than "
-        "{:.0f}% of the CPUs under test (each entry's \"noise\" says how much and who)\n",
-        noisy, measured, kNoisyFraction * 100);
+        "{:.0f}% of the CPUs under test (each entry's \"noise\" says how much and who)",
+        noisy, measured, threshold * 100);
+    if (excluded) out += fmt::format("; {} left out of the medians and measured again (\"excluded\")", excluded);
+    if (noisy > excluded) {
+      out += fmt::format("; {} kept (--redo=0, or a capacity search, which redoes its noisy windows itself)",
+                         noisy - excluded);
+    }
+    out += "\n";
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/noise.h"
 #include "harness/results.h"
 #include "harness/scenario.h"
 
@@ -31,8 +32,11 @@ struct Schedule {
   double period_s = 0;
 };
 
-// Returns the number of repetitions that failed.
-int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule* schedule = nullptr);
+// Returns the number of repetitions that failed. `probe` measures each repetition's noise; a noisy
+// one (harness/noise.h) is marked "excluded" in its entry, left out of the aggregates and measured
+// again in a later round, up to the run's `redo` times (RunSpec).
+int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule* schedule = nullptr,
+           const NoiseProbe& probe = RealNoise());
 
 // The summary table over the median (or single) entries of the document.
 std::string SummaryTable(const nlohmann::json& document);

@@ -2,10 +2,30 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <stdexcept>
 
 namespace harness {
 namespace {
+
+// A noise source that reports the next of `steal` (fractions of the CPUs taken) for each repetition
+// measured, 0 once they run out: noise on purpose, whatever the machine does meanwhile.
+NoiseProbe Scripted(std::vector<double> steal) {
+  auto next = std::make_shared<size_t>(0);
+  return [steal, next](const CpuList&) -> NoiseWatch {
+    const double fraction = *next < steal.size() ? steal[(*next)++] : 0;
+    return [fraction] {
+      NoiseReport r;
+      r.seconds = 1;
+      r.steal_fraction = fraction;
+      return r;
+    };
+  };
+}
+
+std::string TempPath(const std::string& name) {
+  return std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/" + name;
+}
 
 // What every scenario of these tests has alike: no parameters, no metrics of its own, 3 repetitions.
 class TestScenario : public Scenario {
@@ -47,7 +67,7 @@ TEST(RunnerTest, AThrowingRepetitionIsRecordedAsFailedAndTheRunGoesOn) {
   const std::string path =
       std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/runner_test.json";
   ResultsWriter writer(path, MakeContext("test", "quick"));
-  EXPECT_EQ(RunAll(runs, writer), 1);
+  EXPECT_EQ(RunAll(runs, writer, nullptr, Scripted({})), 1);
   const auto& entries = writer.document()["benchmarks"];
   ASSERT_GE(entries.size(), 3u);
   EXPECT_EQ(entries[0]["status"], "ok");
@@ -91,7 +111,7 @@ TEST(RunnerTest, RepetitionsAreInterleavedRoundRobinOverRuns) {
   ResultsWriter writer(
       std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/runner_order.json",
       MakeContext("test", "quick"));
-  EXPECT_EQ(RunAll(runs, writer), 0);
+  EXPECT_EQ(RunAll(runs, writer, nullptr, Scripted({})), 0);
   EXPECT_EQ(OrderScenario::measured, (std::vector<std::string>{"a0", "b0", "a1", "b1", "a2"}));
   // Each run's aggregates follow its last repetition; every repetition records its noise.
   std::vector<std::string> names;
@@ -135,11 +155,131 @@ TEST(RunnerTest, AnUndeclaredMetricFailsTheRepetition) {
   ResultsWriter writer(
       std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/runner_undeclared.json",
       MakeContext("test", "quick"));
-  EXPECT_EQ(RunAll(runs, writer), 1);
+  EXPECT_EQ(RunAll(runs, writer, nullptr, Scripted({})), 1);
   const auto& e = writer.document()["benchmarks"][0];
   EXPECT_EQ(e["status"], "failed");
   EXPECT_EQ(e["error"], "metric 'gizmos' is not declared by scenario undeclared");
   EXPECT_FALSE(e.contains("gizmos"));
+}
+
+// Runs of 3 and 2 repetitions whose figure is 100 + the repetition's index, in the order measured.
+class NoisyScenario final : public TestScenario {
+ public:
+  std::string name() const override { return "noisy"; }
+  std::vector<ModelInfo> models() const override { return {{"a", "test"}, {"b", "test"}}; }
+  std::vector<RunSpec> Plan(const Options& options) const override {
+    std::vector<RunSpec> runs;
+    for (const char* model : {"a", "b"}) {
+      if (!options.models.empty() && options.models.front() != model) continue;
+      RunSpec run;
+      run.scenario = "noisy";
+      run.model = model;
+      run.name = std::string("noisy/") + model;
+      run.repetitions = options.repetitions.value_or(model[0] == 'a' ? 3 : 2);
+      runs.push_back(run);
+    }
+    return runs;
+  }
+  Repetition Measure(const RunSpec& run, int index) override {
+    measured.push_back(run.model + std::to_string(index));
+    Repetition r;
+    r.ok = true;
+    r.iterations = 1;
+    r.real_time_ns = 100 + index;
+    return r;
+  }
+  static inline std::vector<std::string> measured;
+};
+
+struct Measured {
+  std::vector<nlohmann::json> iterations, medians;
+};
+
+Measured RunNoisy(const Options& options, std::vector<double> steal, const std::string& file) {
+  static const bool registered = [] {
+    Registry<ScenarioEntry>::Add(std::make_unique<NoisyScenario>());
+    return true;
+  }();
+  (void)registered;
+  NoisyScenario::measured.clear();
+  auto runs = PlanAll({"noisy"}, options);
+  ResultsWriter writer(TempPath(file), MakeContext("test", "quick"));
+  EXPECT_EQ(RunAll(runs, writer, nullptr, Scripted(std::move(steal))), 0);
+  Measured out;
+  for (const auto& e : writer.document()["benchmarks"]) {
+    if (e["run_type"] == "iteration") out.iterations.push_back(e);
+    if (e.value("aggregate_name", "") == "median") out.medians.push_back(e);
+  }
+  return out;
+}
+
+TEST(RunnerTest, ANoisyRepetitionIsMeasuredAgainInALaterRoundAndLeftOutOfTheAggregates) {
+  // The third measured (a1) lost 30% of its CPUs: a gets a fourth repetition after the others.
+  const Measured m = RunNoisy(Options{}, {0, 0, 0.30, 0.01}, "runner_noisy.json");
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"a0", "b0", "a1", "b1", "a2", "a3"}));
+  ASSERT_EQ(m.iterations.size(), 6u);
+  for (const auto& e : m.iterations) {
+    const bool a1 = e["name"] == "noisy/a" && e["repetition_index"] == 1;
+    EXPECT_EQ(e.contains("excluded"), a1) << e.dump();
+    EXPECT_EQ(e["noise"]["noisy"], a1) << e.dump();
+  }
+  EXPECT_NE(m.iterations[2]["excluded"].get<std::string>().find("30% of the CPUs under test taken"), std::string::npos);
+  ASSERT_EQ(m.medians.size(), 2u);
+  const auto& a = m.medians[1]["name"] == "noisy/a_median" ? m.medians[1] : m.medians[0];
+  EXPECT_EQ(a["real_time"], 102.0);  // the median of 100, 102, 103: not 101, the noisy one
+  EXPECT_EQ(a["iterations"], 3);
+  EXPECT_EQ(a["clean_repetitions"], 3);
+  EXPECT_EQ(a["noisy_repetitions"], 1);
+  EXPECT_FALSE(a.contains("warnings")) << a.dump();
+}
+
+TEST(RunnerTest, RedosStopAtTheBudgetAndTheAggregateSaysHowFewWereClean) {
+  Options options;
+  options.models = {"a"};
+  options.redo = 1;
+  // a0 noisy (redone as a3), a1 and a2 clean, a3 noisy again: no redo left.
+  const Measured m = RunNoisy(options, {0.2, 0, 0, 0.2}, "runner_budget.json");
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"a0", "a1", "a2", "a3"}));
+  ASSERT_EQ(m.medians.size(), 1u);
+  EXPECT_EQ(m.medians[0]["clean_repetitions"], 2);
+  EXPECT_EQ(m.medians[0]["noisy_repetitions"], 2);
+  EXPECT_EQ(m.medians[0]["real_time"], 101.5);
+  EXPECT_EQ(m.medians[0]["warnings"][0],
+            "noisy: 2 clean repetitions of 3 asked; 2 left out, the redo budget spent (--redo)");
+}
+
+TEST(RunnerTest, WhenNothingIsCleanTheAggregatesAreOverTheNoisyOnesWithAWarning) {
+  Options options;
+  options.models = {"b"};
+  options.redo = 1;
+  const Measured m = RunNoisy(options, {0.2, 0.2, 0.2}, "runner_all_noisy.json");
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1", "b2"}));
+  ASSERT_EQ(m.medians.size(), 1u);
+  EXPECT_EQ(m.medians[0]["clean_repetitions"], 0);
+  EXPECT_EQ(m.medians[0]["iterations"], 3);
+  EXPECT_NE(m.medians[0]["warnings"][0].get<std::string>().find("no repetition was clean"), std::string::npos);
+}
+
+TEST(RunnerTest, RedoZeroKeepsNoisyRepetitionsAsBefore) {
+  Options options;
+  options.models = {"b"};
+  options.redo = 0;
+  const Measured m = RunNoisy(options, {0.2, 0}, "runner_redo0.json");
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1"}));
+  EXPECT_TRUE(m.iterations[0]["noise"]["noisy"]);
+  EXPECT_FALSE(m.iterations[0].contains("excluded"));
+  EXPECT_EQ(m.medians[0]["real_time"], 100.5);
+}
+
+TEST(RunnerTest, TheThresholdDecidesWhatIsNoisy) {
+  Options options;
+  options.models = {"b"};
+  options.noise_threshold = 0.25;
+  const Measured m = RunNoisy(options, {0.2, 0.3}, "runner_threshold.json");
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1", "b2"}));
+  EXPECT_FALSE(m.iterations[0]["noise"]["noisy"]);
+  EXPECT_TRUE(m.iterations[1]["noise"]["noisy"]);
+  EXPECT_EQ(m.iterations[1]["noise"]["threshold"], 0.25);
 }
 
 TEST(RunnerTest, AModelNoSelectedScenarioHasIsAnError) {

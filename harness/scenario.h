@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/metrics.h"
+#include "harness/noise.h"
 #include "harness/params.h"
 #include "harness/placement.h"
 #include "harness/registry.h"
@@ -43,6 +44,8 @@ struct Options {
   std::map<std::string, std::string> params;  // flag -> value the user gave
   std::optional<Duration> duration, warmup;   // unset: the profile's
   std::optional<int> repetitions;             // unset: the profile's
+  std::optional<int> redo;                    // unset: as many as the repetitions (harness/runner.h)
+  double noise_threshold = kNoisyFraction;    // the noise a repetition may have and be kept
   std::optional<std::string> target;          // `load`: drive this HOST:PORT
   std::optional<int> server_pid;              // `load`: sample this process's usage
   std::string target_name = "external";       // `load`: the model name in the results
@@ -63,6 +66,10 @@ struct RunSpec {
   Duration duration{};
   Duration warmup{};
   int repetitions = 1;
+  // Repetitions that may be measured again because the noise guard saw their CPUs taken by more
+  // than noise_threshold (harness/noise.h); 0: none is, and a noisy one is kept as it is.
+  int redo = 0;
+  double noise_threshold = kNoisyFraction;
   std::optional<std::string> target;
   std::optional<int> server_pid;
   std::string self_path;
@@ -86,6 +93,9 @@ struct Repetition {
   // What makes the figures less than they seem, as "kind: what" (e.g. "client-bound: the load
   // generator was 97% busy"): in the entry, counted per kind in the aggregates, shown by the summary.
   std::vector<std::string> warnings;
+  // Set by a repetition made of windows that redid its own noisy ones (the capacity search): the
+  // runner records its noise but does not measure it again.
+  bool noise_judged = false;
 
   static Repetition Failed(std::string why) {
     Repetition r;

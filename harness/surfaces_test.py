@@ -112,22 +112,21 @@ class NotUtf8(Fixture):
 
     def test_a_neighbour_named_with_any_bytes_does_not_crash_a_run(self):
         # Two processes named b\xffd, each spinning on one CPU under test (the server's and the load
-        # generator's) at a raised priority for the whole run: the busiest other processes of the
-        # repetition, whatever else runs beside the test (a build: a compiler at the default
-        # priority gets a third of what one of them gets), while the server and the load generator
-        # keep enough of their CPUs to measure.
+        # generator's) at a raised priority until the run is over (at most a minute): the busiest
+        # other processes of the repetition, whatever else runs beside the test (it runs alone:
+        # "exclusive"), while the server and the load generator keep enough of their CPUs to measure.
         spinners = [subprocess.Popen(["/usr/bin/python3", "-c", (
             "import os, time\n"
             "open('/proc/self/comm', 'wb').write(b'b\\xffd')\n"
             f"os.sched_setaffinity(0, {{{cpu}}})\n"
             "os.setpriority(os.PRIO_PROCESS, 0, -5)\n"
-            "end = time.time() + 4\n"
+            "end = time.time() + 60\n"
             "while time.time() < end: pass\n")]) for cpu in (0, 1)]
         try:
             time.sleep(0.3)
             out = os.path.join(self.dir, "r.json")
             p = run("run", "--scenario=echo", "--model=epoll", "--connections=10", "--duration=1s",
-                    "--warmup=100ms", "--repetitions=1", f"--out={out}")
+                    "--warmup=100ms", "--repetitions=1", "--redo=0", f"--out={out}")
         finally:
             for spinner in spinners:
                 spinner.kill()

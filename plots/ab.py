@@ -14,6 +14,9 @@ each build are written as one results file, DIR/base.json and DIR/new.json (defa
 results/ab), and compared as //plots:compare does, but paired: repetition i of the two builds ran
 side by side, so the test is on the ratios of the pairs, and a drift of the machine from one round
 to the next (seen here: 63k to 148k msgs/s within minutes, invisible to steal time) cancels.
+A pair in which the harness's noise guard found either half noisy (others took more than its
+threshold of the CPUs under test) is run again, both halves, up to --redo times in the sitting;
+each harness that can is run with --redo=0, so that it does not redo a half on its own.
 Each invocation of a harness has a time limit (--timeout, by default derived from the run's
 --duration and --warmup among RUN_FLAGS: 120 s + 20 x (warm-up + duration), four times that for a
 --capacity search); one that outlives it is killed with its children and the sitting ends (exit 1).
@@ -69,6 +72,9 @@ def parse(argv):
                              "each was an outlier in one of five here)")
     parser.add_argument("--threshold", default="10%", help="smallest change that counts (default 10%%)")
     parser.add_argument("--out", default=None, help="directory for base.json and new.json (default results/ab)")
+    parser.add_argument("--redo", type=int, default=None,
+                        help="pairs that may be run again because the noise guard found a half of them noisy "
+                             "(default: as many as --repetitions; 0: keep them)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds one harness invocation may take (default: from --duration and --warmup)")
     parser.add_argument("run_flags", nargs="*", help="flags for `harness run`, after --")
@@ -85,6 +91,11 @@ def parse(argv):
                 args.repetitions = int(flag.split("=", 1)[1])
             except ValueError:
                 raise results.BadInput(f"{flag}: not a number") from None
+        elif flag.startswith("--redo="):  # as --repetitions: ab's, for pairs
+            try:
+                args.redo = int(flag.split("=", 1)[1])
+            except ValueError:
+                raise results.BadInput(f"{flag}: not a number") from None
         elif flag.split("=")[0] == "--out":
             raise results.BadInput(f"{flag}: ab writes DIR/base.json and DIR/new.json itself (see --out)")
         else:
@@ -94,6 +105,10 @@ def parse(argv):
         raise results.BadInput(f"--warmup-rounds: must be between 0 and 10, not {args.warmup_rounds}")
     if not 1 <= args.repetitions <= 1000:
         raise results.BadInput(f"--repetitions: must be between 1 and 1000, not {args.repetitions}")
+    if args.redo is None:
+        args.redo = args.repetitions
+    elif not 0 <= args.redo <= 1000:
+        raise results.BadInput(f"--redo: must be between 0 and 1000, not {args.redo}")
     args.threshold = compare.parse_threshold(args.threshold)
     if args.timeout is None:
         args.timeout = default_timeout(args.run_flags)
@@ -151,16 +166,37 @@ def exactly(name):
 
 
 def schedule(args, names):
-    """(round, side, extra flags) in the order to run them: round by round (negative: warm-up), and
-    within a round run by run when the harness can list its runs, base and new side by side with
-    the order alternating, so that the two halves of a pair are seconds apart, not a whole round."""
-    steps = []
+    """(round, extra flags, order of the sides) of each pair in the order to run them: round by
+    round (negative: warm-up), and within a round run by run when the harness can list its runs,
+    base and new side by side with the order alternating, so that the two halves of a pair are
+    seconds apart, not a whole round."""
+    pairs = []
     for r in range(-args.warmup_rounds, args.repetitions):
         for k, name in enumerate(names or [None]):
             order = ("base", "new") if (r + k) % 2 == 0 else ("new", "base")
-            for side in order:
-                steps.append((r, side, [] if name is None else [f"--filter={exactly(name)}"]))
-    return steps
+            pairs.append((r, [] if name is None else [f"--filter={exactly(name)}"], order))
+    return pairs
+
+
+def redoes_noise(binary, timeout):
+    """Whether the harness measures a noisy repetition again itself (`run --redo`): ab turns that off
+    and redoes the pair instead, so that both halves stay side by side."""
+    p = harness([binary, "run", "--help"], timeout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return "--redo" in p.stdout
+
+
+def noise_of(path):
+    """What the noise guard said of the file's noisy repetitions (one line), or None if none was noisy."""
+    try:
+        doc = results.load(path)
+    except (OSError, results.BadInput):
+        return None  # a failed run's file is judged by the comparison, not here
+    noisy = [e for e in doc["benchmarks"] if e.get("run_type") == "iteration" and e.get("noise", {}).get("noisy")]
+    if not noisy:
+        return None
+    n = noisy[0]["noise"]
+    taken = n.get("steal_fraction", 0) + n.get("others_fraction", 0)
+    return f"{taken:.0%} of its CPUs taken" + (f" ({n['busiest']})" if n.get("busiest") else "")
 
 
 def combine(rounds, repetitions):
@@ -198,17 +234,32 @@ def main(argv=None):
     files = {"base": {}, "new": {}}  # round -> files of that round
     failed = 0
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    redone = 0
     try:
         names = planned_runs(args.base, args.run_flags, args.timeout)
-        steps = schedule(args, names)
-        for n, (r, side, extra) in enumerate(steps):
-            out = os.path.join(scratch, f"{side}-{n}.json")
+        own_redo = {side: ["--redo=0"] if redoes_noise(getattr(args, side), args.timeout) else [] for side in files}
+        n = 0
+        for r, extra, order in schedule(args, names):
             what = f"warm-up round {r + args.warmup_rounds + 1}" if r < 0 else f"round {r + 1}/{args.repetitions}"
-            print(f"ab: {what}: {side} {' '.join(extra)}", file=sys.stderr, flush=True)
-            code = run_once(getattr(args, side), args.run_flags + extra, out, args.timeout)
-            if r >= 0:  # a warm-up round's file is left to the scratch directory's removal
-                failed += code
-                files[side].setdefault(r, []).append(out)
+            while True:  # the pair, again while a half of it was noisy and the budget lasts
+                outs, codes = {}, {}
+                for side in order:
+                    n += 1
+                    outs[side] = os.path.join(scratch, f"{side}-{n}.json")
+                    print(f"ab: {what}: {side} {' '.join(extra)}", file=sys.stderr, flush=True)
+                    codes[side] = run_once(getattr(args, side), args.run_flags + own_redo[side] + extra, outs[side],
+                                           args.timeout)
+                noisy = {side: noise_of(outs[side]) for side in order if r >= 0}
+                noisy = {side: why for side, why in noisy.items() if why}
+                if not noisy or redone >= args.redo:
+                    break
+                redone += 1
+                print(f"ab: {what}: noisy neighbour in " + "; ".join(f"{side}: {why}" for side, why in noisy.items())
+                      + f"; running the pair again ({redone} of {args.redo} redos)", file=sys.stderr, flush=True)
+            if r >= 0:  # a warm-up round's files are left to the scratch directory's removal
+                for side in order:
+                    failed += codes[side]
+                    files[side].setdefault(r, []).append(outs[side])
         docs = {side: combine(rounds, args.repetitions) for side, rounds in files.items()}
         for side, doc in docs.items():
             results.write_file(os.path.join(args.out, f"{side}.json"), json.dumps(doc, indent=1))
@@ -235,6 +286,8 @@ def main(argv=None):
     print(compare.format_rows(rows, "text"))
     if failed:
         print(f"\n{failed} invocations had a failed run (see their entries)")
+    if redone:
+        print(f"\n{redone} pairs were run again because a neighbour took the CPUs of one of their halves")
     print(f"results: {os.path.join(args.out, 'base.json')} {os.path.join(args.out, 'new.json')}")
     return compare.summarize(rows)
 

@@ -21,14 +21,19 @@ if "--dry-run" in args:
         sys.exit(2)
     print("\\n".join(names))
     sys.exit(0)
+if "--help" in args:
+    print("  --redo INT  repetitions that may be measured again" if {redo} else "  --repetitions INT")
+    sys.exit(0)
 if {hang}:  # a harness that never ends, with a child of its own
     child = subprocess.Popen(["sleep", "60"])
     with open({log!r} + ".child", "w") as f:
         f.write(str(child.pid))
     time.sleep(60)
 filters = [a.split("=", 1)[1] for a in args if a.startswith("--filter=")]
+calls = len(open({log!r}).readlines()) if os.path.exists({log!r}) else 0
 with open({log!r}, "a") as log:
-    log.write({name!r} + " " + (filters[0] if filters else "-") + "\\n")
+    log.write({name!r} + " " + (filters[0] if filters else "-") + " " + str("--redo=0" in args) + "\\n")
+noise = {{"steal_fraction": 0.3 if calls in {noisy} else 0.0, "noisy": calls in {noisy}}}
 if any(a.startswith("--bogus") for a in args):
     print("harness: error: unknown flag --bogus", file=sys.stderr)
     sys.exit(2)
@@ -40,7 +45,8 @@ for i, name in enumerate(names):
         continue
     value = 1000.0 * (1 + 0.01 * rng.gauss(0, 1)) * ({factor} if i == 0 else 1)
     entries.append({{"name": name, "run_name": name, "run_type": "iteration", "status": "ok", "scenario": "echo",
-                    "model": "m", "params": {{"connections": i}}, "repetition_index": 0, "real_time": value}})
+                    "model": "m", "params": {{"connections": i}}, "repetition_index": 0, "real_time": value,
+                    "noise": noise}})
 with open(out, "w") as f:
     json.dump({{"context": {{"date": "now", "metrics": {{"real_time": {{"better": "lower", "compared": True,
                "display": {{"label": "time/op ns"}}}}}}}}, "benchmarks": entries}}, f)
@@ -52,10 +58,12 @@ class Ab(unittest.TestCase):
         self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
         self.log = os.path.join(self.dir, "order.log")
 
-    def fake(self, name, factor=1.0, lists=True, infix="", hang=False):
+    def fake(self, name, factor=1.0, lists=True, infix="", hang=False, noisy=(), redo=False):
+        """A harness build; its invocations numbered `noisy` (0-based, of both builds) report a neighbour."""
         path = os.path.join(self.dir, name)
         with open(path, "w", encoding="utf-8") as f:
-            f.write(FAKE.format(log=self.log, name=name, factor=factor, lists=lists, infix=infix, hang=hang))
+            f.write(FAKE.format(log=self.log, name=name, factor=factor, lists=lists, infix=infix, hang=hang,
+                                noisy=set(noisy) or "set()", redo=redo))
         os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
         return path
 
@@ -67,7 +75,7 @@ class Ab(unittest.TestCase):
 
     def logged(self):
         with open(self.log, encoding="utf-8") as f:
-            return [line.split() for line in f]
+            return [line.split()[:2] for line in f]
 
     def test_a_harness_that_cannot_list_its_runs_is_run_whole_round_by_round(self):
         base, new = self.fake("base", lists=False), self.fake("new", lists=False)
@@ -97,6 +105,28 @@ class Ab(unittest.TestCase):
             reps = sorted({e["repetition_index"] for e in doc["benchmarks"]})
             self.assertEqual(reps, [0, 1, 2, 3])
         self.assertEqual(sorted(os.listdir(os.path.join(self.dir, "r"))), ["base.json", "new.json"])
+
+    def test_a_pair_with_a_noisy_half_is_run_again_within_the_budget(self):
+        # Invocation 4 (round 1, run 2, base first) had a neighbour: the pair is run again (6, 7); 12 (new,
+        # round 1, run 5) too, but by then the one redo allowed is spent.
+        base = self.fake("base", noisy=(4, 12), redo=True)
+        new = self.fake("new", noisy=(4, 12), redo=True)
+        code, out, err = self.ab(f"--base={base}", f"--new={new}", f"--out={self.dir}/r", "--warmup-rounds=0",
+                                 "--", "--scenario=echo", "--repetitions=2", "--redo=1")
+        self.assertEqual(code, 0, out + err)
+        with open(self.log, encoding="utf-8") as f:
+            log = [line.split() for line in f]
+        self.assertEqual(len(log), 2 * 10 * 2 + 2 * 1)  # one pair run twice
+        self.assertEqual([run for _, run, _ in log[4:8]], ["^echo/m/connections:2$"] * 4)  # the pair, again
+        self.assertTrue(all(redo == "True" for _, _, redo in log))  # the harness redoes nothing itself
+        self.assertIn("noisy neighbour in base: 30% of its CPUs taken; running the pair again (1 of 1 redos)", err)
+        self.assertIn("1 pairs were run again", out)
+        for side, kept in (("base", []), ("new", [("echo/m/connections:5", 0)])):  # 12: the budget was spent
+            with open(os.path.join(self.dir, "r", side + ".json"), encoding="utf-8") as f:
+                doc = json.load(f)
+            noisy = [(e["name"], e["repetition_index"]) for e in doc["benchmarks"] if e["noise"]["noisy"]]
+            self.assertEqual(noisy, kept)
+            self.assertEqual(len(doc["benchmarks"]), 20)
 
     def test_a_slower_build_is_a_regression(self):
         base, new = self.fake("base"), self.fake("new", factor=1.15)

@@ -155,21 +155,24 @@ def display(declaration, value):
 
 
 def iterations(doc, scenario=None):
-    """The ok repetition entries, optionally of one scenario."""
-    return [b for b in doc["benchmarks"]
-            if b.get("run_type") == "iteration" and b.get("status", "ok") == "ok"
-            and (scenario is None or b.get("scenario") == scenario)]
+    """The ok repetition entries the noise guard kept (a noisy one it measured again is "excluded"),
+    optionally of one scenario; of a run whose every repetition was noisy, those (its aggregates are
+    over them too, and say so)."""
+    ok = [b for b in doc["benchmarks"]
+          if b.get("run_type") == "iteration" and b.get("status", "ok") == "ok"
+          and (scenario is None or b.get("scenario") == scenario)]
+    kept = {b.get("run_name", b["name"]) for b in ok if "excluded" not in b}
+    return [b for b in ok if "excluded" not in b or b.get("run_name", b["name"]) not in kept]
 
 
 def medians(doc, scenario):
-    """One row per run: its median aggregate where there is one, else its single repetition."""
+    """One row per run: its median aggregate where there is one, else its single (kept) repetition."""
     rows = {}
+    for b in iterations(doc, scenario):
+        rows.setdefault(b.get("run_name", b["name"]), b)
     for b in doc["benchmarks"]:
-        if b.get("scenario") != scenario or b.get("status", "ok") != "ok":
-            continue
-        run = b.get("run_name", b["name"])
-        if b.get("aggregate_name") == "median" or (b.get("run_type") == "iteration" and run not in rows):
-            rows[run] = b
+        if b.get("scenario") == scenario and b.get("aggregate_name") == "median" and b.get("status", "ok") == "ok":
+            rows[b.get("run_name", b["name"])] = b
     return list(rows.values())
 
 

@@ -27,6 +27,10 @@ double WorstOf(const std::vector<harness::Repetition>& windows, const std::strin
   return most;
 }
 
+bool Noisy(const harness::Repetition& window) {
+  return window.detail.contains("noise") && window.detail["noise"].value("noisy", false);
+}
+
 }  // namespace
 
 CapacitySearch::CapacitySearch(std::vector<SloBound> slo, MeasureWindow measure, CapacityLimits limits,
@@ -35,11 +39,18 @@ CapacitySearch::CapacitySearch(std::vector<SloBound> slo, MeasureWindow measure,
 
 CapacitySearch::Step CapacitySearch::Measure(double rate) {
   std::vector<harness::Repetition> windows;
-  for (int i = 0; i < (rate > 0 ? limits_.windows_per_step : 1) && !stopped(); ++i) {
-    windows.push_back(measure_(rate));
+  int noisy = 0;
+  while (static_cast<int>(windows.size()) < (rate > 0 ? limits_.windows_per_step : 1) && !stopped()) {
+    harness::Repetition window = measure_(rate);
+    if (window.ok && Noisy(window) && noisy < limits_.noisy_redos) {
+      ++noisy;  // what others did to this window says nothing of the rate: measure it again
+      continue;
+    }
+    windows.push_back(std::move(window));
     if (!windows.back().ok) break;
   }
-  nlohmann::json record = {{"offered", rate}, {"windows", windows.size()}};
+  noisy_windows_ += noisy;
+  nlohmann::json record = {{"offered", rate}, {"windows", windows.size()}, {"noisy_windows", noisy}};
   Step out;
   if (windows.empty() || !windows.back().ok) {
     out.rep = windows.empty() ? harness::Repetition::Failed("interrupted") : windows.back();
@@ -131,6 +142,8 @@ harness::Repetition CapacitySearch::Result(double last_rate) {
   harness::Repetition rep = std::move(at_capacity_);
   rep.metrics["capacity_msgs_per_second"] = met_;
   rep.detail["steps"] = std::move(steps_);
+  rep.detail["noisy_windows"] = noisy_windows_;
+  rep.detail.erase("noise");  // the window's: the runner puts the whole search's in its place
   rep.detail["capacity_limit"] = !client_bound_.empty() ? "client" : missed_ > 0 ? "slo" : "steps";
   rep.warnings.erase(std::remove_if(rep.warnings.begin(), rep.warnings.end(),
                                     [](const std::string& w) { return w.rfind("client-bound", 0) == 0; }),

@@ -7,7 +7,8 @@
 // met and the first that missed narrows it to the resolution, in at most `max_steps` steps. Each
 // step is `windows_per_step` windows judged on their medians (the achieved rate, each percentile of
 // the SLO, the load generator's utilisation) and the worst of their errors, losses and starved
-// connections, so that one slow window neither fails nor passes a rate alone. A step in which the
+// connections, so that one slow window neither fails nor passes a rate alone; a window whose CPUs
+// were taken by others (its detail's "noise") is measured again rather than judged. A step in which the
 // load generator was over `client_busy` ends the search: what it found is a lower bound
 // ("client-bound"), not a capacity.
 //
@@ -36,6 +37,9 @@ struct CapacityLimits {
   int windows_per_step = 3;
   double resolution = 0.02;  // bisection ends when (missed - met) / missed is this or less
   double client_busy = 0.9;  // the median client_cpu_utilization that ends the search
+  // Windows per step measured again, not judged, because their detail's noise says "noisy"
+  // (harness/noise.h); one past these is judged as it is. 0: noise is recorded, never redone.
+  int noisy_redos = 3;
 };
 
 class CapacitySearch {
@@ -44,8 +48,9 @@ class CapacitySearch {
                  const std::atomic<bool>* stop = nullptr);
 
   // Searches; returns the repetition of the step at the capacity with `capacity_msgs_per_second`,
-  // and in its detail every step (`steps`) and what ended the search (`capacity_limit`: slo,
-  // client or steps); failed when no rate met the SLO or the search was stopped.
+  // and in its detail every step (`steps`, each with its `noisy_windows`), what ended the search
+  // (`capacity_limit`: slo, client or steps) and the windows redone for noise (`noisy_windows`);
+  // failed when no rate met the SLO or the search was stopped.
   harness::Repetition Run();
 
  private:
@@ -69,6 +74,7 @@ class CapacitySearch {
   std::string client_bound_;  // the warning of the step that ended the search, if the client did
   double met_ = 0;            // the highest rate that met the objective
   double missed_ = 0;         // the lowest that missed it
+  int noisy_windows_ = 0;     // windows measured again because others took their CPUs
   harness::Repetition at_capacity_;
   std::string first_miss_;
 };

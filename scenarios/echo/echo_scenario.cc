@@ -106,17 +106,25 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
   const harness::CpuList client_cpus = ClientCpus(run);
   harness::PinThisThread(run.placement.client);  // the load generator's threads start from this one
   if (run.params.contains("capacity")) {
+    const harness::NoiseProbe probe = harness::RealNoise();
+    CapacityLimits limits;
+    if (run.redo == 0) limits.noisy_redos = 0;
     CapacitySearch search(
         ParseSlo(run.params["capacity"].get<std::string>()),
         [&](double rate) {
           LoadConfig at_rate = config;
           at_rate.rate = rate;
+          const harness::NoiseWatch watch = probe(run.placement.UnderTest());
           harness::Repetition window = Figures(Drive(at_rate, server.sampled, client_cpus), at_rate, client_cpus);
+          harness::NoiseReport noise = watch();
+          noise.threshold = run.noise_threshold;
+          window.detail["noise"] = noise.ToJson();
           if (std::string died = server.ExitReason(); !died.empty()) throw std::runtime_error(died);
           return window;
         },
-        {}, &harness::g_interrupted);
+        limits, &harness::g_interrupted);
     harness::Repetition rep = search.Run();
+    rep.noise_judged = true;
     if (server.child) server.child->Stop(3s);
     return rep;
   }

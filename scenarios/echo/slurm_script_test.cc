@@ -28,8 +28,8 @@ TEST(ShellWordTest, EveryWordReachesBashAsItIs) {
 }
 
 TEST(ShellWordTest, ControlBytesAndNonUtf8AreRefused) {
-  for (const std::string word : std::vector<std::string>{"b\necho INJECTED", "a\rb", std::string("a\0b", 3),
-                                                         "tab\there", "\x1b[2J", "\x7f", "\xff"}) {
+  for (const std::string& word : std::vector<std::string>{"b\necho INJECTED", "a\rb", std::string("a\0b", 3),
+                                                          "tab\there", "\x1b[2J", "\x7f", "\xff"}) {
     EXPECT_THROW(ShellWord(word), std::invalid_argument) << word;
   }
 }

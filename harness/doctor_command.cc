@@ -1,0 +1,141 @@
+// `doctor`: a short look at the machine before a long run. Each line is a fact, what it does to
+// the numbers, and what to do about it; nothing is changed.
+#include <fmt/format.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include <chrono>
+#include <iostream>
+#include <vector>
+
+#include "harness/command.h"
+#include "harness/noise.h"
+#include "harness/params.h"
+#include "harness/placement.h"
+#include "harness/process_usage.h"
+#include "harness/results.h"
+#include "harness/stats.h"
+
+namespace harness {
+namespace {
+
+constexpr auto kWakeUpSleep = std::chrono::microseconds(50);
+
+void Say(const std::string& what, const std::string& fact, const std::string& meaning) {
+  std::cout << fmt::format("{:<10} {}\n{:<10} {}\n", what + ":", fact, "", meaning);
+}
+
+// How late a 50 us sleep ends, in us, each of them, for `seconds`.
+std::vector<double> WakeUpLateness(Duration seconds) {
+  std::vector<double> late_us;
+  const auto end = std::chrono::steady_clock::now() + seconds;
+  const timespec request{0, std::chrono::nanoseconds(kWakeUpSleep).count()};
+  while (std::chrono::steady_clock::now() < end) {
+    const auto before = std::chrono::steady_clock::now();
+    nanosleep(&request, nullptr);
+    const auto slept = std::chrono::steady_clock::now() - before;
+    late_us.push_back(std::chrono::duration<double, std::micro>(slept - kWakeUpSleep).count());
+  }
+  return late_us;
+}
+
+void Cpus(const nlohmann::json& env) {
+  const CpuList& cpus = AvailableCpus();
+  std::string shared_core;
+  for (const auto& [cpu, siblings] : env["smt_siblings"].items()) {
+    if (siblings.get<std::string>() != cpu)
+      shared_core = "CPU " + cpu + " shares its core with " + siblings.get<std::string>();
+  }
+  Say("cpus",
+      fmt::format("{} available to the harness ({}); {}", cpus.size(), FormatCpuList(cpus),
+                  shared_core.empty() ? "no SMT siblings among them" : shared_core),
+      cpus.size() < 2 ? "one CPU: the server and the load generator share it (--cpus=split cannot split)"
+      : !shared_core.empty()
+          ? "siblings share a core's execution units: a server and a load generator on two siblings slow each "
+            "other; give --server-cpus and --client-cpus on different cores"
+          : "the default split puts the server and the load generator on disjoint CPUs");
+  const std::string isolated = env.value("isolated_cpus", "");
+  Say("isolated", isolated.empty() ? "none (isolcpus)" : isolated,
+      isolated.empty() ? "the scheduler may run anything on the CPUs under test; the noise guard sees it and "
+                         "redoes the repetition (--redo)"
+                       : "give these to --server-cpus and --client-cpus: nothing else is scheduled there");
+  if (env["scaling_governor"].is_string()) {
+    const std::string g = env["scaling_governor"];
+    Say("governor", g,
+        g == "performance" ? "the clock does not ramp up and down with load: good"
+                           : "the clock follows load: a light run gets a slower CPU than a heavy one; for "
+                             "measuring: cpupower frequency-set -g performance");
+  } else {
+    Say("governor", "not visible (no cpufreq in /sys)",
+        "a VM's host sets the clock; runs compared on this machine share whatever it does");
+  }
+}
+
+void Noise(Duration seconds, double threshold) {
+  NoiseMeter meter(AvailableCpus());
+  // Half the time with the timer slack every thread starts with (50 us: the kernel may end a
+  // sleep that much later to batch wake-ups), half with 1 ns: what the machine itself adds.
+  const int slack_ns = prctl(PR_GET_TIMERSLACK);
+  const std::vector<double> late_us = WakeUpLateness(seconds / 2);
+  prctl(PR_SET_TIMERSLACK, 1);
+  const std::vector<double> tight_us = WakeUpLateness(seconds / 2);
+  prctl(PR_SET_TIMERSLACK, slack_ns);
+  NoiseReport noise = meter.Stop();
+  noise.threshold = threshold;
+  Say("steal", fmt::format("{:.1f}% of the CPUs over {:.0f} s idle", noise.steal_fraction * 100, noise.seconds),
+      noise.steal_fraction > threshold
+          ? fmt::format("the hypervisor gives these CPUs to other guests: expect repetitions over the {:.0f}% "
+                        "threshold to be redone, and longer runs; measure when the host is quieter",
+                        threshold * 100)
+      : noise.steal_fraction > 0.005 ? "some: a repetition it falls on is redone (--redo); fine between bursts"
+                                     : "none seen: the hypervisor left these CPUs alone");
+  Say("others",
+      fmt::format("{:.1f}% of the CPUs{}", noise.others_fraction * 100,
+                  noise.busiest.empty() ? "" : ", most by " + noise.busiest),
+      noise.others_fraction > threshold
+          ? "other processes take enough to spoil most repetitions: stop them (a build, a browser) first"
+          : "little enough: a repetition they spoil is redone");
+  Say("wake-up",
+      fmt::format("a {} us sleep ends {:.0f} us late (median), {:.0f} us (p99) with the default timer "
+                  "slack of {} us; {:.0f} us, {:.0f} us (max {:.0f} us) with 1 ns",
+                  kWakeUpSleep.count(), Median(late_us), Percentile(late_us, 99), slack_ns / 1000, Median(tight_us),
+                  Percentile(tight_us, 99), Percentile(tight_us, 100)),
+      Percentile(tight_us, 99) > 100
+          ? "late wake-ups delay a load generator's sends and a server's replies alike: latencies below "
+            "this are the machine's, not the model's; an open-loop schedule falls behind by as much"
+          : "timers are punctual once the slack is off: latencies of tens of microseconds are the model's");
+}
+
+class DoctorCommand final : public Command {
+ public:
+  std::string name() const override { return "doctor"; }
+  std::string help() const override {
+    return "a short check of the machine before a long run: CPUs, noise, wake-up latency";
+  }
+  void Declare(CLI::App& app) override {
+    app.add_option("--seconds", seconds_, "how long to watch the idle machine (default 3s)");
+    app.add_option("--noise-threshold", threshold_, "the share of the CPUs a repetition may lose (default 5%)");
+  }
+
+  int Execute(const CLI::App&, const std::string&) override {
+    const Duration seconds = FlagValue("--seconds", [&] {
+      const Duration d = ParseDuration(seconds_, std::chrono::milliseconds(100));
+      if (d > std::chrono::minutes(10)) throw std::invalid_argument("at most 10m");
+      return d;
+    });
+    const double threshold = FlagValue("--noise-threshold", [&] { return ParseShare(threshold_); });
+    Cpus(Environment());
+    std::cout << std::flush;
+    Noise(seconds, threshold);
+    return 0;
+  }
+
+ private:
+  std::string seconds_ = "3s", threshold_ = "5%";
+};
+
+}  // namespace
+
+HARNESS_REGISTER(CommandEntry, std::make_unique<DoctorCommand>());
+
+}  // namespace harness
