@@ -220,6 +220,35 @@ class Compare(unittest.TestCase):
         # Three repetitions a side are tested: the steadier micro-benchmarks are found too.
         self.assertIn("REGRESSION", {r["verdict"] for r in rows if r["run"].startswith("micro/")})
 
+    def test_repetitions_the_noise_guard_excluded_are_not_compared_plotted_or_tabled(self):
+        # Beside every echo run's repetitions, one at a tenth of their throughput, excluded as noisy
+        # (as the harness writes it after measuring it again): nothing changes.
+        doc = results.load(FIXTURE)
+        noisy = copy.deepcopy(doc)
+        extra = []
+        for b in noisy["benchmarks"]:
+            if b.get("run_type") == "iteration" and b.get("scenario") == "echo" and b.get("repetition_index") == 0:
+                e = copy.deepcopy(b)
+                e["repetition_index"] = 99
+                e["msgs_per_second"] = b["msgs_per_second"] / 10
+                e["real_time"] = b["real_time"] * 10
+                e["excluded"] = "noisy neighbour: 40% of the CPUs under test taken (steal 40%, other processes 0%)"
+                extra.append(e)
+        self.assertTrue(extra)
+        noisy["benchmarks"] += extra
+        code, out, _ = run_main(compare.main, [FIXTURE, write_doc("noisy.json", noisy)])
+        self.assertEqual(code, 0, out)
+        self.assertNotIn("REGRESSION", out)
+        self.assertEqual(len(results.iterations(noisy)), len(results.iterations(doc)))
+        self.assertEqual(results.medians(noisy, "echo"), results.medians(doc, "echo"))
+        # A run whose every repetition was noisy keeps them (its aggregates are over them, saying so).
+        run = extra[0]["run_name"]
+        for b in noisy["benchmarks"]:
+            if b.get("run_name") == run and b.get("run_type") == "iteration":
+                b["excluded"] = "noisy neighbour"
+        self.assertEqual(len([b for b in results.iterations(noisy) if b["run_name"] == run]),
+                         len([b for b in results.iterations(doc) if b["run_name"] == run]) + 1)
+
     def test_an_improvement_is_not_a_regression(self):
         code, out, _ = run_main(compare.main, [self.slowed_copy(1.3), FIXTURE])
         self.assertEqual(code, 0)

@@ -1,0 +1,58 @@
+"""`harness doctor` on this machine: every check is there, with what the machine really has, and
+bad input is one line and exit 2."""
+import os
+import re
+import subprocess
+import unittest
+
+HARNESS = os.path.join(os.environ.get("TEST_SRCDIR", "."), "concurrency_harness", "harness", "harness")
+
+
+def doctor(*args):
+    return subprocess.run([HARNESS, "doctor", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=60)
+
+
+class Doctor(unittest.TestCase):
+    def test_each_check_says_what_the_machine_has_and_what_it_means(self):
+        p = doctor("--seconds=1s")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        facts = {m.group(1): m.group(2) for m in (re.match(r"^(\w[\w-]*):\s+(.*)$", line) for line in lines) if m}
+        self.assertEqual(list(facts), ["cpus", "isolated", "governor", "steal", "others", "wake-up"])
+        self.assertEqual(len(lines), 2 * len(facts))  # each fact, then what it means
+        for line in lines[1::2]:
+            self.assertTrue(line.startswith(" " * 11) and line.strip(), lines)
+        cpus = sorted(os.sched_getaffinity(0))
+        self.assertTrue(facts["cpus"].startswith(f"{len(cpus)} available to the harness"), facts["cpus"])
+        with open("/sys/devices/system/cpu/isolated", encoding="utf-8") as f:
+            isolated = f.read().strip()
+        self.assertEqual(facts["isolated"], isolated or "none (isolcpus)")
+        governor = "/sys/devices/system/cpu/cpu%d/cpufreq/scaling_governor" % cpus[0]
+        if os.path.exists(governor):
+            with open(governor, encoding="utf-8") as f:
+                self.assertIn(f.read().strip(), facts["governor"])
+        else:
+            self.assertEqual(facts["governor"], "not visible (no cpufreq in /sys)")
+        steal = float(re.match(r"([0-9.]+)% of the CPUs over 1 s idle", facts["steal"]).group(1))
+        others = float(re.match(r"([0-9.]+)% of the CPUs", facts["others"]).group(1))
+        self.assertTrue(0 <= steal <= 100 and 0 <= others <= 100, (steal, others))
+        late = re.match(r"a 50 us sleep ends (\d+) us late \(median\), (\d+) us \(p99\) with the default timer slack "
+                        r"of (\d+) us; (\d+) us, (\d+) us \(max (\d+) us\) with 1 ns$", facts["wake-up"])
+        self.assertIsNotNone(late, facts["wake-up"])
+        median, p99, _, tight_median, tight_p99, tight_max = map(int, late.groups())
+        self.assertLessEqual(median, p99)
+        self.assertLessEqual(tight_median, tight_p99)
+        self.assertLessEqual(tight_p99, tight_max)
+
+    def test_bad_input(self):
+        for flag in ("--seconds=0", "--seconds=11m", "--seconds=soon", "--noise-threshold=0", "--noise-threshold=5"):
+            with self.subTest(flag=flag):
+                p = doctor(flag)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+                self.assertIn(flag.split("=")[0], p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
