@@ -295,7 +295,7 @@ class Runs(unittest.TestCase):
         # says a run failed, and no server is left behind.
         out = os.path.join(self.dir, "crash.json")
         proc = subprocess.Popen([HARNESS, "run", "--scenario=echo", "--model=threads", "--connections=2,3",
-                                 "--duration=1500ms", "--warmup=0.1s", "--repetitions=1", f"--out={out}"],
+                                 "--duration=1500ms", "--warmup=0.1s", "--repetitions=1", "--redo=0", f"--out={out}"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 10
         victim = None

@@ -4,6 +4,7 @@
 #include <sys/prctl.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <vector>
@@ -89,10 +90,16 @@ void Noise(Duration seconds, double threshold) {
                         threshold * 100)
       : noise.steal_fraction > 0.005 ? "some: a repetition it falls on is redone (--redo); fine between bursts"
                                      : "none seen: the hypervisor left these CPUs alone");
+  const auto [cpu, worst] = noise.WorstCpu();
+  double others_on_one = 0;  // the most other processes took of one CPU
+  for (const auto& [n, lost] : noise.by_cpu) others_on_one = std::max(others_on_one, lost.others);
   Say("others",
-      fmt::format("{:.1f}% of the CPUs{}", noise.others_fraction * 100,
-                  noise.busiest.empty() ? "" : ", most by " + noise.busiest),
-      noise.others_fraction > threshold
+      fmt::format("{:.1f}% of the CPUs{}{}", noise.others_fraction * 100,
+                  noise.busiest.empty() ? "" : ", most by " + noise.busiest,
+                  cpu >= 0 && noise.by_cpu.size() > 1
+                      ? fmt::format("; with steal, CPU {} lost most: {:.1f}%", cpu, worst * 100)
+                      : ""),
+      std::max(noise.others_fraction, others_on_one) > threshold
           ? "other processes take enough to spoil most repetitions: stop them (a build, a browser) first"
           : "little enough: a repetition they spoil is redone");
   Say("wake-up",

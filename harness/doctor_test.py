@@ -45,6 +45,30 @@ class Doctor(unittest.TestCase):
         self.assertLessEqual(tight_median, tight_p99)
         self.assertLessEqual(tight_p99, tight_max)
 
+    @unittest.skipIf(len(os.sched_getaffinity(0)) < 2, "needs a CPU to spin on and one to compare")
+    def test_a_process_spinning_on_one_cpu_is_named_and_that_cpu_found(self):
+        cpu = max(os.sched_getaffinity(0))
+        spinner = subprocess.Popen(["/usr/bin/python3", "-c", (
+            "import os, time\n"
+            "open('/proc/self/comm', 'w').write('neighbour')\n"
+            f"os.sched_setaffinity(0, {{{cpu}}})\n"
+            "end = time.time() + 60\n"
+            "while time.time() < end: pass\n")])
+        try:
+            p = doctor("--seconds=1s")
+        finally:
+            spinner.kill()
+            spinner.wait()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith("others:"))
+        # Spinning all along, it took most of its CPU (less what the harness itself ran there).
+        found = re.search(r"most by neighbour \(pid (\d+)\); with steal, CPU (\d+) lost most: ([0-9.]+)%$", lines[at])
+        self.assertIsNotNone(found, lines[at])
+        self.assertEqual((int(found.group(1)), int(found.group(2))), (spinner.pid, cpu))
+        self.assertGreater(float(found.group(3)), 50)
+        self.assertIn("stop them", lines[at + 1])
+
     def test_bad_input(self):
         for flag in ("--seconds=0", "--seconds=11m", "--seconds=soon", "--noise-threshold=0", "--noise-threshold=5"):
             with self.subTest(flag=flag):

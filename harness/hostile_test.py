@@ -160,7 +160,7 @@ class HostileOut(unittest.TestCase):
         out = os.path.join(sub, "r.json")
         os.mkdir(sub)
         proc = subprocess.Popen([HARNESS, "run", "--scenario=pipeline", "--model=sequential", "--items=10",
-                                 "--download=uniform:30ms:30ms", "--repetitions=4", f"--out={out}"],
+                                 "--download=uniform:30ms:30ms", "--repetitions=4", "--redo=0", f"--out={out}"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                                 env={**os.environ, "TMPDIR": self.dir})
         deadline = time.time() + 20

@@ -104,10 +104,11 @@ class LoadCommand final : public Command {
     if (!start_every_.empty() && start_at_.empty()) throw UsageError("--start-every: only with --start-at");
     if (!start_at_.empty()) {
       schedule = ParseSchedule(start_at_, start_every_);
-      // Loads on several hosts measure repetition k together: none may insert a repetition.
       if (options.redo.value_or(0) > 0) throw UsageError("--redo: not with --start-at (the loads' slots would part)");
-      options.redo = 0;
     }
+    // Loads that run side by side are merged repetition k with repetition k: unless asked, none
+    // inserts a repetition the others lack. Noise is still judged and said in each entry.
+    options.redo = options.redo.value_or(0);
     auto runs = PlanAll(ClientScenarioNames(), options);
     if (schedule && schedule->period_s == 0) schedule->period_s = DefaultPeriod(runs);
     const std::string out = flags_.out.empty() ? DefaultOut() : UserPath(flags_.out);

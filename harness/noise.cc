@@ -41,30 +41,37 @@ std::string Comm(pid_t pid) {
 
 }  // namespace
 
+std::pair<int, double> NoiseReport::WorstCpu() const {
+  std::pair<int, double> worst{-1, 0.0};
+  for (const auto& [cpu, lost] : by_cpu) {
+    const double taken = std::min(1.0, lost.steal + (others_judged ? lost.others : 0));
+    if (taken > worst.second) worst = {cpu, taken};
+  }
+  return worst;
+}
+
 std::string NoiseReport::Describe() const {
-  std::string text = fmt::format("{:.0f}% of the CPUs under test taken (steal {:.0f}%, other processes {:.0f}%",
-                                 fraction() * 100, steal_fraction * 100, others_fraction * 100);
-  return text + (busiest.empty() ? "" : ": " + busiest) + ")";
+  std::string split = fmt::format("steal {:.0f}%, other processes {:.0f}%{}", steal_fraction * 100,
+                                  others_fraction * 100, busiest.empty() ? "" : ": " + busiest);
+  if (!others_judged) split += "; only steal is judged";
+  const auto [cpu, worst] = WorstCpu();
+  if (cpu >= 0 && worst > fraction() && by_cpu.size() > 1) {
+    return fmt::format("CPU {} lost {:.0f}% (the CPUs under test {:.0f}%: {})", cpu, worst * 100, fraction() * 100,
+                       split);
+  }
+  return fmt::format("{:.0f}% of the CPUs under test taken ({})", fraction() * 100, split);
 }
 
 nlohmann::json NoiseReport::ToJson() const {
-  nlohmann::json j = {{"seconds", seconds},
-                      {"steal_fraction", steal_fraction},
-                      {"others_fraction", others_fraction},
-                      {"threshold", threshold},
+  const auto [cpu, worst] = WorstCpu();
+  nlohmann::json j = {{"seconds", seconds}, {"steal_fraction", steal_fraction}, {"others_fraction", others_fraction},
+                      {"worst_cpu", cpu},   {"worst_cpu_fraction", worst},      {"threshold", threshold},
                       {"noisy", noisy()}};
+  for (const auto& [n, lost] : by_cpu)
+    j["by_cpu"][std::to_string(n)] = {{"steal_fraction", lost.steal}, {"others_fraction", lost.others}};
+  if (!others_judged) j["others_judged"] = false;
   if (!busiest.empty()) j["busiest"] = busiest;
   return j;
-}
-
-NoiseReport NoiseReport::FromJson(const nlohmann::json& j) {
-  NoiseReport r;
-  r.seconds = j.value("seconds", 0.0);
-  r.steal_fraction = j.value("steal_fraction", 0.0);
-  r.others_fraction = j.value("others_fraction", 0.0);
-  r.threshold = j.value("threshold", kNoisyFraction);
-  r.busiest = j.value("busiest", "");
-  return r;
 }
 
 NoiseProbe RealNoise() {
@@ -80,17 +87,17 @@ NoiseMeter::NoiseMeter(const CpuList& cpus)
       steal_start_(StealTicks()),
       others_start_(OtherThreads(false)) {}
 
-uint64_t NoiseMeter::StealTicks() const {
+std::map<int, uint64_t> NoiseMeter::StealTicks() const {
   std::istringstream in(ReadProcFile("/proc/stat"));
   std::string line;
-  uint64_t steal = 0;
+  std::map<int, uint64_t> steal;
   while (std::getline(in, line) && line.rfind("cpu", 0) == 0) {
     if (line.size() < 4 || line[3] == ' ') continue;  // the all-CPU line
     std::istringstream fields(line.substr(3));
     int cpu = -1;
     uint64_t user, nice, system, idle, iowait, irq, softirq, stolen = 0;
     fields >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> stolen;
-    if (std::binary_search(cpus_.begin(), cpus_.end(), cpu)) steal += stolen;
+    if (std::binary_search(cpus_.begin(), cpus_.end(), cpu)) steal[cpu] = stolen;
   }
   return steal;
 }
@@ -113,7 +120,7 @@ std::map<pid_t, NoiseMeter::ThreadTime> NoiseMeter::OtherThreads(bool on_our_cpu
       if (std::strtoull(f[6].c_str(), nullptr, 10) & kKernelThread) break;  // a kernel thread: so are all its tasks
       const int cpu = static_cast<int>(std::strtol(f[36].c_str(), nullptr, 10));
       if (on_our_cpus_only && !std::binary_search(cpus_.begin(), cpus_.end(), cpu)) continue;
-      out[tid] = {pid, std::strtoull(f[11].c_str(), nullptr, 10) + std::strtoull(f[12].c_str(), nullptr, 10)};
+      out[tid] = {pid, cpu, std::strtoull(f[11].c_str(), nullptr, 10) + std::strtoull(f[12].c_str(), nullptr, 10)};
     }
   }
   return out;
@@ -125,7 +132,15 @@ NoiseReport NoiseMeter::Stop() {
   const double ticks_per_s = static_cast<double>(sysconf(_SC_CLK_TCK));
   const double capacity = r.seconds * static_cast<double>(cpus_.size()) * ticks_per_s;
   if (capacity <= 0) return r;
-  r.steal_fraction = static_cast<double>(StealTicks() - steal_start_) / capacity;
+  const double cpu_ticks = r.seconds * ticks_per_s;
+  uint64_t steal = 0;
+  for (const auto& [cpu, now] : StealTicks()) {
+    const auto before = steal_start_.find(cpu);
+    const uint64_t delta = before == steal_start_.end() ? 0 : now - std::min(now, before->second);
+    steal += delta;
+    r.by_cpu[cpu].steal = static_cast<double>(delta) / cpu_ticks;
+  }
+  r.steal_fraction = static_cast<double>(steal) / capacity;
   std::map<pid_t, uint64_t> by_process;
   uint64_t others = 0;
   for (const auto& [tid, now] : OtherThreads(true)) {
@@ -134,6 +149,7 @@ NoiseReport NoiseMeter::Stop() {
         before == others_start_.end() ? now.ticks : now.ticks - std::min(now.ticks, before->second.ticks);
     others += delta;
     by_process[now.pid] += delta;
+    r.by_cpu[now.cpu].others += static_cast<double>(delta) / cpu_ticks;
   }
   r.others_fraction = static_cast<double>(others) / capacity;
   const auto top = std::max_element(by_process.begin(), by_process.end(),

@@ -50,7 +50,8 @@ void AddRunFlags(CLI::App* cmd, RunFlags& f, bool with_model) {
   cmd->add_option("--repetitions", f.repetitions, "repetitions per run (aggregates need 2+)");
   cmd->add_option("--redo", f.redo,
                   "repetitions per run that may be measured again when other processes or the hypervisor took more "
-                  "than --noise-threshold of their CPUs (default: as many as --repetitions; 0: keep noisy ones)");
+                  "than --noise-threshold of their CPUs (default: as many as --repetitions, and 0 for `load`: loads "
+                  "that run side by side are merged repetition by repetition; 0: keep noisy ones)");
   cmd->add_option("--noise-threshold", f.noise_threshold,
                   "share of the CPUs under test others may take before a repetition counts as noisy (default 5%)");
   cmd->add_option("--filter", f.filter, "regex: only runs whose name matches");

@@ -204,6 +204,7 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule*
       }
       NoiseReport quiet = noise();
       quiet.threshold = spec.noise_threshold;
+      quiet.others_judged = !spec.target;   // `load`: the server and the loads beside it are others
       if (g_interrupted && !rep.ok) break;  // a run cut short by Ctrl-C is not a failure of the model
       const MetricSet& metrics = declared.at(runs[i].scenario);
       if (std::string why = Undeclared(rep, metrics, spec.scenario); rep.ok && !why.empty())

@@ -8,19 +8,22 @@
 namespace harness {
 namespace {
 
-// A noise source that reports the next of `steal` (fractions of the CPUs taken) for each repetition
-// measured, 0 once they run out: noise on purpose, whatever the machine does meanwhile.
-NoiseProbe Scripted(std::vector<double> steal) {
+// A noise source that reports the next of `reports` for each repetition measured, a quiet one once
+// they run out: noise on purpose, whatever the machine does meanwhile.
+NoiseProbe ScriptedReports(std::vector<NoiseReport> reports) {
   auto next = std::make_shared<size_t>(0);
-  return [steal, next](const CpuList&) -> NoiseWatch {
-    const double fraction = *next < steal.size() ? steal[(*next)++] : 0;
-    return [fraction] {
-      NoiseReport r;
-      r.seconds = 1;
-      r.steal_fraction = fraction;
-      return r;
-    };
+  return [reports, next](const CpuList&) -> NoiseWatch {
+    NoiseReport r = *next < reports.size() ? reports[(*next)++] : NoiseReport{};
+    r.seconds = 1;
+    return [r] { return r; };
   };
+}
+
+// Each repetition's steal over the CPUs under test, a fraction.
+NoiseProbe Scripted(const std::vector<double>& steal) {
+  std::vector<NoiseReport> reports;
+  for (const double fraction : steal) reports.push_back({.steal_fraction = fraction});
+  return ScriptedReports(std::move(reports));
 }
 
 std::string TempPath(const std::string& name) {
@@ -176,6 +179,7 @@ class NoisyScenario final : public TestScenario {
       run.model = model;
       run.name = std::string("noisy/") + model;
       run.repetitions = options.repetitions.value_or(model[0] == 'a' ? 3 : 2);
+      run.target = options.target;
       runs.push_back(run);
     }
     return runs;
@@ -195,7 +199,7 @@ struct Measured {
   std::vector<nlohmann::json> iterations, medians;
 };
 
-Measured RunNoisy(const Options& options, std::vector<double> steal, const std::string& file) {
+Measured RunNoisy(const Options& options, const NoiseProbe& probe, const std::string& file) {
   static const bool registered = [] {
     Registry<ScenarioEntry>::Add(std::make_unique<NoisyScenario>());
     return true;
@@ -204,7 +208,7 @@ Measured RunNoisy(const Options& options, std::vector<double> steal, const std::
   NoisyScenario::measured.clear();
   auto runs = PlanAll({"noisy"}, options);
   ResultsWriter writer(TempPath(file), MakeContext("test", "quick"));
-  EXPECT_EQ(RunAll(runs, writer, nullptr, Scripted(std::move(steal))), 0);
+  EXPECT_EQ(RunAll(runs, writer, nullptr, probe), 0);
   Measured out;
   for (const auto& e : writer.document()["benchmarks"]) {
     if (e["run_type"] == "iteration") out.iterations.push_back(e);
@@ -215,7 +219,7 @@ Measured RunNoisy(const Options& options, std::vector<double> steal, const std::
 
 TEST(RunnerTest, ANoisyRepetitionIsMeasuredAgainInALaterRoundAndLeftOutOfTheAggregates) {
   // The third measured (a1) lost 30% of its CPUs: a gets a fourth repetition after the others.
-  const Measured m = RunNoisy(Options{}, {0, 0, 0.30, 0.01}, "runner_noisy.json");
+  const Measured m = RunNoisy(Options{}, Scripted({0, 0, 0.30, 0.01}), "runner_noisy.json");
   EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"a0", "b0", "a1", "b1", "a2", "a3"}));
   ASSERT_EQ(m.iterations.size(), 6u);
   for (const auto& e : m.iterations) {
@@ -238,7 +242,7 @@ TEST(RunnerTest, RedosStopAtTheBudgetAndTheAggregateSaysHowFewWereClean) {
   options.models = {"a"};
   options.redo = 1;
   // a0 noisy (redone as a3), a1 and a2 clean, a3 noisy again: no redo left.
-  const Measured m = RunNoisy(options, {0.2, 0, 0, 0.2}, "runner_budget.json");
+  const Measured m = RunNoisy(options, Scripted({0.2, 0, 0, 0.2}), "runner_budget.json");
   EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"a0", "a1", "a2", "a3"}));
   ASSERT_EQ(m.medians.size(), 1u);
   EXPECT_EQ(m.medians[0]["clean_repetitions"], 2);
@@ -252,7 +256,7 @@ TEST(RunnerTest, WhenNothingIsCleanTheAggregatesAreOverTheNoisyOnesWithAWarning)
   Options options;
   options.models = {"b"};
   options.redo = 1;
-  const Measured m = RunNoisy(options, {0.2, 0.2, 0.2}, "runner_all_noisy.json");
+  const Measured m = RunNoisy(options, Scripted({0.2, 0.2, 0.2}), "runner_all_noisy.json");
   EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1", "b2"}));
   ASSERT_EQ(m.medians.size(), 1u);
   EXPECT_EQ(m.medians[0]["clean_repetitions"], 0);
@@ -264,7 +268,7 @@ TEST(RunnerTest, RedoZeroKeepsNoisyRepetitionsAsBefore) {
   Options options;
   options.models = {"b"};
   options.redo = 0;
-  const Measured m = RunNoisy(options, {0.2, 0}, "runner_redo0.json");
+  const Measured m = RunNoisy(options, Scripted({0.2, 0}), "runner_redo0.json");
   EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1"}));
   EXPECT_TRUE(m.iterations[0]["noise"]["noisy"]);
   EXPECT_FALSE(m.iterations[0].contains("excluded"));
@@ -275,11 +279,40 @@ TEST(RunnerTest, TheThresholdDecidesWhatIsNoisy) {
   Options options;
   options.models = {"b"};
   options.noise_threshold = 0.25;
-  const Measured m = RunNoisy(options, {0.2, 0.3}, "runner_threshold.json");
+  const Measured m = RunNoisy(options, Scripted({0.2, 0.3}), "runner_threshold.json");
   EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1", "b2"}));
   EXPECT_FALSE(m.iterations[0]["noise"]["noisy"]);
   EXPECT_TRUE(m.iterations[1]["noise"]["noisy"]);
   EXPECT_EQ(m.iterations[1]["noise"]["threshold"], 0.25);
+}
+
+TEST(RunnerTest, OneCpuThatLostMoreThanTheThresholdMakesARepetitionNoisyThoughTheAverageDidNot) {
+  Options options;
+  options.models = {"b"};
+  // 8% of CPU 0 went to another process, none of CPU 1: 4% of the two, under the 5% threshold.
+  const NoiseReport one_cpu{
+      .others_fraction = 0.04, .by_cpu = {{0, {.others = 0.08}}, {1, {}}}, .busiest = "spin (pid 7)"};
+  const Measured m = RunNoisy(options, ScriptedReports({one_cpu}), "runner_one_cpu.json");
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1", "b2"}));
+  EXPECT_EQ(m.iterations[0]["noise"]["worst_cpu"], 0);
+  EXPECT_EQ(m.iterations[0]["noise"]["worst_cpu_fraction"], 0.08);
+  EXPECT_EQ(m.iterations[0]["excluded"],
+            "noisy neighbour: CPU 0 lost 8% (the CPUs under test 4%: steal 0%, other processes 4%: spin (pid 7))");
+}
+
+TEST(RunnerTest, ALoadJudgesStealAloneForTheServerItDrivesIsAnotherProcess) {
+  Options options;
+  options.models = {"b"};
+  options.target = "127.0.0.1:7";
+  const NoiseReport server_busy{.others_fraction = 0.6, .by_cpu = {{0, {.others = 0.9}}, {1, {.others = 0.3}}}};
+  const NoiseReport stolen{.steal_fraction = 0.1, .by_cpu = {{0, {.steal = 0.1}}, {1, {.steal = 0.1}}}};
+  const Measured m = RunNoisy(options, ScriptedReports({server_busy, stolen}), "runner_load_noise.json");
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1", "b2"}));
+  EXPECT_FALSE(m.iterations[0]["noise"]["noisy"]) << m.iterations[0].dump();
+  EXPECT_EQ(m.iterations[0]["noise"]["others_judged"], false);
+  EXPECT_EQ(m.iterations[0]["noise"]["others_fraction"], 0.6);  // still said
+  EXPECT_TRUE(m.iterations[1]["noise"]["noisy"]);
+  EXPECT_TRUE(m.iterations[1].contains("excluded"));
 }
 
 TEST(RunnerTest, AModelNoSelectedScenarioHasIsAnError) {

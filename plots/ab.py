@@ -196,7 +196,10 @@ def noise_of(path):
         return None
     n = noisy[0]["noise"]
     taken = n.get("steal_fraction", 0) + n.get("others_fraction", 0)
-    return f"{taken:.0%} of its CPUs taken" + (f" ({n['busiest']})" if n.get("busiest") else "")
+    said = f"{taken:.0%} of its CPUs taken"
+    if n.get("worst_cpu", -1) >= 0 and n.get("worst_cpu_fraction", 0) > taken:
+        said = f"CPU {n['worst_cpu']} lost {n['worst_cpu_fraction']:.0%}"
+    return said + (f" ({n['busiest']})" if n.get("busiest") else "")
 
 
 def combine(rounds, repetitions):

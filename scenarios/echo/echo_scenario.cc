@@ -118,6 +118,7 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
           harness::Repetition window = Figures(Drive(at_rate, server.sampled, client_cpus), at_rate, client_cpus);
           harness::NoiseReport noise = watch();
           noise.threshold = run.noise_threshold;
+          noise.others_judged = !run.target;
           window.detail["noise"] = noise.ToJson();
           if (std::string died = server.ExitReason(); !died.empty()) throw std::runtime_error(died);
           return window;
