@@ -92,7 +92,7 @@ class HostileOut(unittest.TestCase):
 
     def quick_run(self, out, *extra):
         return run("run", "--scenario=pipeline", "--model=sequential", "--items=3", "--download=uniform:1ms:2ms",
-                   "--repetitions=1", f"--out={out}", *extra)
+                   "--repetitions=1", "--redo=0", f"--out={out}", *extra)
 
     def test_a_path_that_is_not_a_regular_file_is_refused_and_left_alone(self):
         victim = os.path.join(self.dir, "victim.txt")
@@ -137,7 +137,7 @@ class HostileOut(unittest.TestCase):
     def test_two_runs_writing_one_file_at_once(self):
         out = os.path.join(self.dir, "shared.json")
         first = subprocess.Popen([HARNESS, "run", "--scenario=pipeline", "--model=sequential", "--items=20",
-                                  "--download=uniform:50ms:50ms", "--repetitions=2", f"--out={out}"],
+                                  "--download=uniform:50ms:50ms", "--repetitions=2", "--redo=0", f"--out={out}"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
         try:
             deadline = time.time() + 20
@@ -360,7 +360,7 @@ class CarelessInput(unittest.TestCase):
 
     def test_progress_median_is_the_files_median(self):
         p = run("run", "--scenario=pipeline", "--model=sequential", "--items=4", "--download=uniform:1ms:9ms",
-                "--repetitions=2", f"--out={self.out}")
+                "--repetitions=2", "--redo=0", f"--out={self.out}")
         self.assertEqual(p.returncode, 0, p.stderr)
         printed = int(p.stderr.split(" ops/s (median of 2)")[0].split()[-1])
         rates = sorted(1e9 / e["real_time"] for e in load_json(self.out)["benchmarks"] if e["run_type"] == "iteration")
