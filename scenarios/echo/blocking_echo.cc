@@ -3,8 +3,10 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "scenarios/echo/protocol.h"
+#include "scenarios/echo/work.h"
 
 namespace echo {
 namespace {
@@ -20,9 +22,40 @@ bool SendAll(int fd, const char* data, size_t n) {
   return true;
 }
 
+// Whole messages, each with its work done before its reply. A header that is not one ends the
+// connection: the peer does not speak --work's protocol.
+void WorkEcho(int fd, const ReplyMode& reply) {
+  char in[kBufferSize];
+  char out[kBufferSize + ReplyMode::kMaxPrefix];
+  const size_t room = reply.headroom();
+  size_t have = 0;
+  while (true) {
+    const ssize_t n = recv(fd, in + have, sizeof in - have, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    have += static_cast<size_t>(n);
+    size_t at = 0;
+    WorkHeader h;
+    while (true) {
+      const WorkHeader::Read read = WorkHeader::From(in + at, have - at, sizeof in, &h);
+      if (read == WorkHeader::Read::kBad) return;
+      if (read == WorkHeader::Read::kNeedMore || have - at < h.length) break;
+      BurnCpu(h.cpu_ns);
+      BlockFor(h.wait_ns);
+      std::memcpy(out + room, in + at, h.length);
+      h.WriteReply(out + room);
+      if (!SendAll(fd, out, reply.Make(out, h.length))) return;
+      at += h.length;
+    }
+    std::memmove(in, in + at, have - at);
+    have -= at;
+  }
+}
+
 }  // namespace
 
-void BlockingEcho(int fd, const ReplyMode& reply) {
+void BlockingEcho(int fd, const ReplyMode& reply, bool work) {
+  if (work) return WorkEcho(fd, reply);
   char buf[kBufferSize];
   const size_t room = reply.headroom();
   while (true) {

@@ -73,6 +73,39 @@ TEST(CapacitySearchTest, OneNoisyWindowDoesNotDecideAStep) {
   }
 }
 
+// A window counts whole round trips: one short of the schedule at a low rate is not falling behind.
+TEST(CapacitySearchTest, KeepingUpAllowsOneMessageOfAWindow) {
+  EXPECT_TRUE(KeptUp(230 * 0.99, 230, 0.4));
+  EXPECT_TRUE(KeptUp(91 / 0.4, 230, 0.4));   // 91 of the 92 due in 0.4 s
+  EXPECT_FALSE(KeptUp(90 / 0.4, 230, 0.4));  // two short
+  EXPECT_TRUE(KeptUp(9899, 10000, 1));
+  EXPECT_FALSE(KeptUp(9880, 10000, 1));  // at 10,000 msgs/s one message is 0.01%: the 1% rules
+}
+
+// The step keeps up on the median of its windows, while the window whose p99 is the median fell a
+// little behind alone: the entry carries the step's achieved rate, and no warning it does not stand by.
+TEST(CapacitySearchTest, TheEntryAtCapacityCarriesTheStepsAchievedRate) {
+  int window = 0;
+  CapacitySearch search(P99Of2ms(), [&](double rate) {
+    const int i = window++;
+    if (rate == 0 || rate > kCapacity) return KnownServer(rate);
+    harness::Repetition w = Window(rate, 200 + 100 * ((i - 1) % 3));  // p99 200, 300, 400 us
+    if ((i - 1) % 3 == 1) {
+      w.metrics["achieved_rate"] = 0.989 * rate;
+      w.warnings.push_back("behind schedule: achieved 98.9%");
+      w.detail["behind_schedule"] = true;
+    }
+    return w;
+  });
+  const harness::Repetition rep = search.Run();
+  ASSERT_TRUE(rep.ok) << rep.error;
+  const double capacity = rep.metrics["capacity_msgs_per_second"];
+  EXPECT_EQ(rep.metrics["p99_us"], 300);  // the median window's figures
+  EXPECT_EQ(rep.metrics["achieved_rate"], capacity);
+  EXPECT_EQ(rep.detail["behind_schedule"], false);
+  EXPECT_TRUE(rep.warnings.empty());
+}
+
 harness::Repetition WithNoise(harness::Repetition window, bool noisy) {
   window.detail["noise"] = {{"steal_fraction", noisy ? 0.3 : 0.0}, {"noisy", noisy}};
   return window;

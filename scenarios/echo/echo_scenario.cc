@@ -63,6 +63,11 @@ class EchoScenario final : public harness::Scenario {
          "what the server sends back: upper (default; ASCII letters upper-cased), same (plain echo) or prefix:TEXT "
          "(TEXT, then the bytes: seed 004's Echo=>); the load generator checks every byte against it",
          {}},
+        {"work",
+         "what each request costs the server: cpu:fixed:50us, cpu:exp:20us, cpu:bimodal:0.995:10us:1ms (P, then the "
+         "value drawn with P, then the other), wait:fixed:1ms, wait:exp:1ms, or a cpu and a wait joined by '+'; "
+         "carried in a header of each request (TCP), the same sequence for every model",
+         {}},
         {"variant", "a model's variant (models that have them, see the list above; default: the model's first)", {}},
         {"capacity",
          "search the highest open-loop rate that meets an SLO (bare: --slo's, default p99:2ms): achieved within 1% "
@@ -90,7 +95,7 @@ class EchoScenario final : public harness::Scenario {
   void Recompute(const std::vector<const nlohmann::json*>& parts, harness::Repetition& merged) const override;
   std::string Contradiction(const nlohmann::json& entry) const override;
 
-  std::vector<std::string> server_params() const override { return {"workers", "transport", "reply", "variant"}; }
+  std::vector<std::string> server_params() const override { return ServerParams(); }
 
   std::vector<harness::RunSpec> Plan(const harness::Options& options) const override {
     return PlanRuns(*this, options);

@@ -15,6 +15,7 @@
 #include "scenarios/echo/load_generator.h"
 #include "scenarios/echo/protocol.h"
 #include "scenarios/echo/server.h"
+#include "scenarios/echo/work.h"
 
 namespace echo {
 namespace {
@@ -126,10 +127,11 @@ std::string CaseName(const ModelCase& c) {
 // One server of a model, serving on port_ for the test, stopped after it.
 class ServerTest : public ::testing::TestWithParam<ModelCase> {
  protected:
-  void Serve(ServerFactory make, int fd, const ReplyMode& reply = {}) {
+  void Serve(ServerFactory make, int fd, const ReplyMode& reply = {}, bool work = false) {
     signal(SIGPIPE, SIG_IGN);
     if (server_) server_->Stop();
-    server_ = make(ServerConfig{.workers = GetParam().workers, .reply = reply, .variant = GetParam().variant});
+    server_ =
+        make(ServerConfig{.workers = GetParam().workers, .reply = reply, .variant = GetParam().variant, .work = work});
     server_->Start(fd);
   }
   void TearDown() override {
@@ -199,6 +201,69 @@ TEST_P(ModelTest, HoldsManyConnections) {
   EXPECT_EQ(r.wrong_bytes, 0u);
   EXPECT_EQ(r.broken_connections, 0u);
   EXPECT_GE(r.messages, 1000u);
+}
+
+LoadConfig WorkLoad(uint16_t port, int connections, size_t size, const char* work, const ReplyMode& reply = {}) {
+  LoadConfig config;
+  config.target = {"127.0.0.1", port};
+  config.connections = connections;
+  config.size = size;
+  config.warmup = 50ms;
+  config.duration = 200ms;
+  config.reply = reply;
+  config.work = WorkSpec::Parse(work);
+  return config;
+}
+
+// --work: whole requests read by their header, every byte of every reply checked under each rule,
+// in a closed loop and in an open loop (several requests in flight on a connection, read together).
+TEST_P(ModelTest, DoesTheWorkEachRequestCarries) {
+  if (!entry_->does_work) GTEST_SKIP() << GetParam().model << " does not do --work";
+  for (const char* rule : {"upper", "same", "prefix:Echo=>"}) {
+    SCOPED_TRACE(rule);
+    const ReplyMode reply = ReplyMode::Parse(rule);
+    Serve(entry_->make, Listen("127.0.0.1", 0, &port_), reply, true);
+    for (size_t size : {WorkHeader::kSize, size_t{64}, size_t{4096}}) {
+      SCOPED_TRACE("size " + std::to_string(size));
+      const LoadResult r = RunLoad(WorkLoad(port_, 16, size, "cpu:exp:20us", reply));
+      ASSERT_TRUE(r.ok) << r.error;
+      EXPECT_EQ(r.wrong_bytes, 0u);
+      EXPECT_EQ(r.unread_headers, 0u);
+      EXPECT_EQ(r.broken_connections, 0u);
+      EXPECT_GT(r.messages, 16u);
+    }
+    LoadConfig open = WorkLoad(port_, 4, 64, "cpu:fixed:10us+wait:fixed:1ms", reply);
+    open.rate = 2000;
+    const LoadResult r = RunLoad(open);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.wrong_bytes, 0u);
+    EXPECT_EQ(r.broken_connections, 0u);
+    EXPECT_GT(r.messages, 200u);
+  }
+}
+
+// A request's wait holds its own connection only: 100 connections that each wait 50 ms are all
+// answered about 20 times a second (a loop that blocked in each wait would answer each once in 5 s).
+TEST_P(ModelTest, AWaitHoldsOnlyItsOwnConnection) {
+  if (!entry_->does_work) GTEST_SKIP() << GetParam().model << " does not do --work";
+  Serve(entry_->make, Listen("127.0.0.1", 0, &port_), {}, true);
+  LoadConfig config = WorkLoad(port_, 100, 64, "wait:fixed:50ms");
+  config.duration = 1s;
+  const LoadResult r = RunLoad(config);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.wrong_bytes, 0u);
+  ASSERT_EQ(r.per_connection.size(), 100u);
+  for (uint64_t n : r.per_connection) EXPECT_GE(n, 10u);  // 20 at most; noise only removes some
+  EXPECT_GE(r.latency.min(), 50'000'000u);                // none answered before its wait was over
+}
+
+// A server that does not speak --work echoes the header back unread: named as such.
+TEST_P(ModelTest, WorkAgainstAServerWithoutItIsNamed) {
+  if (GetParam().model != "epoll" || !GetParam().variant.empty()) GTEST_SKIP() << "one model shows it";
+  const LoadResult r = RunLoad(WorkLoad(port_, 4, 64, "cpu:fixed:1us"));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_GT(r.unread_headers, 0u);
+  EXPECT_GT(r.wrong_bytes, 0u);
 }
 
 TEST_P(ModelTest, StopsWithConnectionsOpen) {

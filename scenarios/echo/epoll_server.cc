@@ -2,6 +2,9 @@
 // an event loop costs with no abstraction at all. Level-triggered; a connection whose reply could
 // not be sent whole stops reading until the rest is flushed, so memory per connection stays one
 // buffer. Variant `spin` (TCP) polls before sleeping, the floor under io_uring's `spin`.
+// With --work, each whole request's CPU is burned on the loop (run to completion) and its wait is a
+// timer on a heap, the loop serving others meanwhile; the connection reads nothing more until its
+// reply is sent, so replies leave in order.
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -11,22 +14,44 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <memory>
+#include <queue>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "scenarios/echo/protocol.h"
 #include "scenarios/echo/server.h"
+#include "scenarios/echo/work.h"
 
 namespace echo {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 struct Connection {
   int fd;
-  size_t pending_from = 0;  // unsent reply bytes are buf[pending_from, pending_to)
+  uint64_t id = 0;          // unique for the server's life: a timer names its connection by it
+  size_t pending_from = 0;  // unsent reply bytes are out()[pending_from, pending_to)
   size_t pending_to = 0;
-  bool waiting_for_output = false;
+  uint32_t interest = EPOLLIN;  // what epoll watches it for
   char buf[kBufferSize];
+  // --work: buf holds `have` bytes of requests; a request whose wait is running is `waiting`, its
+  // header `current`; replies are made in `reply`.
+  size_t have = 0;
+  bool waiting = false;
+  WorkHeader current;
+  std::unique_ptr<char[]> reply;
+  char* out() { return reply ? reply.get() : buf; }
+};
+
+// A request's wait, ending at `at`.
+struct Timer {
+  Clock::time_point at;
+  int fd;
+  uint64_t id;
+  bool operator>(const Timer& other) const { return at > other.at; }
 };
 
 // `spin`: how long a loop with nothing to do polls (epoll_wait with no timeout) before it sleeps.
@@ -34,7 +59,8 @@ constexpr auto kSpin = std::chrono::microseconds(20);
 
 class EpollServer final : public EchoServer {
  public:
-  explicit EpollServer(const ServerConfig& config) : reply_(config.reply), spin_(config.variant == "spin") {}
+  explicit EpollServer(const ServerConfig& config)
+      : reply_(config.reply), spin_(config.variant == "spin"), work_(config.work) {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -69,7 +95,8 @@ class EpollServer final : public EchoServer {
     epoll_event events[512];
     while (true) {
       int n = spin_ ? Poll(events, 512) : 0;
-      if (n == 0) n = epoll_wait(ep_, events, 512, accepting_ ? -1 : AcceptPause());
+      if (n == 0)
+        n = work_ ? WaitWithTimers(events, 512) : epoll_wait(ep_, events, 512, accepting_ ? -1 : AcceptPause());
       if (!accepting_ && AcceptPause() == 0) {
         accepting_ = true;
         Watch(listen_fd_, EPOLLIN, EPOLL_CTL_MOD);
@@ -85,13 +112,89 @@ class EpollServer final : public EchoServer {
         if (it == connections_.end()) continue;
         Connection& c = *it->second;
         // A connection with a reply pending was waiting for EPOLLOUT; otherwise it is readable.
-        const bool ok = c.pending_to > c.pending_from ? Flush(c) : Echo(c);
-        if (!ok) {
-          close(fd);
-          connections_.erase(it);
-        }
+        const bool ok = c.pending_to > c.pending_from ? Flush(c) && (!work_ || Advance(c))
+                        : work_                       ? Receive(c)
+                                                      : Echo(c);
+        if (!ok) Close(it);
       }
+      if (work_) FireTimers();
     }
+  }
+
+  void Close(std::unordered_map<int, std::unique_ptr<Connection>>::iterator it) {
+    close(it->first);
+    connections_.erase(it);
+  }
+
+  // --work: epoll_wait until an event, the next timer, or the end of an accept back-off.
+  int WaitWithTimers(epoll_event* events, int size) {
+    Clock::time_point until = Clock::time_point::max();
+    if (!timers_.empty()) until = timers_.top().at;
+    if (!accepting_) until = std::min(until, resume_accepting_);
+    if (until == Clock::time_point::max()) return epoll_wait(ep_, events, size, -1);
+    const int64_t ns =
+        std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(until - Clock::now()).count());
+    const timespec timeout{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+    return epoll_pwait2(ep_, events, size, &timeout, nullptr);
+  }
+
+  // Replies to every request whose wait is over.
+  void FireTimers() {
+    const auto now = Clock::now();
+    while (!timers_.empty() && timers_.top().at <= now) {
+      const Timer t = timers_.top();
+      timers_.pop();
+      auto it = connections_.find(t.fd);
+      if (it == connections_.end() || it->second->id != t.id) continue;  // it closed meanwhile
+      Connection& c = *it->second;
+      c.waiting = false;
+      if (!Reply(c) || !Advance(c)) Close(it);
+    }
+  }
+
+  // --work: reads what came, then serves the whole requests it completes.
+  bool Receive(Connection& c) {
+    const ssize_t n = recv(c.fd, c.buf + c.have, sizeof c.buf - c.have, 0);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    if (n == 0) return false;
+    c.have += static_cast<size_t>(n);
+    return Advance(c);
+  }
+
+  // Serves the whole requests at the front of the buffer, in order: burns each one's CPU here, and
+  // parks the connection on a timer for its wait (no reading meanwhile). False: a request that is
+  // not one, or the connection failed.
+  bool Advance(Connection& c) {
+    while (!c.waiting && c.pending_to == c.pending_from) {
+      const WorkHeader::Read read = WorkHeader::From(c.buf, c.have, sizeof c.buf, &c.current);
+      if (read == WorkHeader::Read::kBad) return false;
+      if (read == WorkHeader::Read::kNeedMore || c.have < c.current.length) {
+        if (c.have == sizeof c.buf) return false;  // cannot happen: a request fits the buffer
+        Want(c, EPOLLIN);
+        return true;
+      }
+      BurnCpu(c.current.cpu_ns);
+      if (c.current.wait_ns > 0) {
+        c.waiting = true;
+        timers_.push({Clock::now() + std::chrono::nanoseconds(c.current.wait_ns), c.fd, c.id});
+        Want(c, 0);  // nothing more read until this reply is out
+        return true;
+      }
+      if (!Reply(c)) return false;
+    }
+    return true;
+  }
+
+  // The reply to the request at the front of the buffer, sent (or pending); the request consumed.
+  bool Reply(Connection& c) {
+    const size_t length = c.current.length, room = reply_.headroom();
+    std::memcpy(c.reply.get() + room, c.buf, length);
+    c.current.WriteReply(c.reply.get() + room);
+    std::memmove(c.buf, c.buf + length, c.have - length);
+    c.have -= length;
+    c.pending_from = 0;
+    c.pending_to = reply_.Make(c.reply.get(), length);
+    return Flush(c);
   }
 
   // `spin`: asks epoll for events without sleeping until some come or kSpin has passed; 0 if none.
@@ -124,6 +227,8 @@ class EpollServer final : public EchoServer {
       // of it resident, which no other model pays for.
       std::unique_ptr<Connection> conn(new Connection);
       conn->fd = fd;
+      conn->id = ++connections_made_;
+      if (work_) conn->reply.reset(new char[kBufferSize + ReplyMode::kMaxPrefix]);
       connections_.emplace(fd, std::move(conn));
       Watch(fd, EPOLLIN, EPOLL_CTL_ADD);
     }
@@ -145,24 +250,31 @@ class EpollServer final : public EchoServer {
   // Sends what is pending; switches the interest to EPOLLOUT while some remains, back after.
   bool Flush(Connection& c) {
     while (c.pending_from < c.pending_to) {
-      const ssize_t n = send(c.fd, c.buf + c.pending_from, c.pending_to - c.pending_from, MSG_NOSIGNAL);
+      const ssize_t n = send(c.fd, c.out() + c.pending_from, c.pending_to - c.pending_from, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) {
-        if (!c.waiting_for_output) Watch(c.fd, EPOLLOUT, EPOLL_CTL_MOD);
-        c.waiting_for_output = true;
+        Want(c, EPOLLOUT);
         return true;
       }
       if (n <= 0) return false;
       c.pending_from += static_cast<size_t>(n);
     }
     c.pending_from = c.pending_to = 0;
-    if (c.waiting_for_output) Watch(c.fd, EPOLLIN, EPOLL_CTL_MOD);
-    c.waiting_for_output = false;
+    if (c.interest == EPOLLOUT) Want(c, EPOLLIN);
     return true;
+  }
+
+  void Want(Connection& c, uint32_t events) {
+    if (c.interest == events) return;
+    c.interest = events;
+    Watch(c.fd, events, EPOLL_CTL_MOD);
   }
 
   const ReplyMode reply_;
   const bool spin_;
+  const bool work_;
+  uint64_t connections_made_ = 0;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   int listen_fd_ = -1;
   int ep_ = -1;
   int wake_ = -1;
@@ -237,6 +349,7 @@ HARNESS_REGISTER(ModelEntry,
                   &MakeServer<EpollServer>,
                   &MakeServer<EpollUdpServer>,
                   {{"wait", "epoll_wait sleeps until an event"},
-                   {"spin", "epoll_wait polled for 20 us before it sleeps (io_uring's spin, with system calls)"}}});
+                   {"spin", "epoll_wait polled for 20 us before it sleeps (io_uring's spin, with system calls)"}},
+                  true});
 
 }  // namespace echo

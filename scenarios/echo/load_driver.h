@@ -96,8 +96,9 @@ class Driver {
 
   harness::Histogram latency;  // round trips completed inside the window
   uint64_t wrong_bytes = 0;
-  uint64_t lost = 0;    // UDP: messages due inside the window never answered in time
-  uint64_t strays = 0;  // UDP: datagrams from another run (a reused port), ignored
+  uint64_t unread_headers = 0;  // --work: header bytes that came back as sent (MessagePattern::Wrong)
+  uint64_t lost = 0;            // UDP: messages due inside the window never answered in time
+  uint64_t strays = 0;          // UDP: datagrams from another run (a reused port), ignored
 };
 
 std::unique_ptr<Driver> MakeUdpDriver(const LoadConfig& config, const MessagePattern& pattern,

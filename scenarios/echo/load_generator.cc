@@ -107,6 +107,7 @@ class TcpDriver final : public Driver {
         end_(end),
         window_(window),
         scratch_(std::max<size_t>(kBufferSize, 65536)),
+        message_(pattern.work().empty() ? 0 : pattern.size()),
         schedule_(config.rate, conns.size(), begin, end) {}
 
   void Run() override {
@@ -155,7 +156,7 @@ class TcpDriver final : public Driver {
   void Send(size_t index) {
     Connection& c = conns_[index];
     while (c.unwritten() > 0 && (!one_in_flight_ || c.send_seq == c.recv_seq)) {
-      const char* data = pattern_.Request(index, c.send_seq);
+      const char* data = pattern_.Request(index, c.send_seq, message_.data());
       const ssize_t n = send(c.fd, data + c.sent, pattern_.size() - c.sent, MSG_NOSIGNAL);
       if (n > 0) {
         c.sent += static_cast<size_t>(n);
@@ -204,7 +205,7 @@ class TcpDriver final : public Driver {
   }
 
   void Check(Connection& c, size_t index, size_t n) {
-    wrong_bytes += pattern_.Wrong(index, c.recv_seq, c.received, scratch_.data(), n);
+    wrong_bytes += pattern_.Wrong(index, c.recv_seq, c.received, scratch_.data(), n, &unread_headers);
     c.received += n;
   }
 
@@ -249,6 +250,7 @@ class TcpDriver final : public Driver {
   size_t begin_, end_;
   Window& window_;
   std::vector<char> scratch_;
+  std::vector<char> message_;  // --work: the message being sent, its header written in
   OpenLoopSchedule schedule_;
   const bool one_in_flight_ = pattern_.reply_mode().headroom() > 0;
   int ep_ = -1;
@@ -349,6 +351,7 @@ void AddCounts(const std::vector<std::unique_ptr<Driver>>& drivers, const std::v
   for (const auto& d : drivers) {
     result.latency.Merge(d->latency);
     result.wrong_bytes += d->wrong_bytes;
+    result.unread_headers += d->unread_headers;
     result.lost += d->lost;
     result.strays += d->strays;
   }
@@ -371,7 +374,7 @@ LoadResult RunLoad(const LoadConfig& config) {
   }
   std::random_device random;
   result.salt = (uint64_t{random()} << 32) | random();
-  const MessagePattern pattern(config.size, result.salt, config.reply);
+  const MessagePattern pattern(config.size, result.salt, config.reply, config.work);
   Window window;
   const int threads = std::clamp(config.threads, 1, config.connections);
   std::vector<std::unique_ptr<Driver>> drivers;

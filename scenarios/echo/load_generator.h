@@ -18,6 +18,7 @@
 #include "harness/histogram.h"
 #include "harness/params.h"
 #include "scenarios/echo/protocol.h"
+#include "scenarios/echo/work.h"
 
 namespace echo {
 
@@ -34,6 +35,7 @@ struct LoadConfig {
   harness::Duration duration = std::chrono::seconds(1);
   int threads = 1;
   ReplyMode reply;  // what the server must send back (--reply); every byte checked against it
+  WorkSpec work;    // what each request costs the server (--work, TCP): carried in its header
   // 0: closed loop (each connection sends its next message when the reply is back). Otherwise an
   // open loop: `rate` messages per second in all, on a fixed schedule over the connections, with
   // latency measured from each message's scheduled time, so a slow server cannot hide its delay
@@ -57,6 +59,7 @@ struct LoadResult {
   std::string error;                     // why the load could not run (connect failed ...)
   uint64_t messages = 0;                 // round trips completed inside the window
   uint64_t wrong_bytes = 0;              // received bytes that differ from the expected reply
+  uint64_t unread_headers = 0;           // --work: header bytes echoed back as sent (no work done)
   uint64_t broken_connections = 0;       // closed or reset by the server during the run
   uint64_t lost = 0;                     // UDP: due in the window, no reply within loss_timeout
   uint64_t strays = 0;                   // UDP: datagrams of another run (a reused port), ignored

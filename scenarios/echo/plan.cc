@@ -14,6 +14,7 @@
 #include "scenarios/echo/load_generator.h"
 #include "scenarios/echo/server.h"
 #include "scenarios/echo/slo.h"
+#include "scenarios/echo/work.h"
 
 namespace echo {
 namespace {
@@ -28,6 +29,19 @@ constexpr uint64_t kMaxSize = 64 << 20;
 bool CheckTransport(const ModelEntry* m, const nlohmann::json& p, bool models_named) {
   const auto size = p["size"].get<uint64_t>();
   const ReplyMode reply = ReplyMode::Parse(p.value("reply", "upper"));
+  if (p.contains("work")) {
+    if (p.value("transport", "tcp") == "udp") throw std::invalid_argument("--work: TCP only, for now");
+    if (m && !m->does_work) {
+      if (!models_named) return false;
+      throw std::invalid_argument("--work: model '" + m->name + "' does not do --work yet");
+    }
+    if (size < WorkHeader::kSize || size + reply.headroom() > kBufferSize) {
+      throw std::invalid_argument(
+          fmt::format("--size: a request with --work is read whole, its {}-byte header "
+                      "first: {} to {} bytes, not {}",
+                      WorkHeader::kSize, WorkHeader::kSize, kBufferSize - reply.headroom(), size));
+    }
+  }
   if (p.value("transport", "tcp") != "udp") {
     // A prefix is added per read: a message must fit one read of a server's buffer with it.
     if (reply.headroom() > 0 && size + reply.headroom() > kBufferSize) {
@@ -71,10 +85,6 @@ std::vector<std::string> VariantsFor(const ModelEntry& m, const std::string& giv
   }
   return mine;
 }
-
-// Why a run's figures cannot stand, or "", the surest diagnosis first: a server whose replies are
-// not the echo (wrong bytes at any time of the run, connections it closed), one that never answered
-// in the window, or one that stopped answering partway through it (its throughput would average a
 
 // Each connection is a file descriptor in the load generator and one in the server, both under
 // this process's open-files limit (raised to its hard limit at start); a run that cannot open them
@@ -148,7 +158,7 @@ harness::Options WithSearch(const harness::Options& options) {
 // parameters they use.
 harness::Options ForModel(const ModelEntry* m, const harness::Options& scoped,
                           const std::vector<const ModelEntry*>& chosen, std::vector<std::string>& used) {
-  used = {"capacity", "client-threads", "connections", "rate", "reply", "size", "transport"};
+  used = {"capacity", "client-threads", "connections", "rate", "reply", "size", "transport", "work"};
   harness::Options with_defaults = scoped;
   if (m && m->workers.default_list) {
     used.push_back("workers");
@@ -181,6 +191,7 @@ nlohmann::json ParseParam(const std::string& name, const std::string& value) {
       return value;
     }
     if (name == "reply") return ReplyMode::Parse(value).ToString();
+    if (name == "work") return WorkSpec::Parse(value).ToString();
     if (name == "variant") {
       if (value.empty()) throw std::invalid_argument("empty variant name");
       return value;  // checked against each model's variants in Plan

@@ -20,7 +20,7 @@
 namespace echo {
 namespace {
 
-[[noreturn]] void WorkerLoop(int listen_fd, const ReplyMode& reply) {
+[[noreturn]] void WorkerLoop(int listen_fd, const ReplyMode& reply, bool work) {
   while (true) {
     const int fd = AcceptOrBackOff(listen_fd, SOCK_CLOEXEC);
     if (fd < 0) {
@@ -28,14 +28,15 @@ namespace {
       _exit(0);  // the listening socket was shut down
     }
     SetNoDelay(fd);
-    BlockingEcho(fd, reply);
+    BlockingEcho(fd, reply, work);
     close(fd);
   }
 }
 
 class ProcessPoolServer final : public EchoServer {
  public:
-  explicit ProcessPoolServer(const ServerConfig& config) : workers_(config.workers), reply_(config.reply) {}
+  explicit ProcessPoolServer(const ServerConfig& config)
+      : workers_(config.workers), reply_(config.reply), work_(config.work) {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -43,7 +44,7 @@ class ProcessPoolServer final : public EchoServer {
       const pid_t pid = fork();
       if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        WorkerLoop(listen_fd, reply_);
+        WorkerLoop(listen_fd, reply_, work_);
       }
       if (pid < 0) {
         const int err = errno;
@@ -65,13 +66,19 @@ class ProcessPoolServer final : public EchoServer {
  private:
   const int workers_;
   const ReplyMode reply_;
+  const bool work_;
   int listen_fd_ = -1;
   std::vector<pid_t> pids_;
 };
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"process_pool", "`workers` pre-forked processes, each serving one connection at a time",
-                              Workers{"4", true}, &MakeServer<ProcessPoolServer>, nullptr});
+HARNESS_REGISTER(ModelEntry, {"process_pool",
+                              "`workers` pre-forked processes, each serving one connection at a time",
+                              Workers{"4", true},
+                              &MakeServer<ProcessPoolServer>,
+                              nullptr,
+                              {},
+                              true});
 
 }  // namespace echo

@@ -22,7 +22,7 @@ namespace {
 
 class ProcessesServer final : public EchoServer {
  public:
-  explicit ProcessesServer(const ServerConfig& config) : reply_(config.reply) {}
+  explicit ProcessesServer(const ServerConfig& config) : reply_(config.reply), work_(config.work) {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -52,7 +52,7 @@ class ProcessesServer final : public EchoServer {
         // Child: only async-signal-safe calls (the parent has threads). Dies with its parent thread.
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(listen_fd_);
-        BlockingEcho(fd, reply_);
+        BlockingEcho(fd, reply_, work_);
         _exit(0);
       }
       close(fd);
@@ -66,6 +66,7 @@ class ProcessesServer final : public EchoServer {
   }
 
   const ReplyMode reply_;
+  const bool work_;
   int listen_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;
@@ -74,7 +75,12 @@ class ProcessesServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"processes", "a process per connection (fork on accept)", kNoWorkers,
-                              &MakeServer<ProcessesServer>, nullptr});
+HARNESS_REGISTER(ModelEntry, {"processes",
+                              "a process per connection (fork on accept)",
+                              kNoWorkers,
+                              &MakeServer<ProcessesServer>,
+                              nullptr,
+                              {},
+                              true});
 
 }  // namespace echo

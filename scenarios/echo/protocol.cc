@@ -36,8 +36,16 @@ std::string ReplyMode::ToString() const {
   return "";
 }
 
-MessagePattern::MessagePattern(size_t size, uint64_t salt, ReplyMode reply)
-    : size_(size), salt_(salt), reply_mode_(std::move(reply)), request_(size + kOffsets), body_(size + kOffsets) {
+MessagePattern::MessagePattern(size_t size, uint64_t salt, ReplyMode reply, WorkSpec work)
+    : size_(size),
+      salt_(salt),
+      reply_mode_(std::move(reply)),
+      work_(std::move(work)),
+      request_(size + kOffsets),
+      body_(size + kOffsets) {
+  if (!work_.empty() && size_ < WorkHeader::kSize) {
+    throw std::invalid_argument("a message with work is at least " + std::to_string(WorkHeader::kSize) + " bytes");
+  }
   std::mt19937 rng(0x5eed);
   for (size_t i = 0; i < request_.size(); ++i) {
     const unsigned r = rng();
@@ -47,11 +55,44 @@ MessagePattern::MessagePattern(size_t size, uint64_t salt, ReplyMode reply)
   reply_mode_.Transform(body_.data(), body_.size());
 }
 
-uint64_t MessagePattern::Wrong(uint64_t stream, uint64_t seq, size_t from, const char* data, size_t n) const {
+WorkHeader MessagePattern::HeaderOf(uint64_t stream, uint64_t seq) const {
+  const Work w = work_.Of(stream, seq);
+  WorkHeader h;
+  h.length = static_cast<uint32_t>(size_);
+  h.cpu_ns = w.cpu_ns;
+  h.wait_ns = w.wait_ns;
+  return h;
+}
+
+const char* MessagePattern::Request(uint64_t stream, uint64_t seq, char* scratch) const {
+  if (work_.empty()) return Request(stream, seq);
+  std::memcpy(scratch, Request(stream, seq), size_);
+  HeaderOf(stream, seq).WriteRequest(scratch);
+  return scratch;
+}
+
+uint64_t MessagePattern::Wrong(uint64_t stream, uint64_t seq, size_t from, const char* data, size_t n,
+                               uint64_t* unread) const {
   uint64_t wrong = 0;
   const std::string& prefix = reply_mode_.prefix();
   for (; n > 0 && from < prefix.size(); ++from, ++data, --n) wrong += *data != prefix[from];
   if (n == 0) return wrong;
+  if (!work_.empty() && from - prefix.size() < WorkHeader::kSize) {
+    // The header's reply: "done", then the request's fields, under the rule.
+    char done[WorkHeader::kSize], echoed[WorkHeader::kSize];
+    const WorkHeader h = HeaderOf(stream, seq);
+    h.WriteReply(done);
+    h.WriteRequest(echoed);
+    reply_mode_.Transform(done, sizeof done);
+    reply_mode_.Transform(echoed, sizeof echoed);
+    for (; n > 0 && from - prefix.size() < WorkHeader::kSize; ++from, ++data, --n) {
+      const size_t at = from - prefix.size();
+      if (*data == done[at]) continue;
+      ++wrong;
+      if (unread && at < 4 && *data == echoed[at]) ++*unread;
+    }
+    if (n == 0) return wrong;
+  }
   const char* expected = body_.data() + Offset(stream, seq) + (from - prefix.size());
   if (std::memcmp(data, expected, n) == 0) return wrong;
   for (size_t i = 0; i < n; ++i) wrong += data[i] != expected[i];

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "scenarios/echo/work.h"
+
 namespace echo {
 
 // Per-connection buffer every server model uses, so memory figures compare like with like.
@@ -75,24 +77,34 @@ class ReplyMode {
 // so a server that drops, repeats or reorders bytes, transforms the wrong ones, or sends one
 // connection's reply to another (of this load, or of another load with its own salt) is caught.
 // Half the bytes are lower-case letters, so a reply rule applied wrongly shows on every message.
+// With work (--work), each message begins with its WorkHeader, and its reply with the header marked
+// done (work.h).
 class MessagePattern {
  public:
-  explicit MessagePattern(size_t size, uint64_t salt = 0, ReplyMode reply = {});
+  explicit MessagePattern(size_t size, uint64_t salt = 0, ReplyMode reply = {}, WorkSpec work = {});
   size_t size() const { return size_; }
   size_t reply_size() const { return reply_mode_.ReplySize(size_); }
   const ReplyMode& reply_mode() const { return reply_mode_; }
+  const WorkSpec& work() const { return work_; }
   uint64_t salt() const { return salt_; }
+  // Message `seq` of connection `stream`: without work, a pointer into the pattern; with work, the
+  // message written into `scratch` (size() bytes), its header first.
+  const char* Request(uint64_t stream, uint64_t seq, char* scratch) const;
   const char* Request(uint64_t stream, uint64_t seq) const { return request_.data() + Offset(stream, seq); }
   // How many of the `n` bytes at `data`, bytes [from, from + n) of the reply to message (stream,
-  // seq), differ from what that reply must be.
-  uint64_t Wrong(uint64_t stream, uint64_t seq, size_t from, const char* data, size_t n) const;
+  // seq), differ from what that reply must be. `unread`, if given, counts the bytes of a header
+  // that came back as the request's ("work": a server that echoed it without doing the work).
+  uint64_t Wrong(uint64_t stream, uint64_t seq, size_t from, const char* data, size_t n,
+                 uint64_t* unread = nullptr) const;
 
  private:
   static constexpr size_t kOffsets = 65521;  // prime: offsets of two streams rarely coincide
   size_t Offset(uint64_t stream, uint64_t seq) const;
+  WorkHeader HeaderOf(uint64_t stream, uint64_t seq) const;
   size_t size_;
   uint64_t salt_;
   ReplyMode reply_mode_;
+  WorkSpec work_;
   std::vector<char> request_;
   std::vector<char> body_;  // the request under the reply's rule (upper-cased, or the same)
 };

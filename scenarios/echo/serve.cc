@@ -21,6 +21,11 @@ ServerConfig ConfigOf(const ModelEntry& model, const std::map<std::string, std::
   if (auto r = params.find("reply"); r != params.end()) {
     config.reply = ReplyMode::Parse(ParseParam("reply", r->second).get<std::string>());
   }
+  if (auto w = params.find("work"); w != params.end()) {
+    ParseParam("work", w->second);  // the requests carry their work: the server needs to know only that they do
+    if (!model.does_work) throw std::invalid_argument("--work: model '" + model.name + "' does not do --work yet");
+    config.work = true;
+  }
   if (auto v = params.find("variant"); v != params.end()) {
     if (!FindVariant(model, v->second)) {
       std::string names;

@@ -22,10 +22,17 @@
 
 namespace echo {
 
+// The parameters of a run that reach its server (`harness serve --NAME=VALUE`), beside the model.
+inline const std::vector<std::string>& ServerParams() {
+  static const std::vector<std::string> names = {"workers", "transport", "reply", "variant", "work"};
+  return names;
+}
+
 struct ServerConfig {
   int workers = 1;      // threads or processes, for models that take it
   ReplyMode reply;      // what to send back (--reply)
   std::string variant;  // the model's variant (--variant); "" or a name of ModelEntry::variants
+  bool work = false;    // messages carry their work (--work, work.h): read by header, work done, then replied
 };
 
 class EchoServer {
@@ -58,6 +65,7 @@ struct ModelEntry {
   ServerFactory make;                  // TCP: Start() gets a listening stream socket
   ServerFactory make_udp;              // UDP: Start() gets a bound datagram socket; nullptr where UDP makes no sense
   std::vector<Variant> variants = {};  // the first is the default; none: the model has one form
+  bool does_work = false;              // serves --work (TCP): reads each request's header and does its work
 };
 
 // The variant of `m` called `name`, or nullptr.

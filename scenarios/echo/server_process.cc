@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "scenarios/echo/server.h"
+
 namespace echo {
 namespace {
 
@@ -41,9 +43,10 @@ Server StartServer(const harness::RunSpec& run) {
   }
   std::vector<std::string> argv = {run.self_path, "serve", "--scenario=echo", "--model=" + run.model,
                                    "--listen=127.0.0.1:0"};
-  if (run.params.contains("workers")) argv.push_back("--workers=" + run.params["workers"].dump());
-  for (const char* key : {"transport", "reply", "variant"}) {
-    if (run.params.contains(key)) argv.push_back(std::string("--") + key + "=" + run.params[key].get<std::string>());
+  for (const std::string& key : ServerParams()) {
+    if (!run.params.contains(key)) continue;
+    const nlohmann::json& value = run.params[key];
+    argv.push_back("--" + key + "=" + (value.is_string() ? value.get<std::string>() : value.dump()));
   }
   server.child = std::make_unique<harness::ChildProcess>(argv, run.placement.server);
   server.target = AwaitListening(*server.child);

@@ -36,8 +36,13 @@ std::string FormatSlo(const std::vector<SloBound>& slo) {
   return out;
 }
 
-std::string MissReason(const nlohmann::json& m, double offered, const std::vector<SloBound>& slo) {
-  if (m["achieved_rate"].get<double>() < 0.99 * offered) {
+bool KeptUp(double achieved, double offered, double window_s) {
+  const double one_message = window_s > 0 ? 1 / window_s : 0;
+  return achieved >= 0.99 * offered - one_message;
+}
+
+std::string MissReason(const nlohmann::json& m, double offered, double window_s, const std::vector<SloBound>& slo) {
+  if (!KeptUp(m["achieved_rate"].get<double>(), offered, window_s)) {
     return fmt::format("achieved {:.0f} of {:.0f} msgs/s", m["achieved_rate"].get<double>(), offered);
   }
   for (const SloBound& b : slo) {

@@ -26,10 +26,10 @@ namespace {
 
 using harness::UsageError;
 
-// The flags each side of the job takes, as `serve` and `load` name them; transport and reply go
+// The flags each side of the job takes, as `serve` and `load` name them; transport, reply and work go
 // to both (they must agree).
 constexpr const char* kServeFlags[] = {"workers", "variant"};
-constexpr const char* kBothFlags[] = {"transport", "reply"};
+constexpr const char* kBothFlags[] = {"transport", "reply", "work"};
 constexpr const char* kLoadFlags[] = {"connections", "size",        "rate",          "duration",
                                       "warmup",      "repetitions", "client-threads"};
 

@@ -24,7 +24,8 @@ namespace {
 
 class ThreadPoolServer final : public EchoServer {
  public:
-  explicit ThreadPoolServer(const ServerConfig& config) : workers_(config.workers), reply_(config.reply) {}
+  explicit ThreadPoolServer(const ServerConfig& config)
+      : workers_(config.workers), reply_(config.reply), work_(config.work) {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -73,7 +74,7 @@ class ThreadPoolServer final : public EchoServer {
         queue_.pop_front();
         active_.insert(fd);
       }
-      BlockingEcho(fd, reply_);
+      BlockingEcho(fd, reply_, work_);
       std::lock_guard lock(mu_);
       active_.erase(fd);
       close(fd);
@@ -82,6 +83,7 @@ class ThreadPoolServer final : public EchoServer {
 
   const int workers_;
   const ReplyMode reply_;
+  const bool work_;
   int listen_fd_ = -1;
   std::thread acceptor_;
   std::vector<std::thread> threads_;
@@ -132,8 +134,12 @@ class ThreadPoolUdpServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry,
-                 {"thread_pool", "connections are tasks of a pool of `workers` threads (seed 001); the rest wait",
-                  Workers{"4", true}, &MakeServer<ThreadPoolServer>, &MakeServer<ThreadPoolUdpServer>});
+HARNESS_REGISTER(ModelEntry, {"thread_pool",
+                              "connections are tasks of a pool of `workers` threads (seed 001); the rest wait",
+                              Workers{"4", true},
+                              &MakeServer<ThreadPoolServer>,
+                              &MakeServer<ThreadPoolUdpServer>,
+                              {},
+                              true});
 
 }  // namespace echo

@@ -18,7 +18,7 @@ namespace {
 
 class ThreadsServer final : public EchoServer {
  public:
-  explicit ThreadsServer(const ServerConfig& config) : reply_(config.reply) {}
+  explicit ThreadsServer(const ServerConfig& config) : reply_(config.reply), work_(config.work) {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -65,7 +65,7 @@ class ThreadsServer final : public EchoServer {
   }
 
   void Serve(std::list<Connection>::iterator it) {
-    BlockingEcho(it->fd, reply_);
+    BlockingEcho(it->fd, reply_, work_);
     std::lock_guard lock(mu_);
     close(it->fd);
     it->fd = -1;
@@ -83,6 +83,7 @@ class ThreadsServer final : public EchoServer {
   }
 
   const ReplyMode reply_;
+  const bool work_;
   int listen_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;
@@ -93,7 +94,12 @@ class ThreadsServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"threads", "a thread per connection, blocking I/O (seeds 000, 003)", kNoWorkers,
-                              &MakeServer<ThreadsServer>, nullptr});
+HARNESS_REGISTER(ModelEntry, {"threads",
+                              "a thread per connection, blocking I/O (seeds 000, 003)",
+                              kNoWorkers,
+                              &MakeServer<ThreadsServer>,
+                              nullptr,
+                              {},
+                              true});
 
 }  // namespace echo

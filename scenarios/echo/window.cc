@@ -8,6 +8,7 @@
 #include "harness/runner.h"
 #include "harness/stats.h"
 #include "scenarios/echo/echo_metrics.h"
+#include "scenarios/echo/slo.h"
 
 namespace echo {
 
@@ -20,6 +21,7 @@ LoadConfig ConfigFor(const harness::RunSpec& run, const harness::Endpoint& targe
   config.udp = run.params.value("transport", "tcp") == "udp";
   config.threads = run.params.value("client-threads", 1);
   config.reply = ReplyMode::Parse(run.params.value("reply", "upper"));
+  if (run.params.contains("work")) config.work = WorkSpec::Parse(run.params["work"].get<std::string>());
   config.warmup = run.warmup;
   config.duration = run.duration;
   config.stop = &harness::g_interrupted;
@@ -30,21 +32,24 @@ Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::Cpu
   Sample s;
   std::optional<harness::NoiseMeter> others;
   double client_cpu_before = 0, client_demand_before = 0;
+  // Both ends read in the same order, the wall clock first (it must stay with the steady clock that
+  // opened the window: the noise meter's scan of /proc can take tens of milliseconds on a busy
+  // machine), so that each figure spans the window shifted by about the same delay at both ends.
   config.on_window_start = [&] {
+    s.window_start_unix = harness::UnixSeconds();
     if (sampled) s.before = harness::ReadProcessTreeUsage(*sampled);
     client_cpu_before = harness::ProcessCpuSeconds();
     client_demand_before = harness::ProcessCpuDemandSeconds();
     others.emplace(client_cpus);
-    s.window_start_unix = harness::UnixSeconds();
   };
   config.on_window_end = [&] {
+    s.window_end_unix = harness::UnixSeconds();
     if (sampled) s.after = harness::ReadProcessTreeUsage(*sampled);
     s.client_cpu_s = harness::ProcessCpuSeconds() - client_cpu_before;
     s.client_demand_s = harness::ProcessCpuDemandSeconds() - client_demand_before;
     const harness::NoiseReport took = others->Stop();
     s.client_others_s =
         (took.steal_fraction + took.others_fraction) * took.seconds * static_cast<double>(client_cpus.size());
-    s.window_end_unix = harness::UnixSeconds();
   };
   s.load = RunLoad(config);
   return s;
@@ -78,7 +83,7 @@ void PutClientFigures(const Sample& s, const LoadConfig& config, const harness::
   if (config.rate > 0) {
     m["offered_rate"] = config.rate;
     m["achieved_rate"] = msgs / window;
-    const bool behind = msgs / window < 0.99 * config.rate;
+    const bool behind = !KeptUp(msgs / window, config.rate, window);
     rep.detail["behind_schedule"] = behind;
     if (behind) {
       rep.warnings.push_back(fmt::format("behind schedule: achieved {:.0f} of the {:.0f} msgs/s offered ({:.1f}%)",
@@ -155,6 +160,12 @@ harness::CpuList ClientCpus(const harness::RunSpec& run) {
 // working and a dead server). Silence is judged against the longest gap a working server could
 // leave: 1 s, half the window, or ten open-loop intervals.
 std::string BrokenReason(const LoadResult& load, const LoadConfig& config) {
+  if (load.unread_headers > 0) {
+    return fmt::format(
+        "the server sent --work's request headers back as they came ({} byte(s)): it echoes without "
+        "doing the work (serve it with --work, or a model that does it)",
+        load.unread_headers);
+  }
   if (load.wrong_bytes + load.broken_connections > 0) {
     return fmt::format("the server's replies are not the echo: {} wrong byte(s), {} connection(s) closed by it",
                        load.wrong_bytes, load.broken_connections);
