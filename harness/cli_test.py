@@ -252,6 +252,43 @@ class Runs(unittest.TestCase):
                 for child in children:  # process models: every worker is gone too
                     self.assertFalse(alive(child), f"{model}: child {child} outlived the server")
 
+    def test_work_is_checked_named_and_skipped_where_a_model_cannot_do_it(self):
+        for args, mentions in (
+                (("run", "--model=epoll", "--work=cpu:normal:5us"), "--work: 'cpu:normal:5us'"),
+                (("run", "--model=epoll", "--work=cpu:fixed:2s"), "at most 1s"),
+                (("run", "--model=epoll", "--work="), "--work"),
+                (("run", "--model=epoll", "--work=cpu:fixed:5us", "--transport=udp"), "TCP only"),
+                (("run", "--model=epoll", "--work=cpu:fixed:5us", "--size=23"), "--size"),
+                (("run", "--model=io_uring", "--work=cpu:fixed:5us"), "model 'io_uring' does not do --work"),
+                (("serve", "--model=io_uring", "--work=cpu:fixed:5us"), "model 'io_uring' does not do --work"),
+                (("serve", "--model=epoll", "--work=wait:exp"), "--work")):
+            with self.subTest(args=args):
+                p = run(*args, "--scenario=echo", "--dry-run") if args[0] == "run" else run(*args)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+                self.assertIn(mentions, p.stderr)
+        p = run("run", "--scenario=echo", "--work=wait:fixed:1ms+cpu:exp:20us", "--connections=10", "--dry-run")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        names = p.stdout.split()
+        self.assertIn("echo/epoll/connections:10/size:64/work:cpu:exp:20us+wait:fixed:1ms", names)  # canonical
+        self.assertFalse([n for n in names if "/io_uring/" in n])  # not named, cannot: left out
+
+    def test_work_costs_the_server_at_least_what_the_requests_carry(self):
+        out = os.path.join(self.dir, "work.json")
+        p = run("run", "--scenario=echo", "--model=threads,epoll", "--work=cpu:fixed:200us", "--connections=4",
+                "--duration=300ms", "--warmup=50ms", "--repetitions=1", "--redo=0", f"--out={out}")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIsNone(validate.validate(out, SCHEMA))
+        entries = [b for b in load_json(out)["benchmarks"] if b["run_type"] == "iteration"]
+        self.assertEqual(len(entries), 2)
+        for e in entries:
+            self.assertEqual(e["params"]["work"], "cpu:fixed:200us")
+            self.assertEqual(e["errors"], 0)
+            # Each request answered in the window cost 200 us of a server thread's CPU; the window may
+            # have begun with each connection's request half done. Noise only adds.
+            cpu_us = e["server_cpu_us_per_msg"] * e["iterations"]
+            self.assertGreaterEqual(cpu_us, 200 * (e["iterations"] - 4), e["name"])
+
     def test_variants_and_reply_rules_are_checked_and_named(self):
         p = run("run", "--scenario=echo", "--model=epoll,io_uring,threads", "--variant=spin,single",
                 "--connections=10", '--reply=prefix:Echo=>', "--dry-run")

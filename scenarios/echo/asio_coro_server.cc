@@ -1,11 +1,16 @@
 // `asio_coro`: Boost.Asio with C++20 coroutines, in the style of Asio's cpp20 echo_server example:
-// a coroutine per connection reading and writing as if blocking. Same threading as `asio`.
+// a coroutine per connection reading and writing as if blocking. Same threading as `asio`. With
+// --work, the coroutine reads whole requests, burns each one's CPU and co_awaits a steady_timer for
+// its wait.
+#include <chrono>
+#include <cstring>
 #include <memory>
 
 #include "bazel/asio.h"
 #include "scenarios/echo/asio_context_pool.h"
 #include "scenarios/echo/protocol.h"
 #include "scenarios/echo/server.h"
+#include "scenarios/echo/work.h"
 
 namespace echo {
 namespace {
@@ -30,9 +35,43 @@ awaitable<void> Serve(tcp::socket socket, const ReplyMode& reply) {
   }
 }
 
+// --work: whole requests after the reply's headroom, each answered in place, then consumed.
+awaitable<void> ServeWork(tcp::socket socket, const ReplyMode& reply) {
+  char buffer[kBufferSize];
+  const size_t room = reply.headroom(), capacity = sizeof buffer - room;
+  char* const in = buffer + room;
+  size_t have = 0;
+  asio::steady_timer timer(socket.get_executor());
+  boost::system::error_code ec;
+  while (true) {
+    WorkHeader h;
+    const WorkHeader::Read read = WorkHeader::From(in, have, capacity, &h);
+    if (read == WorkHeader::Read::kBad) co_return;  // not --work's protocol
+    if (read == WorkHeader::Read::kNeedMore || have < h.length) {
+      have += co_await socket.async_read_some(asio::buffer(in + have, capacity - have),
+                                              asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+      continue;
+    }
+    BurnCpu(h.cpu_ns);
+    if (h.wait_ns > 0) {
+      timer.expires_after(std::chrono::nanoseconds(h.wait_ns));
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+    }
+    h.WriteReply(in);
+    co_await asio::async_write(socket, asio::buffer(buffer, reply.Make(buffer, h.length)),
+                               asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    std::memmove(in, in + h.length, have - h.length);
+    have -= h.length;
+  }
+}
+
 class AsioCoroServer final : public EchoServer {
  public:
-  explicit AsioCoroServer(const ServerConfig& config) : reply_(config.reply), pool_(config.workers) {}
+  explicit AsioCoroServer(const ServerConfig& config)
+      : reply_(config.reply), work_(config.work), pool_(config.workers) {}
 
   void Start(int listen_fd) override {
     pool_.Adopt(listen_fd);
@@ -61,12 +100,14 @@ class AsioCoroServer final : public EchoServer {
       auto executor = socket.get_executor();
       asio::post(executor, [this, socket = std::move(socket)]() mutable {
         auto executor = socket.get_executor();
-        asio::co_spawn(executor, Serve(std::move(socket), reply_), asio::detached);
+        asio::co_spawn(executor, work_ ? ServeWork(std::move(socket), reply_) : Serve(std::move(socket), reply_),
+                       asio::detached);
       });
     }
   }
 
   const ReplyMode reply_;
+  const bool work_;
   AsioContextPool pool_;
 };
 
@@ -111,7 +152,12 @@ class AsioCoroUdpServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"asio_coro", "Boost.Asio with C++20 coroutines, `workers` event-loop threads",
-                              Workers{"1", false}, &MakeServer<AsioCoroServer>, &MakeServer<AsioCoroUdpServer>});
+HARNESS_REGISTER(ModelEntry, {"asio_coro",
+                              "Boost.Asio with C++20 coroutines, `workers` event-loop threads",
+                              Workers{"1", false},
+                              &MakeServer<AsioCoroServer>,
+                              &MakeServer<AsioCoroUdpServer>,
+                              {},
+                              true});
 
 }  // namespace echo

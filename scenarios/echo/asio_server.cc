@@ -1,12 +1,17 @@
 // `asio`: Boost.Asio asynchronous callbacks, in the style of Asio's async_tcp_echo_server example.
-// `workers` event-loop threads, one io_context each (see asio_context_pool.h for why).
+// `workers` event-loop threads, one io_context each (see asio_context_pool.h for why). With --work,
+// a session reads whole requests, burns each one's CPU in its handler (run to completion, as an
+// Asio handler that computes does) and waits on a steady_timer, then writes the reply.
 #include <array>
+#include <chrono>
+#include <cstring>
 #include <memory>
 
 #include "bazel/asio.h"
 #include "scenarios/echo/asio_context_pool.h"
 #include "scenarios/echo/protocol.h"
 #include "scenarios/echo/server.h"
+#include "scenarios/echo/work.h"
 
 namespace echo {
 namespace {
@@ -39,9 +44,62 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<char, kBufferSize> buffer_;
 };
 
+// --work: the requests after the reply's headroom in the buffer, `have` bytes; the reply to the one
+// at their front is made in place, and it is consumed once the reply is written.
+class WorkSession : public std::enable_shared_from_this<WorkSession> {
+ public:
+  WorkSession(tcp::socket socket, const ReplyMode& reply)
+      : socket_(std::move(socket)), reply_(reply), timer_(socket_.get_executor()) {}
+
+  // Serves the request at the front if it is whole, else reads more.
+  void Next() {
+    const WorkHeader::Read read = WorkHeader::From(in(), have_, capacity(), &current_);
+    if (read == WorkHeader::Read::kBad) return;  // not --work's protocol: the session ends
+    if (read == WorkHeader::Read::kNeedMore || have_ < current_.length) return Read();
+    BurnCpu(current_.cpu_ns);
+    if (current_.wait_ns == 0) return Write();
+    timer_.expires_after(std::chrono::nanoseconds(current_.wait_ns));
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->Write();
+    });
+  }
+
+ private:
+  char* in() { return buffer_.data() + reply_.headroom(); }
+  size_t capacity() const { return buffer_.size() - reply_.headroom(); }
+
+  void Read() {
+    socket_.async_read_some(asio::buffer(in() + have_, capacity() - have_),
+                            [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                              if (ec) return;
+                              self->have_ += n;
+                              self->Next();
+                            });
+  }
+
+  void Write() {
+    current_.WriteReply(in());
+    asio::async_write(socket_, asio::buffer(buffer_.data(), reply_.Make(buffer_.data(), current_.length)),
+                      [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                        if (ec) return;
+                        const size_t length = self->current_.length;
+                        std::memmove(self->in(), self->in() + length, self->have_ - length);
+                        self->have_ -= length;
+                        self->Next();
+                      });
+  }
+
+  tcp::socket socket_;
+  const ReplyMode& reply_;
+  asio::steady_timer timer_;
+  WorkHeader current_;
+  size_t have_ = 0;
+  std::array<char, kBufferSize> buffer_;
+};
+
 class AsioServer final : public EchoServer {
  public:
-  explicit AsioServer(const ServerConfig& config) : reply_(config.reply), pool_(config.workers) {}
+  explicit AsioServer(const ServerConfig& config) : reply_(config.reply), work_(config.work), pool_(config.workers) {}
 
   void Start(int listen_fd) override {
     pool_.Adopt(listen_fd);
@@ -59,7 +117,12 @@ class AsioServer final : public EchoServer {
         socket.set_option(tcp::no_delay(true));
         // The first read starts on the session's own thread: its context need not be ours.
         auto executor = socket.get_executor();
-        asio::post(executor, [session = std::make_shared<Session>(std::move(socket), reply_)] { session->Read(); });
+        if (work_) {
+          asio::post(executor,
+                     [session = std::make_shared<WorkSession>(std::move(socket), reply_)] { session->Next(); });
+        } else {
+          asio::post(executor, [session = std::make_shared<Session>(std::move(socket), reply_)] { session->Read(); });
+        }
       } else if (OutOfResources(ec.value())) {  // the listener stays readable: accept again later
         auto timer = std::make_shared<asio::steady_timer>(pool_.first(), kAcceptBackOff);
         timer->async_wait([this, timer](boost::system::error_code) { Accept(); });
@@ -70,6 +133,7 @@ class AsioServer final : public EchoServer {
   }
 
   const ReplyMode reply_;
+  const bool work_;
   AsioContextPool pool_;
 };
 
@@ -111,7 +175,12 @@ class AsioUdpServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"asio", "Boost.Asio callbacks, `workers` event-loop threads (an io_context each)",
-                              Workers{"1", false}, &MakeServer<AsioServer>, &MakeServer<AsioUdpServer>});
+HARNESS_REGISTER(ModelEntry, {"asio",
+                              "Boost.Asio callbacks, `workers` event-loop threads (an io_context each)",
+                              Workers{"1", false},
+                              &MakeServer<AsioServer>,
+                              &MakeServer<AsioUdpServer>,
+                              {},
+                              true});
 
 }  // namespace echo

@@ -22,33 +22,30 @@ bool SendAll(int fd, const char* data, size_t n) {
   return true;
 }
 
-// Whole messages, each with its work done before its reply. A header that is not one ends the
-// connection: the peer does not speak --work's protocol.
+// Whole messages, each with its work done before its reply, made in place as without work. A
+// header that is not one ends the connection: the peer does not speak --work's protocol.
 void WorkEcho(int fd, const ReplyMode& reply) {
-  char in[kBufferSize];
-  char out[kBufferSize + ReplyMode::kMaxPrefix];
+  char buf[kBufferSize];
   const size_t room = reply.headroom();
+  char* const in = buf + room;
   size_t have = 0;
   while (true) {
-    const ssize_t n = recv(fd, in + have, sizeof in - have, 0);
+    const ssize_t n = recv(fd, in + have, sizeof buf - room - have, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
     have += static_cast<size_t>(n);
-    size_t at = 0;
     WorkHeader h;
     while (true) {
-      const WorkHeader::Read read = WorkHeader::From(in + at, have - at, sizeof in, &h);
+      const WorkHeader::Read read = WorkHeader::From(in, have, sizeof buf - room, &h);
       if (read == WorkHeader::Read::kBad) return;
-      if (read == WorkHeader::Read::kNeedMore || have - at < h.length) break;
+      if (read == WorkHeader::Read::kNeedMore || have < h.length) break;
       BurnCpu(h.cpu_ns);
       BlockFor(h.wait_ns);
-      std::memcpy(out + room, in + at, h.length);
-      h.WriteReply(out + room);
-      if (!SendAll(fd, out, reply.Make(out, h.length))) return;
-      at += h.length;
+      h.WriteReply(in);
+      if (!SendAll(fd, buf, reply.Make(buf, h.length))) return;
+      std::memmove(in, in + h.length, have - h.length);
+      have -= h.length;
     }
-    std::memmove(in, in + at, have - at);
-    have -= at;
   }
 }
 

@@ -33,17 +33,17 @@ using Clock = std::chrono::steady_clock;
 struct Connection {
   int fd;
   uint64_t id = 0;          // unique for the server's life: a timer names its connection by it
-  size_t pending_from = 0;  // unsent reply bytes are out()[pending_from, pending_to)
+  size_t pending_from = 0;  // unsent reply bytes are buf[pending_from, pending_to)
   size_t pending_to = 0;
   uint32_t interest = EPOLLIN;  // what epoll watches it for
   char buf[kBufferSize];
-  // --work: buf holds `have` bytes of requests; a request whose wait is running is `waiting`, its
-  // header `current`; replies are made in `reply`.
+  // --work: buf holds `have` bytes of requests after the reply's headroom; the one at their front
+  // is `current`, `waiting` while its wait runs; its reply is made in place, and the request
+  // consumed (`replied` bytes) once the reply is sent.
   size_t have = 0;
   bool waiting = false;
   WorkHeader current;
-  std::unique_ptr<char[]> reply;
-  char* out() { return reply ? reply.get() : buf; }
+  size_t replied = 0;
 };
 
 // A request's wait, ending at `at`.
@@ -154,7 +154,8 @@ class EpollServer final : public EchoServer {
 
   // --work: reads what came, then serves the whole requests it completes.
   bool Receive(Connection& c) {
-    const ssize_t n = recv(c.fd, c.buf + c.have, sizeof c.buf - c.have, 0);
+    const size_t room = reply_.headroom();
+    const ssize_t n = recv(c.fd, c.buf + room + c.have, sizeof c.buf - room - c.have, 0);
     if (n < 0) return errno == EAGAIN || errno == EINTR;
     if (n == 0) return false;
     c.have += static_cast<size_t>(n);
@@ -166,10 +167,10 @@ class EpollServer final : public EchoServer {
   // not one, or the connection failed.
   bool Advance(Connection& c) {
     while (!c.waiting && c.pending_to == c.pending_from) {
-      const WorkHeader::Read read = WorkHeader::From(c.buf, c.have, sizeof c.buf, &c.current);
+      const size_t room = reply_.headroom();
+      const WorkHeader::Read read = WorkHeader::From(c.buf + room, c.have, sizeof c.buf - room, &c.current);
       if (read == WorkHeader::Read::kBad) return false;
       if (read == WorkHeader::Read::kNeedMore || c.have < c.current.length) {
-        if (c.have == sizeof c.buf) return false;  // cannot happen: a request fits the buffer
         Want(c, EPOLLIN);
         return true;
       }
@@ -185,15 +186,12 @@ class EpollServer final : public EchoServer {
     return true;
   }
 
-  // The reply to the request at the front of the buffer, sent (or pending); the request consumed.
+  // The reply to the request at the front of the buffer, made in place and sent (or pending).
   bool Reply(Connection& c) {
-    const size_t length = c.current.length, room = reply_.headroom();
-    std::memcpy(c.reply.get() + room, c.buf, length);
-    c.current.WriteReply(c.reply.get() + room);
-    std::memmove(c.buf, c.buf + length, c.have - length);
-    c.have -= length;
+    c.current.WriteReply(c.buf + reply_.headroom());
     c.pending_from = 0;
-    c.pending_to = reply_.Make(c.reply.get(), length);
+    c.pending_to = reply_.Make(c.buf, c.current.length);
+    c.replied = c.current.length;
     return Flush(c);
   }
 
@@ -228,7 +226,6 @@ class EpollServer final : public EchoServer {
       std::unique_ptr<Connection> conn(new Connection);
       conn->fd = fd;
       conn->id = ++connections_made_;
-      if (work_) conn->reply.reset(new char[kBufferSize + ReplyMode::kMaxPrefix]);
       connections_.emplace(fd, std::move(conn));
       Watch(fd, EPOLLIN, EPOLL_CTL_ADD);
     }
@@ -250,7 +247,7 @@ class EpollServer final : public EchoServer {
   // Sends what is pending; switches the interest to EPOLLOUT while some remains, back after.
   bool Flush(Connection& c) {
     while (c.pending_from < c.pending_to) {
-      const ssize_t n = send(c.fd, c.out() + c.pending_from, c.pending_to - c.pending_from, MSG_NOSIGNAL);
+      const ssize_t n = send(c.fd, c.buf + c.pending_from, c.pending_to - c.pending_from, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) {
         Want(c, EPOLLOUT);
@@ -260,6 +257,12 @@ class EpollServer final : public EchoServer {
       c.pending_from += static_cast<size_t>(n);
     }
     c.pending_from = c.pending_to = 0;
+    if (c.replied > 0) {  // --work: the request is answered; what came after it moves up
+      const size_t room = reply_.headroom();
+      std::memmove(c.buf + room, c.buf + room + c.replied, c.have - c.replied);
+      c.have -= c.replied;
+      c.replied = 0;
+    }
     if (c.interest == EPOLLOUT) Want(c, EPOLLIN);
     return true;
   }

@@ -2,7 +2,9 @@
 // recv, make the reply (--reply), send. Sockets are non-blocking underneath: a fiber whose call would block parks
 // itself, and the thread's scheduler, a round robin whose idle wait is epoll_wait, resumes it when
 // epoll reports its socket. `workers` threads each run such a scheduler and accept from the shared
-// listening socket (EPOLLEXCLUSIVE wakes one of them per connection).
+// listening socket (EPOLLEXCLUSIVE wakes one of them per connection). With --work, a fiber reads
+// whole requests, burns each one's CPU and waits in this_fiber::sleep_for (parked: the thread's
+// other fibers run meanwhile).
 //
 // Why not Boost.Fiber's Asio example integration: in Boost 1.74 it does not compile and it
 // supports one io_context per thread only (see shared notes). Why epoll_wait in suspend_until and
@@ -17,6 +19,7 @@
 #include <boost/fiber/all.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -25,6 +28,7 @@
 
 #include "scenarios/echo/protocol.h"
 #include "scenarios/echo/server.h"
+#include "scenarios/echo/work.h"
 
 namespace echo {
 namespace {
@@ -58,15 +62,19 @@ class EpollScheduler final : public fibers::algo::algorithm {
 
   bool has_ready_fibers() const noexcept override { return !ready_.empty(); }
 
-  // No fiber is ready: sleep in epoll until a socket event, a wake-up, or the next timer.
+  // No fiber is ready: sleep in epoll until a socket event, a wake-up, or the next timer (to the
+  // nanosecond: a sleeping fiber's 1 ms wait must not become 2).
   void suspend_until(std::chrono::steady_clock::time_point const& until) noexcept override {
-    int timeout = -1;
-    if (until != std::chrono::steady_clock::time_point::max()) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-      timeout = static_cast<int>(std::max<int64_t>(0, left.count()));
-    }
     epoll_event events[256];
-    const int n = epoll_wait(ep_, events, 256, timeout);
+    int n = 0;
+    if (until == std::chrono::steady_clock::time_point::max()) {
+      n = epoll_wait(ep_, events, 256, -1);
+    } else {
+      const int64_t ns = std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::nanoseconds>(until - std::chrono::steady_clock::now()).count());
+      const timespec timeout{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+      n = epoll_pwait2(ep_, events, 256, &timeout, nullptr);
+    }
     for (int i = 0; i < n; ++i) {
       auto* w = static_cast<Waiter*>(events[i].data.ptr);
       if (w == nullptr) {
@@ -99,10 +107,59 @@ class EpollScheduler final : public fibers::algo::algorithm {
   fibers::scheduler::ready_queue_type ready_;
 };
 
-void ServeConnection(int ep, int fd, const ReplyMode& reply) {
+// Sends all of `n` bytes, parked while the socket is full. False when the connection failed.
+bool SendAll(int fd, const char* data, size_t n, Waiter& w) {
+  size_t sent = 0;
+  while (sent < n) {
+    const ssize_t m = send(fd, data + sent, n - sent, MSG_NOSIGNAL);
+    if (m < 0 && errno == EAGAIN) {
+      Park(w);
+      continue;
+    }
+    if (m <= 0) return false;
+    sent += static_cast<size_t>(m);
+  }
+  return true;
+}
+
+// --work: whole requests after the reply's headroom, each answered in place, then consumed.
+void ServeWork(int fd, const ReplyMode& reply, Waiter& w) {
+  char buf[kBufferSize];
+  const size_t room = reply.headroom(), capacity = sizeof buf - room;
+  char* const in = buf + room;
+  size_t have = 0;
+  while (true) {
+    WorkHeader h;
+    const WorkHeader::Read read = WorkHeader::From(in, have, capacity, &h);
+    if (read == WorkHeader::Read::kBad) return;  // not --work's protocol
+    if (read == WorkHeader::Read::kNeedMore || have < h.length) {
+      const ssize_t got = recv(fd, in + have, capacity - have, 0);
+      if (got < 0 && errno == EAGAIN) {
+        Park(w);
+        continue;
+      }
+      if (got <= 0) return;
+      have += static_cast<size_t>(got);
+      continue;
+    }
+    BurnCpu(h.cpu_ns);
+    if (h.wait_ns > 0) boost::this_fiber::sleep_for(std::chrono::nanoseconds(h.wait_ns));
+    h.WriteReply(in);
+    if (!SendAll(fd, buf, reply.Make(buf, h.length), w)) return;
+    std::memmove(in, in + h.length, have - h.length);
+    have -= h.length;
+  }
+}
+
+void ServeConnection(int ep, int fd, const ReplyMode& reply, bool work) {
   Waiter w;
   epoll_event ev{EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, {.ptr = &w}};
   epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  if (work) {
+    ServeWork(fd, reply, w);
+    epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+    return;
+  }
   char buf[kBufferSize];
   const size_t room = reply.headroom();
   while (true) {
@@ -130,8 +187,8 @@ done:
 
 class FiberThread {
  public:
-  explicit FiberThread(const ReplyMode& reply)
-      : reply_(reply), ep_(epoll_create1(EPOLL_CLOEXEC)), wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  FiberThread(const ReplyMode& reply, bool work)
+      : reply_(reply), work_(work), ep_(epoll_create1(EPOLL_CLOEXEC)), wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
   ~FiberThread() {
     close(ep_);
     close(wake_);
@@ -192,7 +249,7 @@ class FiberThread {
       SetNoDelay(fd);
       ++live;
       fibers::fiber([&, fd] {
-        ServeConnection(ep_, fd, reply_);
+        ServeConnection(ep_, fd, reply_, work_);
         {
           std::lock_guard lock(mu_);
           fds_.erase(fd);
@@ -235,6 +292,7 @@ class FiberThread {
   }
 
   const ReplyMode& reply_;  // the server's
+  const bool work_;
   const int ep_;
   const int wake_;
   Waiter accept_waiter_;  // the acceptor (TCP) or the serving fiber (UDP)
@@ -248,7 +306,7 @@ class FiberThread {
 class FibersServer final : public EchoServer {
  public:
   FibersServer(const ServerConfig& config, bool udp) : reply_(config.reply), udp_(udp) {
-    for (int i = 0; i < config.workers; ++i) threads_.push_back(std::make_unique<FiberThread>(reply_));
+    for (int i = 0; i < config.workers; ++i) threads_.push_back(std::make_unique<FiberThread>(reply_, config.work));
   }
 
   void Start(int listen_fd) override {
@@ -279,7 +337,12 @@ std::unique_ptr<EchoServer> MakeUdp(const ServerConfig& config) { return std::ma
 }  // namespace
 
 HARNESS_REGISTER(ModelEntry,
-                 {"fibers", "Boost.Fiber, a fiber per connection in blocking style; epoll-driven scheduler per thread",
-                  Workers{"1", false}, &MakeTcp, &MakeUdp});
+                 {"fibers",
+                  "Boost.Fiber, a fiber per connection in blocking style; epoll-driven scheduler per thread",
+                  Workers{"1", false},
+                  &MakeTcp,
+                  &MakeUdp,
+                  {},
+                  true});
 
 }  // namespace echo
