@@ -252,15 +252,14 @@ class Runs(unittest.TestCase):
                 for child in children:  # process models: every worker is gone too
                     self.assertFalse(alive(child), f"{model}: child {child} outlived the server")
 
-    def test_work_is_checked_named_and_skipped_where_a_model_cannot_do_it(self):
+    def test_work_is_checked_and_named(self):
         for args, mentions in (
                 (("run", "--model=epoll", "--work=cpu:normal:5us"), "--work: 'cpu:normal:5us'"),
                 (("run", "--model=epoll", "--work=cpu:fixed:2s"), "at most 1s"),
                 (("run", "--model=epoll", "--work="), "--work"),
                 (("run", "--model=epoll", "--work=cpu:fixed:5us", "--transport=udp"), "TCP only"),
                 (("run", "--model=epoll", "--work=cpu:fixed:5us", "--size=23"), "--size"),
-                (("run", "--model=io_uring", "--work=cpu:fixed:5us"), "model 'io_uring' does not do --work"),
-                (("serve", "--model=io_uring", "--work=cpu:fixed:5us"), "model 'io_uring' does not do --work"),
+                (("serve", "--model=io_uring", "--work=cpu:fixed:5us", "--transport=udp"), "TCP only"),
                 (("serve", "--model=epoll", "--work=wait:exp"), "--work")):
             with self.subTest(args=args):
                 p = run(*args, "--scenario=echo", "--dry-run") if args[0] == "run" else run(*args)
@@ -271,7 +270,7 @@ class Runs(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         names = p.stdout.split()
         self.assertIn("echo/epoll/connections:10/size:64/work:cpu:exp:20us+wait:fixed:1ms", names)  # canonical
-        self.assertFalse([n for n in names if "/io_uring/" in n])  # not named, cannot: left out
+        self.assertEqual(len([n for n in names if "/work:cpu:exp:20us+wait:fixed:1ms" in n]), len(names))
 
     def test_work_costs_the_server_at_least_what_the_requests_carry(self):
         out = os.path.join(self.dir, "work.json")

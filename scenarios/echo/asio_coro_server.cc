@@ -157,7 +157,6 @@ HARNESS_REGISTER(ModelEntry, {"asio_coro",
                               Workers{"1", false},
                               &MakeServer<AsioCoroServer>,
                               &MakeServer<AsioCoroUdpServer>,
-                              {},
-                              true});
+                              {}});
 
 }  // namespace echo

@@ -180,7 +180,6 @@ HARNESS_REGISTER(ModelEntry, {"asio",
                               Workers{"1", false},
                               &MakeServer<AsioServer>,
                               &MakeServer<AsioUdpServer>,
-                              {},
-                              true});
+                              {}});
 
 }  // namespace echo

@@ -218,7 +218,6 @@ LoadConfig WorkLoad(uint16_t port, int connections, size_t size, const char* wor
 // --work: whole requests read by their header, every byte of every reply checked under each rule,
 // in a closed loop and in an open loop (several requests in flight on a connection, read together).
 TEST_P(ModelTest, DoesTheWorkEachRequestCarries) {
-  if (!entry_->does_work) GTEST_SKIP() << GetParam().model << " does not do --work";
   for (const char* rule : {"upper", "same", "prefix:Echo=>"}) {
     SCOPED_TRACE(rule);
     const ReplyMode reply = ReplyMode::Parse(rule);
@@ -245,7 +244,6 @@ TEST_P(ModelTest, DoesTheWorkEachRequestCarries) {
 // A request's wait holds its own connection only: 100 connections that each wait 50 ms are all
 // answered about 20 times a second (a loop that blocked in each wait would answer each once in 5 s).
 TEST_P(ModelTest, AWaitHoldsOnlyItsOwnConnection) {
-  if (!entry_->does_work) GTEST_SKIP() << GetParam().model << " does not do --work";
   Serve(entry_->make, Listen("127.0.0.1", 0, &port_), {}, true);
   LoadConfig config = WorkLoad(port_, 100, 64, "wait:fixed:50ms");
   config.duration = 1s;

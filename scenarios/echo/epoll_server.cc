@@ -352,7 +352,6 @@ HARNESS_REGISTER(ModelEntry,
                   &MakeServer<EpollServer>,
                   &MakeServer<EpollUdpServer>,
                   {{"wait", "epoll_wait sleeps until an event"},
-                   {"spin", "epoll_wait polled for 20 us before it sleeps (io_uring's spin, with system calls)"}},
-                  true});
+                   {"spin", "epoll_wait polled for 20 us before it sleeps (io_uring's spin, with system calls)"}}});
 
 }  // namespace echo

@@ -342,7 +342,6 @@ HARNESS_REGISTER(ModelEntry,
                   Workers{"1", false},
                   &MakeTcp,
                   &MakeUdp,
-                  {},
-                  true});
+                  {}});
 
 }  // namespace echo

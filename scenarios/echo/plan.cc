@@ -31,10 +31,6 @@ bool CheckTransport(const ModelEntry* m, const nlohmann::json& p, bool models_na
   const ReplyMode reply = ReplyMode::Parse(p.value("reply", "upper"));
   if (p.contains("work")) {
     if (p.value("transport", "tcp") == "udp") throw std::invalid_argument("--work: TCP only, for now");
-    if (m && !m->does_work) {
-      if (!models_named) return false;
-      throw std::invalid_argument("--work: model '" + m->name + "' does not do --work yet");
-    }
     if (size < WorkHeader::kSize || size + reply.headroom() > kBufferSize) {
       throw std::invalid_argument(
           fmt::format("--size: a request with --work is read whole, its {}-byte header "

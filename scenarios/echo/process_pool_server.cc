@@ -78,7 +78,6 @@ HARNESS_REGISTER(ModelEntry, {"process_pool",
                               Workers{"4", true},
                               &MakeServer<ProcessPoolServer>,
                               nullptr,
-                              {},
-                              true});
+                              {}});
 
 }  // namespace echo

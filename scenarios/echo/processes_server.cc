@@ -75,12 +75,8 @@ class ProcessesServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"processes",
-                              "a process per connection (fork on accept)",
-                              kNoWorkers,
-                              &MakeServer<ProcessesServer>,
-                              nullptr,
-                              {},
-                              true});
+HARNESS_REGISTER(
+    ModelEntry,
+    {"processes", "a process per connection (fork on accept)", kNoWorkers, &MakeServer<ProcessesServer>, nullptr, {}});
 
 }  // namespace echo

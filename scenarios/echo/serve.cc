@@ -23,7 +23,8 @@ ServerConfig ConfigOf(const ModelEntry& model, const std::map<std::string, std::
   }
   if (auto w = params.find("work"); w != params.end()) {
     ParseParam("work", w->second);  // the requests carry their work: the server needs to know only that they do
-    if (!model.does_work) throw std::invalid_argument("--work: model '" + model.name + "' does not do --work yet");
+    if (params.count("transport") && params.at("transport") == "udp")
+      throw std::invalid_argument("--work: TCP only, for now");
     config.work = true;
   }
   if (auto v = params.find("variant"); v != params.end()) {

@@ -65,7 +65,6 @@ struct ModelEntry {
   ServerFactory make;                  // TCP: Start() gets a listening stream socket
   ServerFactory make_udp;              // UDP: Start() gets a bound datagram socket; nullptr where UDP makes no sense
   std::vector<Variant> variants = {};  // the first is the default; none: the model has one form
-  bool does_work = false;              // serves --work (TCP): reads each request's header and does its work
 };
 
 // The variant of `m` called `name`, or nullptr.

@@ -139,7 +139,6 @@ HARNESS_REGISTER(ModelEntry, {"thread_pool",
                               Workers{"4", true},
                               &MakeServer<ThreadPoolServer>,
                               &MakeServer<ThreadPoolUdpServer>,
-                              {},
-                              true});
+                              {}});
 
 }  // namespace echo

@@ -99,7 +99,6 @@ HARNESS_REGISTER(ModelEntry, {"threads",
                               kNoWorkers,
                               &MakeServer<ThreadsServer>,
                               nullptr,
-                              {},
-                              true});
+                              {}});
 
 }  // namespace echo

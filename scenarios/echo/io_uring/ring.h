@@ -44,8 +44,9 @@ inline constexpr int kDrainTicks = 40;
 #define IORING_FEAT_MIN_TIMEOUT (1U << 15)  // 6.12; liburing 2.3's header predates it
 #endif
 
-// user_data: bits 0-2 the operation, 3-47 an 8-aligned pointer, 48-63 a buffer id.
-enum Op : uint64_t { kAccept = 1, kRecv = 2, kSend = 3, kWake = 4, kTimeout = 5, kIgnore = 6 };
+// user_data: bits 0-2 the operation, 3-47 an 8-aligned pointer, 48-63 a buffer id. kWait: a
+// request's wait (--work) is over.
+enum Op : uint64_t { kAccept = 1, kRecv = 2, kSend = 3, kWake = 4, kTimeout = 5, kIgnore = 6, kWait = 7 };
 inline constexpr uint64_t kOpMask = 7;
 inline constexpr int kBidShift = 48;
 inline constexpr uint64_t kPointerMask = ((uint64_t{1} << kBidShift) - 1) & ~kOpMask;

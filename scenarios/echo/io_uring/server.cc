@@ -23,7 +23,11 @@ namespace {
 class IoUringServer final : public EchoServer {
  public:
   IoUringServer(const ServerConfig& config, bool udp)
-      : workers_(config.workers), technique_(TechniqueOf(config.variant)), reply_(config.reply), udp_(udp) {}
+      : workers_(config.workers),
+        technique_(TechniqueOf(config.variant)),
+        reply_(config.reply),
+        udp_(udp),
+        work_(config.work) {}
 
   void Start(int fd) override {
     io_uring probe{};
@@ -37,6 +41,8 @@ class IoUringServer final : public EchoServer {
     for (int i = 0; i < workers_; ++i) {
       if (udp_) {
         loops_.push_back(MakeUdpLoop(fd, technique_, reply_));
+      } else if (work_) {
+        loops_.push_back(MakeWorkLoop(fd, technique_, reply_));
       } else if (technique_.multishot) {
         loops_.push_back(MakeMultishotLoop(fd, technique_, reply_));
       } else {
@@ -58,6 +64,7 @@ class IoUringServer final : public EchoServer {
   const Technique technique_;
   const ReplyMode reply_;
   const bool udp_;
+  const bool work_;
   int fd_ = -1;
   std::vector<std::unique_ptr<RingLoop>> loops_;
   std::vector<std::thread> threads_;
