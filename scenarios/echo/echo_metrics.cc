@@ -181,6 +181,41 @@ std::vector<harness::Metric> LoadGenerator() {
   };
 }
 
+// --work with two classes. Recomputed by a merge from the class histograms (in the entry's
+// "class_histograms"), which hold the window's round trips by class.
+std::vector<harness::Metric> ByClass() {
+  std::vector<harness::Metric> m;
+  for (const char* cls : {"short", "long"}) {
+    for (const char* p : {"p50", "p99"}) {
+      m.push_back({.key = std::string(cls) + "_" + p + "_us",
+                   .unit = "us",
+                   .meaning = std::string(p) + " round trip of the " + cls + " requests (--work with two classes)",
+                   .better = Better::kLower,
+                   .merge = MergeRule::kRecompute,
+                   .label = std::string(cls) + " " + p + " us",
+                   .format = ".1f",
+                   .compared = std::string(p) == "p99"});
+      m.push_back({.key = std::string(cls) + "_slowdown_" + p,
+                   .unit = "ratio",
+                   .meaning = std::string(p) + " of the " + cls +
+                              " requests' slowdown: round trip over the request's own CPU and wait",
+                   .better = Better::kLower,
+                   .merge = MergeRule::kRecompute,
+                   .label = std::string(cls) + " slowdown " + p,
+                   .format = ".1f",
+                   .minimum = 0});
+    }
+  }
+  m.push_back({.key = "long_share",
+               .unit = "fraction",
+               .meaning = "the long requests' share of the round trips (--work with two classes)",
+               .merge = MergeRule::kRecompute,
+               .label = "long share",
+               .format = ".4f",
+               .maximum = 1});
+  return m;
+}
+
 std::vector<harness::Metric> ServerSide() {
   std::vector<harness::Metric> m = {
       Server("server_cpu_us_per_msg", "us", "the server's CPU (its process tree) per round trip", "srv cpu us", ".2f",
@@ -203,7 +238,7 @@ std::vector<harness::Metric> ServerSide() {
 
 std::vector<harness::Metric> Metrics() {
   std::vector<harness::Metric> all;
-  for (auto group : {RateAndLatency(), ErrorsAndFairness(), LoadGenerator(), ServerSide()}) {
+  for (auto group : {RateAndLatency(), ErrorsAndFairness(), LoadGenerator(), ByClass(), ServerSide()}) {
     all.insert(all.end(), group.begin(), group.end());
   }
   return all;
@@ -215,6 +250,39 @@ void PutLatencyMetrics(const harness::Histogram& ns, nlohmann::json& metrics) {
   }
   metrics["max_us"] = static_cast<double>(ns.max()) / 1e3;
   metrics["mean_us"] = ns.mean() / 1e3;
+}
+
+void PutClassMetrics(const std::vector<harness::Histogram>& latency, const std::vector<harness::Histogram>& slowdown,
+                     nlohmann::json& metrics, nlohmann::json& histograms) {
+  if (latency.size() != 2 || slowdown.size() != 2) return;
+  const double all = static_cast<double>(latency[0].count() + latency[1].count());
+  for (int k = 0; k < 2; ++k) {
+    const std::string cls = k == 0 ? "short" : "long";
+    if (latency[k].count() > 0) {
+      metrics[cls + "_p50_us"] = static_cast<double>(latency[k].Percentile(50)) / 1e3;
+      metrics[cls + "_p99_us"] = static_cast<double>(latency[k].Percentile(99)) / 1e3;
+    }
+    if (slowdown[k].count() > 0) {
+      metrics[cls + "_slowdown_p50"] = static_cast<double>(slowdown[k].Percentile(50)) / 1e3;
+      metrics[cls + "_slowdown_p99"] = static_cast<double>(slowdown[k].Percentile(99)) / 1e3;
+    }
+    histograms[cls] = {{"latency", latency[k].ToJson("ns")}, {"slowdown", slowdown[k].ToJson("thousandths")}};
+  }
+  if (all > 0) metrics["long_share"] = static_cast<double>(latency[1].count()) / all;
+}
+
+void RecomputeClassMetrics(const std::vector<const nlohmann::json*>& parts, nlohmann::json& metrics,
+                           nlohmann::json& histograms) {
+  std::vector<harness::Histogram> latency(2), slowdown(2);
+  for (const auto* e : parts) {
+    if (!e->contains("class_histograms")) return;
+    for (int k = 0; k < 2; ++k) {
+      const auto& h = (*e)["class_histograms"].at(k == 0 ? "short" : "long");
+      latency[k].Merge(harness::Histogram::FromJson(h.at("latency")));
+      slowdown[k].Merge(harness::Histogram::FromJson(h.at("slowdown")));
+    }
+  }
+  PutClassMetrics(latency, slowdown, metrics, histograms);
 }
 
 // Jain's index of the union of parts, each with n connections, sum s of messages and index j:

@@ -157,6 +157,9 @@ void EchoScenario::Recompute(const std::vector<const nlohmann::json*>& parts, ha
   const double messages = static_cast<double>(merged.iterations);
   PutLatencyMetrics(harness::Histogram::FromJson(merged.detail.at("latency_histogram")), m);
   m["fairness"] = CombinedFairness(parts);
+  nlohmann::json histograms;
+  RecomputeClassMetrics(parts, m, histograms);
+  if (!histograms.is_null()) merged.detail["class_histograms"] = std::move(histograms);
   if (m.contains("lost")) m["loss_rate"] = m["lost"].get<double>() / (messages + m["lost"].get<double>());
   const double rate = m.value("msgs_per_second", 0.0);
   merged.real_time_ns = rate > 0 ? 1e9 / rate : 0;

@@ -255,6 +255,27 @@ TEST_P(ModelTest, AWaitHoldsOnlyItsOwnConnection) {
   EXPECT_GE(r.latency.min(), 50'000'000u);                // none answered before its wait was over
 }
 
+// Two classes: every round trip counted in its class, and none faster than its own work (its
+// slowdown at least 1: a request's CPU time cannot pass faster than the wall clock).
+TEST_P(ModelTest, RoundTripsAreCountedByClassNoneFasterThanItsWork) {
+  if ((GetParam().model != "epoll" && GetParam().model != "threads") || !GetParam().variant.empty()) {
+    GTEST_SKIP() << "two models show it";
+  }
+  Serve(entry_->make, Listen("127.0.0.1", 0, &port_), {}, true);
+  const LoadResult r = RunLoad(WorkLoad(port_, 8, 64, "cpu:bimodal:0.8:20us:2ms"));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.wrong_bytes, 0u);
+  ASSERT_EQ(r.class_latency.size(), 2u);
+  ASSERT_EQ(r.class_slowdown.size(), 2u);
+  EXPECT_EQ(r.class_latency[0].count() + r.class_latency[1].count(), r.messages);
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_GT(r.class_latency[k].count(), 0u) << k;
+    EXPECT_EQ(r.class_slowdown[k].count(), r.class_latency[k].count()) << k;
+    EXPECT_GE(r.class_slowdown[k].min(), 1000u) << k;  // thousandths
+  }
+  EXPECT_GE(r.class_latency[1].min(), 2'000'000u);  // a long request takes its 2 ms at least
+}
+
 // A server that does not speak --work echoes the header back unread: named as such.
 TEST_P(ModelTest, WorkAgainstAServerWithoutItIsNamed) {
   if (GetParam().model != "epoll" || !GetParam().variant.empty()) GTEST_SKIP() << "one model shows it";

@@ -95,6 +95,9 @@ class Driver {
   virtual void Run() = 0;
 
   harness::Histogram latency;  // round trips completed inside the window
+  // --work with two classes (WorkSpec::classes): the same round trips by class (short, long), and
+  // each one's slowdown, its latency over its own work, in thousandths.
+  std::vector<harness::Histogram> class_latency, class_slowdown;
   uint64_t wrong_bytes = 0;
   uint64_t unread_headers = 0;  // --work: header bytes that came back as sent (MessagePattern::Wrong)
   uint64_t lost = 0;            // UDP: messages due inside the window never answered in time

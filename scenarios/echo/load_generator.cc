@@ -108,6 +108,7 @@ class TcpDriver final : public Driver {
         window_(window),
         scratch_(std::max<size_t>(kBufferSize, 65536)),
         message_(pattern.work().empty() ? 0 : pattern.size()),
+        classes_(pattern.work().classes() > 1),
         schedule_(config.rate, conns.size(), begin, end) {}
 
   void Run() override {
@@ -215,8 +216,10 @@ class TcpDriver final : public Driver {
     window_.Replied(now);
     if (c.recv_seq == 0) window_.answered.fetch_add(1, std::memory_order_relaxed);
     if (window_.Inside(now) && !c.due.empty()) {
-      latency.Record(
-          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.due.front()).count()));
+      const auto ns =
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.due.front()).count());
+      latency.Record(ns);
+      if (classes_) RecordClass(pattern_.work().Of(index, c.recv_seq), ns);
       ++c.completed;
     }
     if (!c.due.empty()) c.due.pop_front();
@@ -227,6 +230,15 @@ class TcpDriver final : public Driver {
     } else if (one_in_flight_ && c.unwritten() > 0) {
       Send(index);  // open loop: the next one waited for this reply
     }
+  }
+
+  void RecordClass(const Work& w, uint64_t ns) {
+    if (class_latency.empty()) {
+      class_latency.resize(2);
+      class_slowdown.resize(2);
+    }
+    class_latency[w.cls].Record(ns);
+    if (const uint64_t own = w.cpu_ns + w.wait_ns; own > 0) class_slowdown[w.cls].Record(ns * 1000 / own);
   }
 
   void WantWrite(size_t index, bool want) {
@@ -251,6 +263,7 @@ class TcpDriver final : public Driver {
   Window& window_;
   std::vector<char> scratch_;
   std::vector<char> message_;  // --work: the message being sent, its header written in
+  const bool classes_;         // --work with two classes: latency recorded by class too
   OpenLoopSchedule schedule_;
   const bool one_in_flight_ = pattern_.reply_mode().headroom() > 0;
   int ep_ = -1;
@@ -350,6 +363,12 @@ void AddCounts(const std::vector<std::unique_ptr<Driver>>& drivers, const std::v
                LoadResult& result) {
   for (const auto& d : drivers) {
     result.latency.Merge(d->latency);
+    result.class_latency.resize(d->class_latency.size());
+    result.class_slowdown.resize(d->class_slowdown.size());
+    for (size_t k = 0; k < d->class_latency.size(); ++k) {
+      result.class_latency[k].Merge(d->class_latency[k]);
+      result.class_slowdown[k].Merge(d->class_slowdown[k]);
+    }
     result.wrong_bytes += d->wrong_bytes;
     result.unread_headers += d->unread_headers;
     result.lost += d->lost;

@@ -65,6 +65,9 @@ struct LoadResult {
   uint64_t strays = 0;                   // UDP: datagrams of another run (a reused port), ignored
   std::vector<uint64_t> per_connection;  // round trips inside the window, per connection
   harness::Histogram latency;            // round-trip time in ns, inside the window
+  // --work with two classes: round trips by class (0 short, 1 long), and their slowdowns (latency
+  // over the request's own CPU and wait, in thousandths); empty otherwise.
+  std::vector<harness::Histogram> class_latency, class_slowdown;
   double window_seconds = 0;
   double silent_seconds = 0;  // from the window's last reply (or its start) to its end
   double warmup_seconds = 0;  // as it turned out: at least the configured warm-up

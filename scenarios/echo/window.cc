@@ -145,6 +145,11 @@ harness::Repetition Figures(const Sample& s, const LoadConfig& config, const har
   PutClientFigures(s, config, client_cpus, rep);
   PutServerFigures(s, rep);
   rep.detail["latency_histogram"] = load.latency.ToJson("ns");
+  if (!load.class_latency.empty()) {
+    nlohmann::json histograms;
+    PutClassMetrics(load.class_latency, load.class_slowdown, m, histograms);
+    rep.detail["class_histograms"] = std::move(histograms);
+  }
   rep.detail["window_unix_s"] = {s.window_start_unix, s.window_end_unix};
   rep.detail["load_id"] = fmt::format("{:016x}", load.salt);  // merge tells one load given twice by it
   return rep;

@@ -104,7 +104,7 @@ double Distribution::At(double u) const {
 double Distribution::Mean() const { return kind == Kind::kBimodal ? p * first_ns + (1 - p) * second_ns : first_ns; }
 
 int Distribution::ClassOf(double ns) const {
-  if (kind == Kind::kBimodal) return ns == first_ns ? 0 : 1;
+  if (kind == Kind::kBimodal) return ns == std::min(first_ns, second_ns) ? 0 : 1;
   if (kind == Kind::kExp) return ns < first_ns * std::log(2.0) ? 0 : 1;
   return 0;
 }

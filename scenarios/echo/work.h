@@ -33,8 +33,8 @@ struct Distribution {
   // The value at quantile u in [0, 1).
   double At(double u) const;
   double Mean() const;
-  // Which class a value belongs to: bimodal, 0 for the first value and 1 for the second; exp, 0
-  // below the median and 1 above; fixed and none, 0.
+  // Which class a value belongs to: 0 the short requests, 1 the long: bimodal, the smaller value
+  // and the larger; exp, below the median and above; fixed and none, 0.
   int ClassOf(double ns) const;
   bool variable() const { return kind == Kind::kExp || kind == Kind::kBimodal; }
   std::string ToString() const;
@@ -44,7 +44,7 @@ struct Distribution {
 struct Work {
   uint64_t cpu_ns = 0;
   uint64_t wait_ns = 0;
-  int cls = 0;  // its class (Distribution::ClassOf) in the variable part: the CPU's, else the wait's
+  int cls = 0;  // short (0) or long (1): Distribution::ClassOf of the variable part, the CPU's or the wait's
 };
 
 class WorkSpec {
