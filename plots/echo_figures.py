@@ -217,11 +217,47 @@ def fig_capacity_predicted(doc):
     return fig
 
 
+def fig_classes(doc):
+    """--work with two classes: each run's short and long requests, their p50 and p99 round trips and
+    p99 slowdowns side by side, so that short requests stuck behind long ones show."""
+    rows = sorted(echo_rows(doc, "short_p99_us"), key=lambda r: results.series_key(r))
+    if not rows:
+        return None
+    fig, (lat, slow) = plt.subplots(2, 1, figsize=(max(8, 0.9 * len(rows) + 3), 8), sharex=True)
+    width = 0.2
+    xs = range(len(rows))
+    bars = (("short_p50_us", "short p50", "#9ecae1"), ("short_p99_us", "short p99", "#3182bd"),
+            ("long_p50_us", "long p50", "#fdae6b"), ("long_p99_us", "long p99", "#e6550d"))
+    for i, (key, label, color) in enumerate(bars):
+        lat.bar([x + (i - 1.5) * width for x in xs], [r.get(key, float("nan")) for r in rows], width, label=label,
+                color=color)
+    log_y(lat)
+    lat.set_ylabel("round trip (us, log)")
+    lat.legend(fontsize=8)
+    for i, (key, label, color) in enumerate((("short_slowdown_p99", "short", "#3182bd"),
+                                             ("long_slowdown_p99", "long", "#e6550d"))):
+        slow.bar([x + (i - 0.5) * width for x in xs], [r.get(key, float("nan")) for r in rows], width,
+                 label=f"{label} p99 slowdown", color=color)
+    log_y(slow)
+    slow.axhline(1, color="grey", linewidth=0.8)
+    slow.set_ylabel("round trip / own work (log)")
+    slow.legend(fontsize=8)
+    slow.set_xticks(list(xs))
+    # What every run shares goes in the title; the labels keep what differs.
+    shared = {k: v for k, v in rows[0]["params"].items() if all(r["params"].get(k) == v for r in rows)}
+    lat.set_title("Short and long requests" + (f" ({', '.join(f'{k}={v}' for k, v in sorted(shared.items()))})"
+                                               if shared else ""), fontsize=10)
+    slow.set_xticklabels([results.series_key(r, exclude=tuple(shared)) for r in rows], rotation=30, ha="right",
+                         fontsize=8)
+    for ax in (lat, slow):
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 for _name, _draw in (("echo_throughput", fig_throughput), ("echo_p99", fig_p99),
                      ("echo_latency_spectrum", fig_spectrum), ("echo_server_cpu", fig_cpu),
                      ("echo_server_rss", fig_rss), ("echo_fairness", fig_fairness),
                      ("echo_capacity_latency", fig_capacity_latency), ("echo_service_demand", fig_service_demand),
-                     ("echo_capacity_predicted", fig_capacity_predicted)):
+                     ("echo_capacity_predicted", fig_capacity_predicted), ("echo_classes", fig_classes)):
     register(_name, _draw)

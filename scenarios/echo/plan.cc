@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -172,6 +173,36 @@ harness::Options ForModel(const ModelEntry* m, const harness::Options& scoped,
   return with_defaults;
 }
 
+// The runs of model `m` (nullptr: `load`'s external server) under `scoped`, into `runs`.
+void PlanModel(const harness::Scenario& echo, const ModelEntry* m, const harness::Options& scoped,
+               const harness::Options& options, const std::vector<const ModelEntry*>& chosen, bool search,
+               std::vector<harness::RunSpec>& runs, uint64_t& most_connections) {
+  std::vector<std::string> used;
+  const harness::Options mine = ForModel(m, scoped, chosen, used);
+  for (auto& p : harness::ParamProduct(echo.params(), mine, used, &ParseParam)) {
+    if (!CheckTransport(m, p, !options.models.empty())) continue;
+    harness::RunSpec run = harness::NewRun(echo, m ? m->name : options.target_name, std::move(p), options);
+    if (options.target) run.params["target"] = *options.target;  // not in its name: loads of one run merge
+    if (search) {
+      // A search's windows are many: half a second each unless --duration says; and it is itself a
+      // dozen windows: one repetition unless asked for more.
+      run.duration = options.duration.value_or(harness::Duration(500ms));
+      run.repetitions = options.repetitions.value_or(1);
+      if (options.params.count("slo")) run.consumed.push_back("slo");
+    }
+    most_connections = std::max(most_connections, run.params["connections"].get<uint64_t>());
+    runs.push_back(std::move(run));
+  }
+}
+
+// The quick and full profiles end with requests that cost something (--work): one CPU-bound and one
+// wait-bound point at 100 connections, every model, when the profile is asked for alone (no
+// parameter given, no --target).
+const std::map<std::string, std::map<std::string, std::string>> kWorkSection = {
+    {"quick", {{"connections", "100"}, {"work", "cpu:fixed:50us,wait:fixed:1ms"}}},
+    {"full", {{"connections", "100"}, {"work", "cpu:fixed:50us,wait:fixed:1ms"}}},
+};
+
 }  // namespace
 
 nlohmann::json ParseParam(const std::string& name, const std::string& value) {
@@ -201,26 +232,17 @@ nlohmann::json ParseParam(const std::string& name, const std::string& value) {
 std::vector<harness::RunSpec> PlanRuns(const harness::Scenario& echo, const harness::Options& options) {
   const std::vector<const ModelEntry*> chosen = ChosenModels(options);
   const bool search = options.params.count("capacity") || options.params.count("slo");
-  const harness::Options scoped = search ? WithSearch(options) : options;
+  std::vector<harness::Options> parts = {search ? WithSearch(options) : options};
+  if (const auto section = kWorkSection.find(options.profile);
+      section != kWorkSection.end() && options.params.empty() && !options.target) {
+    harness::Options work = options;
+    work.params = section->second;
+    parts.push_back(std::move(work));
+  }
   std::vector<harness::RunSpec> runs;
   uint64_t most_connections = 0;
-  for (const ModelEntry* m : chosen) {
-    std::vector<std::string> used;
-    const harness::Options mine = ForModel(m, scoped, chosen, used);
-    for (auto& p : harness::ParamProduct(echo.params(), mine, used, &ParseParam)) {
-      if (!CheckTransport(m, p, !options.models.empty())) continue;
-      harness::RunSpec run = harness::NewRun(echo, m ? m->name : options.target_name, std::move(p), options);
-      if (options.target) run.params["target"] = *options.target;  // not in its name: loads of one run merge
-      if (search) {
-        // A search's windows are many: half a second each unless --duration says; and it is itself a
-        // dozen windows: one repetition unless asked for more.
-        run.duration = options.duration.value_or(harness::Duration(500ms));
-        run.repetitions = options.repetitions.value_or(1);
-        if (options.params.count("slo")) run.consumed.push_back("slo");
-      }
-      most_connections = std::max(most_connections, run.params["connections"].get<uint64_t>());
-      runs.push_back(std::move(run));
-    }
+  for (const harness::Options& scoped : parts) {
+    for (const ModelEntry* m : chosen) PlanModel(echo, m, scoped, options, chosen, search, runs, most_connections);
   }
   CheckFileLimit(most_connections);
   if (options.target) CheckTarget(runs, options);
