@@ -87,7 +87,9 @@ TEST(WorkSpecTest, DrawsFollowTheirDistributions) {
       EXPECT_NEAR(static_cast<double>(first) / kDraws, d.p, 0.002);
       EXPECT_EQ(class1, kDraws - first);
     }
-    if (d.kind == Distribution::Kind::kExp) EXPECT_NEAR(static_cast<double>(class1) / kDraws, 0.5, 0.01);
+    if (d.kind == Distribution::Kind::kExp) {
+      EXPECT_NEAR(static_cast<double>(class1) / kDraws, 0.5, 0.01);
+    }
   }
 }
 
