@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
@@ -181,7 +182,7 @@ void PlanModel(const harness::Scenario& echo, const ModelEntry* m, const harness
   const harness::Options mine = ForModel(m, scoped, chosen, used);
   for (auto& p : harness::ParamProduct(echo.params(), mine, used, &ParseParam)) {
     if (!CheckTransport(m, p, !options.models.empty())) continue;
-    harness::RunSpec run = harness::NewRun(echo, m ? m->name : options.target_name, std::move(p), options);
+    harness::RunSpec run = harness::NewRun(echo, m ? m->name : options.target_name, std::move(p), scoped);
     if (options.target) run.params["target"] = *options.target;  // not in its name: loads of one run merge
     if (search) {
       // A search's windows are many: half a second each unless --duration says; and it is itself a
@@ -197,10 +198,15 @@ void PlanModel(const harness::Scenario& echo, const ModelEntry* m, const harness
 
 // The quick and full profiles end with requests that cost something (--work): one CPU-bound and one
 // wait-bound point at 100 connections, every model, when the profile is asked for alone (no
-// parameter given, no --target).
-const std::map<std::string, std::map<std::string, std::string>> kWorkSection = {
-    {"quick", {{"connections", "100"}, {"work", "cpu:fixed:50us,wait:fixed:1ms"}}},
-    {"full", {{"connections", "100"}, {"work", "cpu:fixed:50us,wait:fixed:1ms"}}},
+// parameter given, no --target). Quick's windows are half a second, so that the default suite stays
+// within 4 minutes.
+struct WorkSection {
+  std::map<std::string, std::string> params;
+  std::optional<harness::Duration> duration;
+};
+const std::map<std::string, WorkSection> kWorkSection = {
+    {"quick", {{{"connections", "100"}, {"work", "cpu:fixed:50us,wait:fixed:1ms"}}, harness::Duration(500ms)}},
+    {"full", {{{"connections", "100"}, {"work", "cpu:fixed:50us,wait:fixed:1ms"}}, std::nullopt}},
 };
 
 }  // namespace
@@ -236,7 +242,8 @@ std::vector<harness::RunSpec> PlanRuns(const harness::Scenario& echo, const harn
   if (const auto section = kWorkSection.find(options.profile);
       section != kWorkSection.end() && options.params.empty() && !options.target) {
     harness::Options work = options;
-    work.params = section->second;
+    work.params = section->second.params;
+    if (!work.duration) work.duration = section->second.duration;
     parts.push_back(std::move(work));
   }
   std::vector<harness::RunSpec> runs;
