@@ -127,11 +127,13 @@ std::string CaseName(const ModelCase& c) {
 // One server of a model, serving on port_ for the test, stopped after it.
 class ServerTest : public ::testing::TestWithParam<ModelCase> {
  protected:
-  void Serve(ServerFactory make, int fd, const ReplyMode& reply = {}, bool work = false) {
+  void Serve(ServerFactory make, int fd, const ReplyMode& reply = {}, bool work = false, int workers = 0) {
     signal(SIGPIPE, SIG_IGN);
     if (server_) server_->Stop();
-    server_ =
-        make(ServerConfig{.workers = GetParam().workers, .reply = reply, .variant = GetParam().variant, .work = work});
+    server_ = make(ServerConfig{.workers = workers > 0 ? workers : GetParam().workers,
+                                .reply = reply,
+                                .variant = GetParam().variant,
+                                .work = work});
     server_->Start(fd);
   }
   void TearDown() override {
@@ -215,13 +217,17 @@ LoadConfig WorkLoad(uint16_t port, int connections, size_t size, const char* wor
   return config;
 }
 
+// Workers for a test of waits: a worker per connection where workers block in a request's wait
+// (asio_offload; the pools have a worker per connection in every test), so that waits overlap.
+int WorkersForWaits(const ModelCase& c) { return c.model == "asio_offload" ? 100 : 0; }
+
 // --work: whole requests read by their header, every byte of every reply checked under each rule,
 // in a closed loop and in an open loop (several requests in flight on a connection, read together).
 TEST_P(ModelTest, DoesTheWorkEachRequestCarries) {
   for (const char* rule : {"upper", "same", "prefix:Echo=>"}) {
     SCOPED_TRACE(rule);
     const ReplyMode reply = ReplyMode::Parse(rule);
-    Serve(entry_->make, Listen("127.0.0.1", 0, &port_), reply, true);
+    Serve(entry_->make, Listen("127.0.0.1", 0, &port_), reply, true, WorkersForWaits(GetParam()));
     for (size_t size : {WorkHeader::kSize, size_t{64}, size_t{4096}}) {
       SCOPED_TRACE("size " + std::to_string(size));
       const LoadResult r = RunLoad(WorkLoad(port_, 16, size, "cpu:exp:20us", reply));
@@ -244,7 +250,7 @@ TEST_P(ModelTest, DoesTheWorkEachRequestCarries) {
 // A request's wait holds its own connection only: 100 connections that each wait 50 ms are all
 // answered about 20 times a second (a loop that blocked in each wait would answer each once in 5 s).
 TEST_P(ModelTest, AWaitHoldsOnlyItsOwnConnection) {
-  Serve(entry_->make, Listen("127.0.0.1", 0, &port_), {}, true);
+  Serve(entry_->make, Listen("127.0.0.1", 0, &port_), {}, true, WorkersForWaits(GetParam()));
   LoadConfig config = WorkLoad(port_, 100, 64, "wait:fixed:50ms");
   config.duration = 1s;
   const LoadResult r = RunLoad(config);
@@ -253,6 +259,21 @@ TEST_P(ModelTest, AWaitHoldsOnlyItsOwnConnection) {
   ASSERT_EQ(r.per_connection.size(), 100u);
   for (uint64_t n : r.per_connection) EXPECT_GE(n, 10u);  // 20 at most; noise only removes some
   EXPECT_GE(r.latency.min(), 50'000'000u);                // none answered before its wait was over
+}
+
+// asio_offload's workers block in a request's wait and are shared by every connection: Little's law
+// bounds it (2 workers, 50 ms: 40 a second), and no connection starves.
+TEST_P(ModelTest, AnOffloadPoolIsBoundByLittlesLawAndStarvesNoOne) {
+  if (GetParam().model != "asio_offload" || GetParam().workers != 2) GTEST_SKIP() << "asio_offload shows it";
+  Serve(entry_->make, Listen("127.0.0.1", 0, &port_), {}, true);
+  LoadConfig config = WorkLoad(port_, 8, 64, "wait:fixed:50ms");
+  config.duration = 1s;
+  const LoadResult r = RunLoad(config);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.wrong_bytes, 0u);
+  EXPECT_LE(r.messages, 2u * 20 + 2);  // 2 workers x 20 waits a second, and 2 begun before the window
+  ASSERT_EQ(r.per_connection.size(), 8u);
+  for (uint64_t n : r.per_connection) EXPECT_GE(n, 1u);  // 5 each in turn: shared, not held
 }
 
 // Two classes: every round trip counted in its class, and none faster than its own work (its
