@@ -260,7 +260,8 @@ class Runs(unittest.TestCase):
                 (("run", "--model=epoll", "--work=cpu:fixed:5us", "--transport=udp"), "TCP only"),
                 (("run", "--model=epoll", "--work=cpu:fixed:5us", "--size=23"), "--size"),
                 (("serve", "--model=io_uring", "--work=cpu:fixed:5us", "--transport=udp"), "TCP only"),
-                (("serve", "--model=epoll", "--work=wait:exp"), "--work")):
+                (("serve", "--model=epoll", "--work=wait:exp"), "--work"),
+                (("run", "--model=epoll", "--variant=blocking"), "give --work with a wait")):
             with self.subTest(args=args):
                 p = run(*args, "--scenario=echo", "--dry-run") if args[0] == "run" else run(*args)
                 self.assertEqual(p.returncode, 2, p.stderr)
@@ -305,7 +306,8 @@ class Runs(unittest.TestCase):
                 (("run", "--model=epoll", "--reply=prefix:Echo=>", "--size=16380"), "at most 16378 bytes"),
                 (("run", "--model=epoll", "--transport=udp", "--reply=prefix:Echo=>", "--size=65505"),
                  "a UDP message is 16 to 65501 bytes"),
-                (("serve", "--model=epoll", "--variant=multishot"), "has the variants wait, spin, not 'multishot'"),
+                (("serve", "--model=epoll", "--variant=multishot"),
+                 "has the variants wait, spin, blocking, not 'multishot'"),
                 (("serve", "--model=threads", "--variant=spin"), "has no variants"),
                 (("serve", "--model=threads", "--reply=Same"), "must be upper, same or prefix:TEXT")):
             with self.subTest(args=args):

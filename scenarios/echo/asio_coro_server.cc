@@ -36,7 +36,7 @@ awaitable<void> Serve(tcp::socket socket, const ReplyMode& reply) {
 }
 
 // --work: whole requests after the reply's headroom, each answered in place, then consumed.
-awaitable<void> ServeWork(tcp::socket socket, const ReplyMode& reply) {
+awaitable<void> ServeWork(tcp::socket socket, const ReplyMode& reply, bool blocking) {
   char buffer[kBufferSize];
   const size_t room = reply.headroom(), capacity = sizeof buffer - room;
   char* const in = buffer + room;
@@ -54,7 +54,8 @@ awaitable<void> ServeWork(tcp::socket socket, const ReplyMode& reply) {
       continue;
     }
     BurnCpu(h.cpu_ns);
-    if (h.wait_ns > 0) {
+    if (blocking) BlockFor(h.wait_ns);  // the loop's other coroutines wait too
+    if (!blocking && h.wait_ns > 0) {
       timer.expires_after(std::chrono::nanoseconds(h.wait_ns));
       co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return;
@@ -71,7 +72,7 @@ awaitable<void> ServeWork(tcp::socket socket, const ReplyMode& reply) {
 class AsioCoroServer final : public EchoServer {
  public:
   explicit AsioCoroServer(const ServerConfig& config)
-      : reply_(config.reply), work_(config.work), pool_(config.workers) {}
+      : reply_(config.reply), work_(config.work), blocking_(config.variant == "blocking"), pool_(config.workers) {}
 
   void Start(int listen_fd) override {
     pool_.Adopt(listen_fd);
@@ -100,7 +101,8 @@ class AsioCoroServer final : public EchoServer {
       auto executor = socket.get_executor();
       asio::post(executor, [this, socket = std::move(socket)]() mutable {
         auto executor = socket.get_executor();
-        asio::co_spawn(executor, work_ ? ServeWork(std::move(socket), reply_) : Serve(std::move(socket), reply_),
+        asio::co_spawn(executor,
+                       work_ ? ServeWork(std::move(socket), reply_, blocking_) : Serve(std::move(socket), reply_),
                        asio::detached);
       });
     }
@@ -108,6 +110,7 @@ class AsioCoroServer final : public EchoServer {
 
   const ReplyMode reply_;
   const bool work_;
+  const bool blocking_;
   AsioContextPool pool_;
 };
 
@@ -157,6 +160,9 @@ HARNESS_REGISTER(ModelEntry, {"asio_coro",
                               Workers{"1", false},
                               &MakeServer<AsioCoroServer>,
                               &MakeServer<AsioCoroUdpServer>,
-                              {}});
+                              {{"timer", "a request's wait (--work) co_awaits a steady_timer"},
+                               {"blocking",
+                                "a request's wait blocks the loop (--work): a blocking call inside an event loop, as a "
+                                "blocking driver makes it"}}});
 
 }  // namespace echo

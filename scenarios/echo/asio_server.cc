@@ -48,8 +48,8 @@ class Session : public std::enable_shared_from_this<Session> {
 // at their front is made in place, and it is consumed once the reply is written.
 class WorkSession : public std::enable_shared_from_this<WorkSession> {
  public:
-  WorkSession(tcp::socket socket, const ReplyMode& reply)
-      : socket_(std::move(socket)), reply_(reply), timer_(socket_.get_executor()) {}
+  WorkSession(tcp::socket socket, const ReplyMode& reply, bool blocking)
+      : socket_(std::move(socket)), reply_(reply), blocking_(blocking), timer_(socket_.get_executor()) {}
 
   // Serves the request at the front if it is whole, else reads more.
   void Next() {
@@ -57,7 +57,8 @@ class WorkSession : public std::enable_shared_from_this<WorkSession> {
     if (read == WorkHeader::Read::kBad) return;  // not --work's protocol: the session ends
     if (read == WorkHeader::Read::kNeedMore || have_ < current_.length) return Read();
     BurnCpu(current_.cpu_ns);
-    if (current_.wait_ns == 0) return Write();
+    if (blocking_) BlockFor(current_.wait_ns);  // the loop's other sessions wait too
+    if (blocking_ || current_.wait_ns == 0) return Write();
     timer_.expires_after(std::chrono::nanoseconds(current_.wait_ns));
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec) self->Write();
@@ -91,6 +92,7 @@ class WorkSession : public std::enable_shared_from_this<WorkSession> {
 
   tcp::socket socket_;
   const ReplyMode& reply_;
+  const bool blocking_;
   asio::steady_timer timer_;
   WorkHeader current_;
   size_t have_ = 0;
@@ -99,7 +101,8 @@ class WorkSession : public std::enable_shared_from_this<WorkSession> {
 
 class AsioServer final : public EchoServer {
  public:
-  explicit AsioServer(const ServerConfig& config) : reply_(config.reply), work_(config.work), pool_(config.workers) {}
+  explicit AsioServer(const ServerConfig& config)
+      : reply_(config.reply), work_(config.work), blocking_(config.variant == "blocking"), pool_(config.workers) {}
 
   void Start(int listen_fd) override {
     pool_.Adopt(listen_fd);
@@ -118,8 +121,9 @@ class AsioServer final : public EchoServer {
         // The first read starts on the session's own thread: its context need not be ours.
         auto executor = socket.get_executor();
         if (work_) {
-          asio::post(executor,
-                     [session = std::make_shared<WorkSession>(std::move(socket), reply_)] { session->Next(); });
+          asio::post(executor, [session = std::make_shared<WorkSession>(std::move(socket), reply_, blocking_)] {
+            session->Next();
+          });
         } else {
           asio::post(executor, [session = std::make_shared<Session>(std::move(socket), reply_)] { session->Read(); });
         }
@@ -134,6 +138,7 @@ class AsioServer final : public EchoServer {
 
   const ReplyMode reply_;
   const bool work_;
+  const bool blocking_;
   AsioContextPool pool_;
 };
 
@@ -180,6 +185,9 @@ HARNESS_REGISTER(ModelEntry, {"asio",
                               Workers{"1", false},
                               &MakeServer<AsioServer>,
                               &MakeServer<AsioUdpServer>,
-                              {}});
+                              {{"timer", "a request's wait (--work) on a steady_timer, the loop serving others"},
+                               {"blocking",
+                                "a request's wait blocks the loop (--work): a blocking call inside an event loop, as a "
+                                "blocking driver makes it"}}});
 
 }  // namespace echo

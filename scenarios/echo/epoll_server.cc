@@ -60,7 +60,10 @@ constexpr auto kSpin = std::chrono::microseconds(20);
 class EpollServer final : public EchoServer {
  public:
   explicit EpollServer(const ServerConfig& config)
-      : reply_(config.reply), spin_(config.variant == "spin"), work_(config.work) {}
+      : reply_(config.reply),
+        spin_(config.variant == "spin"),
+        blocking_(config.variant == "blocking"),
+        work_(config.work) {}
 
   void Start(int listen_fd) override {
     listen_fd_ = listen_fd;
@@ -175,7 +178,8 @@ class EpollServer final : public EchoServer {
         return true;
       }
       BurnCpu(c.current.cpu_ns);
-      if (c.current.wait_ns > 0) {
+      if (blocking_) BlockFor(c.current.wait_ns);  // every other connection waits too
+      if (!blocking_ && c.current.wait_ns > 0) {
         c.waiting = true;
         timers_.push({Clock::now() + std::chrono::nanoseconds(c.current.wait_ns), c.fd, c.id});
         Want(c, 0);  // nothing more read until this reply is out
@@ -275,6 +279,7 @@ class EpollServer final : public EchoServer {
 
   const ReplyMode reply_;
   const bool spin_;
+  const bool blocking_;
   const bool work_;
   uint64_t connections_made_ = 0;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
@@ -352,6 +357,9 @@ HARNESS_REGISTER(ModelEntry,
                   &MakeServer<EpollServer>,
                   &MakeServer<EpollUdpServer>,
                   {{"wait", "epoll_wait sleeps until an event"},
-                   {"spin", "epoll_wait polled for 20 us before it sleeps (io_uring's spin, with system calls)"}}});
+                   {"spin", "epoll_wait polled for 20 us before it sleeps (io_uring's spin, with system calls)"},
+                   {"blocking",
+                    "a request's wait blocks the loop (--work): a blocking call inside an event loop, as a blocking "
+                    "driver makes it"}}});
 
 }  // namespace echo

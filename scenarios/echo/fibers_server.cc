@@ -123,7 +123,7 @@ bool SendAll(int fd, const char* data, size_t n, Waiter& w) {
 }
 
 // --work: whole requests after the reply's headroom, each answered in place, then consumed.
-void ServeWork(int fd, const ReplyMode& reply, Waiter& w) {
+void ServeWork(int fd, const ReplyMode& reply, bool blocking, Waiter& w) {
   char buf[kBufferSize];
   const size_t room = reply.headroom(), capacity = sizeof buf - room;
   char* const in = buf + room;
@@ -143,7 +143,11 @@ void ServeWork(int fd, const ReplyMode& reply, Waiter& w) {
       continue;
     }
     BurnCpu(h.cpu_ns);
-    if (h.wait_ns > 0) boost::this_fiber::sleep_for(std::chrono::nanoseconds(h.wait_ns));
+    if (blocking) {
+      BlockFor(h.wait_ns);  // the thread's other fibers wait too
+    } else if (h.wait_ns > 0) {
+      boost::this_fiber::sleep_for(std::chrono::nanoseconds(h.wait_ns));
+    }
     h.WriteReply(in);
     if (!SendAll(fd, buf, reply.Make(buf, h.length), w)) return;
     std::memmove(in, in + h.length, have - h.length);
@@ -151,12 +155,12 @@ void ServeWork(int fd, const ReplyMode& reply, Waiter& w) {
   }
 }
 
-void ServeConnection(int ep, int fd, const ReplyMode& reply, bool work) {
+void ServeConnection(int ep, int fd, const ReplyMode& reply, bool work, bool blocking) {
   Waiter w;
   epoll_event ev{EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, {.ptr = &w}};
   epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   if (work) {
-    ServeWork(fd, reply, w);
+    ServeWork(fd, reply, blocking, w);
     epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
     return;
   }
@@ -187,8 +191,12 @@ done:
 
 class FiberThread {
  public:
-  FiberThread(const ReplyMode& reply, bool work)
-      : reply_(reply), work_(work), ep_(epoll_create1(EPOLL_CLOEXEC)), wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  FiberThread(const ReplyMode& reply, bool work, bool blocking)
+      : reply_(reply),
+        work_(work),
+        blocking_(blocking),
+        ep_(epoll_create1(EPOLL_CLOEXEC)),
+        wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
   ~FiberThread() {
     close(ep_);
     close(wake_);
@@ -249,7 +257,7 @@ class FiberThread {
       SetNoDelay(fd);
       ++live;
       fibers::fiber([&, fd] {
-        ServeConnection(ep_, fd, reply_, work_);
+        ServeConnection(ep_, fd, reply_, work_, blocking_);
         {
           std::lock_guard lock(mu_);
           fds_.erase(fd);
@@ -293,6 +301,7 @@ class FiberThread {
 
   const ReplyMode& reply_;  // the server's
   const bool work_;
+  const bool blocking_;
   const int ep_;
   const int wake_;
   Waiter accept_waiter_;  // the acceptor (TCP) or the serving fiber (UDP)
@@ -306,7 +315,8 @@ class FiberThread {
 class FibersServer final : public EchoServer {
  public:
   FibersServer(const ServerConfig& config, bool udp) : reply_(config.reply), udp_(udp) {
-    for (int i = 0; i < config.workers; ++i) threads_.push_back(std::make_unique<FiberThread>(reply_, config.work));
+    for (int i = 0; i < config.workers; ++i)
+      threads_.push_back(std::make_unique<FiberThread>(reply_, config.work, config.variant == "blocking"));
   }
 
   void Start(int listen_fd) override {
@@ -342,6 +352,9 @@ HARNESS_REGISTER(ModelEntry,
                   Workers{"1", false},
                   &MakeTcp,
                   &MakeUdp,
-                  {}});
+                  {{"sleep", "a request's wait (--work) parks its fiber in this_fiber::sleep_for"},
+                   {"blocking",
+                    "a request's wait blocks the loop (--work): a blocking call inside an event loop, as a blocking "
+                    "driver makes it"}}});
 
 }  // namespace echo

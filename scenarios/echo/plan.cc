@@ -182,6 +182,9 @@ void PlanModel(const harness::Scenario& echo, const ModelEntry* m, const harness
   const harness::Options mine = ForModel(m, scoped, chosen, used);
   for (auto& p : harness::ParamProduct(echo.params(), mine, used, &ParseParam)) {
     if (!CheckTransport(m, p, !options.models.empty())) continue;
+    if (p.value("variant", "") == "blocking" && !p.contains("work")) {
+      throw std::invalid_argument("--variant: blocking blocks the loop in a request's wait: give --work with a wait");
+    }
     harness::RunSpec run = harness::NewRun(echo, m ? m->name : options.target_name, std::move(p), scoped);
     if (options.target) run.params["target"] = *options.target;  // not in its name: loads of one run merge
     if (search) {

@@ -73,11 +73,7 @@ class ProcessPoolServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"process_pool",
-                              "`workers` pre-forked processes, each serving one connection at a time",
-                              Workers{"4", true},
-                              &MakeServer<ProcessPoolServer>,
-                              nullptr,
-                              {}});
+HARNESS_REGISTER(ModelEntry, {"process_pool", "`workers` pre-forked processes, each serving one connection at a time",
+                              Workers{"4", true}, &MakeServer<ProcessPoolServer>, nullptr});
 
 }  // namespace echo

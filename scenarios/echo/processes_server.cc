@@ -75,8 +75,7 @@ class ProcessesServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(
-    ModelEntry,
-    {"processes", "a process per connection (fork on accept)", kNoWorkers, &MakeServer<ProcessesServer>, nullptr, {}});
+HARNESS_REGISTER(ModelEntry, {"processes", "a process per connection (fork on accept)", kNoWorkers,
+                              &MakeServer<ProcessesServer>, nullptr});
 
 }  // namespace echo

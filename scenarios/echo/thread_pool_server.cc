@@ -134,11 +134,8 @@ class ThreadPoolUdpServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"thread_pool",
-                              "connections are tasks of a pool of `workers` threads (seed 001); the rest wait",
-                              Workers{"4", true},
-                              &MakeServer<ThreadPoolServer>,
-                              &MakeServer<ThreadPoolUdpServer>,
-                              {}});
+HARNESS_REGISTER(ModelEntry,
+                 {"thread_pool", "connections are tasks of a pool of `workers` threads (seed 001); the rest wait",
+                  Workers{"4", true}, &MakeServer<ThreadPoolServer>, &MakeServer<ThreadPoolUdpServer>});
 
 }  // namespace echo

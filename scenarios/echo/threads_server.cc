@@ -94,11 +94,7 @@ class ThreadsServer final : public EchoServer {
 
 }  // namespace
 
-HARNESS_REGISTER(ModelEntry, {"threads",
-                              "a thread per connection, blocking I/O (seeds 000, 003)",
-                              kNoWorkers,
-                              &MakeServer<ThreadsServer>,
-                              nullptr,
-                              {}});
+HARNESS_REGISTER(ModelEntry, {"threads", "a thread per connection, blocking I/O (seeds 000, 003)", kNoWorkers,
+                              &MakeServer<ThreadsServer>, nullptr});
 
 }  // namespace echo

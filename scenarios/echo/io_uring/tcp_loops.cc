@@ -413,7 +413,8 @@ class WorkLoop final : public TcpLoop {
     }
     c->working = true;
     BurnCpu(c->current.cpu_ns);
-    if (c->current.wait_ns == 0) return Reply(c);
+    if (technique_.blocking_wait) BlockFor(c->current.wait_ns);  // every other connection waits too
+    if (technique_.blocking_wait || c->current.wait_ns == 0) return Reply(c);
     c->waiting = true;
     c->wait.tv_sec = static_cast<int64_t>(c->current.wait_ns / 1'000'000'000);
     c->wait.tv_nsec = static_cast<long long>(c->current.wait_ns % 1'000'000'000);

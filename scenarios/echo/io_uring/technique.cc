@@ -30,6 +30,10 @@ const std::vector<VariantSpec>& VariantSpecs() {
       {"batch",
        "multishot, the replies of a batch submitted together at its end (fewest system calls)",
        {.eager = false}},
+      {"blocking",
+       "multishot; a request's wait blocks the loop (--work): a blocking call inside an event loop, as a blocking "
+       "driver makes it",
+       {.blocking_wait = true}},
   };
   return specs;
 }

@@ -14,12 +14,13 @@ inline constexpr int kSpinMicroseconds = 20;
 
 // What a variant changes in the loops.
 struct Technique {
-  bool multishot = true;     // one multishot recv per connection into provided buffers (else `single`)
-  bool fixed_files = false;  // connections accepted into the ring's registered file table
-  bool sqpoll = false;       // a kernel thread polls the submission queue
-  int spin_us = 0;           // poll the ring this long before sleeping
-  bool coalesce = false;     // when busy, wake for a batch (the kernel's batch wait)
-  bool eager = true;         // TCP: submit each reply as soon as it is made, not once per batch
+  bool multishot = true;       // one multishot recv per connection into provided buffers (else `single`)
+  bool fixed_files = false;    // connections accepted into the ring's registered file table
+  bool sqpoll = false;         // a kernel thread polls the submission queue
+  int spin_us = 0;             // poll the ring this long before sleeping
+  bool coalesce = false;       // when busy, wake for a batch (the kernel's batch wait)
+  bool eager = true;           // TCP: submit each reply as soon as it is made, not once per batch
+  bool blocking_wait = false;  // --work: a request's wait blocks the loop (no timeout operation)
 };
 
 struct VariantSpec {
