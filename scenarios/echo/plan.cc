@@ -201,14 +201,14 @@ void PlanModel(const harness::Scenario& echo, const ModelEntry* m, const harness
 
 // The quick and full profiles end with requests that cost something (--work): one CPU-bound and one
 // wait-bound point at 100 connections, every model, when the profile is asked for alone (no
-// parameter given, no --target). Quick's windows are half a second, so that the default suite stays
+// parameter given, no --target). Quick's windows are 300 ms, so that the default suite stays
 // within 4 minutes.
 struct WorkSection {
   std::map<std::string, std::string> params;
   std::optional<harness::Duration> duration;
 };
 const std::map<std::string, WorkSection> kWorkSection = {
-    {"quick", {{{"connections", "100"}, {"work", "cpu:fixed:50us,wait:fixed:1ms"}}, harness::Duration(500ms)}},
+    {"quick", {{{"connections", "100"}, {"work", "cpu:fixed:50us,wait:fixed:1ms"}}, harness::Duration(300ms)}},
     {"full", {{{"connections", "100"}, {"work", "cpu:fixed:50us,wait:fixed:1ms"}}, std::nullopt}},
 };
 
