@@ -2,6 +2,7 @@
 the latency spectrum; and each capacity search's latency and service demand against load beside
 its prediction."""
 import math
+import re
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter
@@ -13,10 +14,16 @@ from plots.summary_numbers import capacity_entries, echo_rows, server_cpus, us
 SPECTRUM = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
 
 
+def plain_rows(doc, key):
+    """The median rows of echo without --work: those of the figures against connections (the work
+    section is one point per model and has figures of its own)."""
+    return [r for r in echo_rows(doc, key) if "work" not in r["params"]]
+
+
 def echo_lines(doc, key):
     """{series label: ([connections], [values])} for one echo figure, from the median rows."""
     lines = {}
-    for row in echo_rows(doc, key):
+    for row in plain_rows(doc, key):
         xs, ys = lines.setdefault(results.series_key(row), ([], []))
         xs.append(row["params"]["connections"])
         ys.append(row[key])
@@ -26,7 +33,7 @@ def echo_lines(doc, key):
 def _warned(doc, key):
     """{series label: [(connections, value)]} of the rows with warnings (client-bound, behind schedule)."""
     out = {}
-    for row in echo_rows(doc, key):
+    for row in plain_rows(doc, key):
         if row.get("warnings"):
             out.setdefault(results.series_key(row), []).append((row["params"]["connections"], row[key]))
     return out
@@ -255,9 +262,48 @@ def fig_classes(doc):
     return fig
 
 
+def fig_work(doc):
+    """--work runs, one group of bars per work spec: each model's throughput and its server CPU per
+    request (the work itself drawn as a line where it is CPU)."""
+    rows = [r for r in echo_rows(doc, "msgs_per_second") if "work" in r["params"] and "short_p99_us" not in r]
+    if not rows:
+        return None
+    works = sorted({r["params"]["work"] for r in rows})
+    labels = sorted({results.series_key(r, exclude=("connections", "size", "work")) for r in rows})
+    fig, axes = plt.subplots(2, len(works), figsize=(max(8, 4.5 * len(works)), 8), squeeze=False)
+    for col, work in enumerate(works):
+        mine = {results.series_key(r, exclude=("connections", "size", "work")): r for r in rows
+                if r["params"]["work"] == work}
+        xs = range(len(labels))
+        top, bottom = axes[0][col], axes[1][col]
+        top.bar(xs, [mine[l]["msgs_per_second"] if l in mine else float("nan") for l in labels], color="#3182bd")
+        hollow = [x for x, l in zip(xs, labels) if l in mine and mine[l].get("warnings")]
+        top.bar(hollow, [mine[labels[x]]["msgs_per_second"] for x in hollow], color="white", edgecolor="#3182bd",
+                hatch="//")
+        top.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        top.set_title(f"--work={work}, {rows[0]['params']['connections']} connections"
+                      + (" (hatched: warned)" if hollow else ""), fontsize=9)
+        top.set_ylabel("round trips per second")
+        bottom.bar(xs, [mine[l].get("server_cpu_us_per_msg", float("nan")) if l in mine else float("nan")
+                        for l in labels], color="#e6550d")
+        fixed_cpu = re.fullmatch(r"cpu:fixed:([0-9.]+)us", work)
+        if fixed_cpu:  # the work itself: what is above it is the model's
+            bottom.axhline(float(fixed_cpu.group(1)), color="grey", linewidth=0.8)
+        bottom.set_ylabel("server CPU per round trip (us)")
+        bottom.set_xticks(list(xs))
+        bottom.set_xticklabels(labels, rotation=35, ha="right", fontsize=7)
+        top.set_xticks(list(xs))
+        top.set_xticklabels([])
+        for ax in (top, bottom):
+            ax.grid(True, axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 for _name, _draw in (("echo_throughput", fig_throughput), ("echo_p99", fig_p99),
                      ("echo_latency_spectrum", fig_spectrum), ("echo_server_cpu", fig_cpu),
                      ("echo_server_rss", fig_rss), ("echo_fairness", fig_fairness),
                      ("echo_capacity_latency", fig_capacity_latency), ("echo_service_demand", fig_service_demand),
-                     ("echo_capacity_predicted", fig_capacity_predicted), ("echo_classes", fig_classes)):
+                     ("echo_capacity_predicted", fig_capacity_predicted), ("echo_classes", fig_classes),
+                     ("echo_work", fig_work)):
     register(_name, _draw)
