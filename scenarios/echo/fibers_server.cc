@@ -107,6 +107,16 @@ class EpollScheduler final : public fibers::algo::algorithm {
   fibers::scheduler::ready_queue_type ready_;
 };
 
+// What recv() returns, the calling fiber parked while the socket has nothing: 0 at the end of the
+// stream, negative on an error.
+ssize_t Receive(int fd, char* data, size_t n, Waiter& w) {
+  while (true) {
+    const ssize_t got = recv(fd, data, n, 0);
+    if (got >= 0 || errno != EAGAIN) return got;
+    Park(w);
+  }
+}
+
 // Sends all of `n` bytes, parked while the socket is full. False when the connection failed.
 bool SendAll(int fd, const char* data, size_t n, Waiter& w) {
   size_t sent = 0;
@@ -122,6 +132,16 @@ bool SendAll(int fd, const char* data, size_t n, Waiter& w) {
   return true;
 }
 
+// recv, make the reply (--reply), send, until the peer closes or an error.
+void ServeEcho(int fd, const ReplyMode& reply, Waiter& w) {
+  char buf[kBufferSize];
+  const size_t room = reply.headroom();
+  while (true) {
+    const ssize_t got = Receive(fd, buf + room, sizeof buf - room, w);
+    if (got <= 0 || !SendAll(fd, buf, reply.Make(buf, static_cast<size_t>(got)), w)) return;
+  }
+}
+
 // --work: whole requests after the reply's headroom, each answered in place, then consumed.
 void ServeWork(int fd, const ReplyMode& reply, bool blocking, Waiter& w) {
   char buf[kBufferSize];
@@ -133,11 +153,7 @@ void ServeWork(int fd, const ReplyMode& reply, bool blocking, Waiter& w) {
     const WorkHeader::Read read = WorkHeader::From(in, have, capacity, &h);
     if (read == WorkHeader::Read::kBad) return;  // not --work's protocol
     if (read == WorkHeader::Read::kNeedMore || have < h.length) {
-      const ssize_t got = recv(fd, in + have, capacity - have, 0);
-      if (got < 0 && errno == EAGAIN) {
-        Park(w);
-        continue;
-      }
+      const ssize_t got = Receive(fd, in + have, capacity - have, w);
       if (got <= 0) return;
       have += static_cast<size_t>(got);
       continue;
@@ -159,33 +175,7 @@ void ServeConnection(int ep, int fd, const ReplyMode& reply, bool work, bool blo
   Waiter w;
   epoll_event ev{EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, {.ptr = &w}};
   epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-  if (work) {
-    ServeWork(fd, reply, blocking, w);
-    epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
-    return;
-  }
-  char buf[kBufferSize];
-  const size_t room = reply.headroom();
-  while (true) {
-    const ssize_t got = recv(fd, buf + room, sizeof buf - room, 0);
-    if (got < 0 && errno == EAGAIN) {
-      Park(w);
-      continue;
-    }
-    if (got <= 0) break;
-    const size_t n = reply.Make(buf, static_cast<size_t>(got));
-    size_t sent = 0;
-    while (sent < n) {
-      const ssize_t m = send(fd, buf + sent, n - sent, MSG_NOSIGNAL);
-      if (m < 0 && errno == EAGAIN) {
-        Park(w);
-        continue;
-      }
-      if (m <= 0) goto done;
-      sent += static_cast<size_t>(m);
-    }
-  }
-done:
+  work ? ServeWork(fd, reply, blocking, w) : ServeEcho(fd, reply, w);
   epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
 }
 

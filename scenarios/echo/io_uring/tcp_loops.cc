@@ -152,34 +152,24 @@ class SingleLoop final : public TcpLoop {
   std::unordered_set<Connection*> connections_;
 };
 
-// `multishot` (and `fixed`, `sqpoll`): one multishot recv per connection into provided buffers; a
-// connection's replies are sent one at a time, in order, each from the buffer its bytes came in.
-class MultishotLoop final : public TcpLoop {
+// What the loops that receive with a multishot recv into provided buffers share (`multishot` and
+// its forms, and --work's loop): the buffer ring, the connections, those whose recv ended for want
+// of buffers, and how a connection goes. C has `fd`, `receiving`, `closing`, `chunks` (each with
+// the `bid` of a provided buffer it still holds), Busy() (the kernel holds an operation of it) and
+// Forget() (the kernel holds none any more: the drain is over).
+template <typename C>
+class ProvidedBufferLoop : public TcpLoop {
  public:
   using TcpLoop::TcpLoop;
 
- private:
-  struct Chunk {
-    uint16_t bid;
-    uint32_t length;  // bytes received into the buffer
-  };
-  struct alignas(8) Connection {
-    int fd;
-    bool receiving = false;  // a multishot recv is armed
-    bool sending = false;    // queue.front()'s reply is being sent
-    bool closing = false;
-    uint32_t sent = 0;         // bytes of queue.front()'s reply sent (the prefix counts)
-    std::vector<Chunk> queue;  // received, reply not yet sent whole; front() in flight
-    msghdr msg{};              // a prefixed reply in flight: the prefix and the bytes
-    iovec iov[2]{};
-  };
-
+ protected:
   unsigned WakeBatch() const override {
     return std::clamp(static_cast<unsigned>(connections_.size()) / kConnectionsPerWake, 1u, kMaxWakeBatch);
   }
 
-  bool Setup() override {
-    if (!buffers_.Register(ring_)) return false;
+  // Registers the buffer ring (if `buffers`) and, for `fixed`, the file table; then accepts.
+  bool SetupRing(bool buffers) {
+    if (buffers && !buffers_.Register(ring_)) return false;
     if (technique_.fixed_files) {
       rlimit limit{};
       getrlimit(RLIMIT_NOFILE, &limit);
@@ -190,16 +180,10 @@ class MultishotLoop final : public TcpLoop {
     return true;
   }
 
-  void Teardown() override { buffers_.Unmap(); }
+  void Teardown() override { buffers_.Unmap(); }  // nothing to unmap if none was registered
 
-  void Open(int fd) override {
-    auto* c = new Connection;
-    c->fd = fd;
-    connections_.insert(c);
-    Receive(c);
-  }
-
-  void Receive(Connection* c) {
+  // Arms the connection's multishot recv into the provided buffers.
+  virtual void Receive(C* c) {
     c->receiving = true;
     Prepare(Tag(kRecv, c), [&](io_uring_sqe* sqe) {
       io_uring_prep_recv_multishot(sqe, c->fd, nullptr, 0, 0);
@@ -209,10 +193,87 @@ class MultishotLoop final : public TcpLoop {
     });
   }
 
-  // Sends what remains of queue.front()'s reply: the prefix (if any) and the bytes, from its buffer.
+  // A closing connection goes once the kernel holds nothing of it.
+  void Settle(C* c) {
+    if (!c->closing || c->Busy()) return;
+    for (const auto& chunk : c->chunks) buffers_.Return(chunk.bid);
+    CloseDescriptor(c->fd);
+    connections_.erase(c);
+    std::erase(starved_, c);
+    delete c;
+  }
+
+  void AfterBatch() override {
+    if (buffers_.Publish() == 0 || starved_.empty()) return;
+    std::vector<C*> waiting;
+    waiting.swap(starved_);
+    for (C* c : waiting) {
+      if (!c->closing && !c->receiving) Receive(c);
+    }
+  }
+
+  void Drain() override {
+    for (C* c : connections_) c->closing = true;
+    starved_.clear();
+    Prepare(Tag(kIgnore, nullptr), [&](io_uring_sqe* sqe) { io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY); });
+    for (C* c : std::unordered_set<C*>(connections_)) Settle(c);
+    DrainUntil([&] { return connections_.empty(); });
+    for (C* c : std::unordered_set<C*>(connections_)) {
+      c->Forget();
+      Settle(c);
+    }
+    io_uring_submit(&ring_);
+  }
+
+  BufferRing buffers_;
+  std::unordered_set<C*> connections_;
+  std::vector<C*> starved_;  // recv ended for want of buffers
+};
+
+namespace multishot {
+
+struct Chunk {
+  uint16_t bid;
+  uint32_t length;  // bytes received into the buffer
+};
+struct alignas(8) Connection {
+  int fd;
+  bool receiving = false;  // a multishot recv is armed
+  bool sending = false;    // chunks.front()'s reply is being sent
+  bool closing = false;
+  uint32_t sent = 0;          // bytes of chunks.front()'s reply sent (the prefix counts)
+  std::vector<Chunk> chunks;  // received, reply not yet sent whole; front() in flight
+  msghdr msg{};               // a prefixed reply in flight: the prefix and the bytes
+  iovec iov[2]{};
+  bool Busy() const { return receiving || sending; }
+  void Forget() { receiving = sending = false; }
+};
+
+}  // namespace multishot
+
+// `multishot` (and `fixed`, `sqpoll`): one multishot recv per connection into provided buffers; a
+// connection's replies are sent one at a time, in order, each from the buffer its bytes came in.
+class MultishotLoop final : public ProvidedBufferLoop<multishot::Connection> {
+ public:
+  using ProvidedBufferLoop::ProvidedBufferLoop;
+
+ private:
+  using Chunk = multishot::Chunk;
+  using Connection = multishot::Connection;
+
+  bool Setup() override { return SetupRing(true); }
+
+  void Open(int fd) override {
+    auto* c = new Connection;
+    c->fd = fd;
+    connections_.insert(c);
+    Receive(c);
+  }
+
+  // Sends what remains of chunks.front()'s reply: the prefix (if any) and the bytes, from its buffer.
   void Send(Connection* c) {
     c->sending = true;
-    const Chunk& chunk = c->queue.front();
+    const Chunk& chunk = c->chunks.front();
     char* data = buffers_.Buffer(chunk.bid);
     const size_t prefix = reply_.headroom();
     if (c->sent == 0) reply_.Transform(data, chunk.length);
@@ -245,7 +306,7 @@ class MultishotLoop final : public TcpLoop {
       if (c->closing) {
         buffers_.Return(bid);
       } else {
-        c->queue.push_back({bid, static_cast<uint32_t>(res)});
+        c->chunks.push_back({bid, static_cast<uint32_t>(res)});
         if (!c->sending) Send(c);
       }
       if (!c->receiving && !c->closing) Receive(c);  // the kernel ended it (a full completion queue)
@@ -267,97 +328,52 @@ class MultishotLoop final : public TcpLoop {
       return Settle(c);
     }
     c->sent += static_cast<uint32_t>(res);
-    if (c->sent < reply_.headroom() + c->queue.front().length) return Send(c);
-    buffers_.Return(c->queue.front().bid);
-    c->queue.erase(c->queue.begin());
+    if (c->sent < reply_.headroom() + c->chunks.front().length) return Send(c);
+    buffers_.Return(c->chunks.front().bid);
+    c->chunks.erase(c->chunks.begin());
     c->sent = 0;
-    if (!c->queue.empty()) Send(c);
+    if (!c->chunks.empty()) Send(c);
   }
-
-  // A closing connection goes once the kernel holds nothing of it.
-  void Settle(Connection* c) {
-    if (!c->closing || c->receiving || c->sending) return;
-    for (const Chunk& chunk : c->queue) buffers_.Return(chunk.bid);
-    CloseDescriptor(c->fd);
-    connections_.erase(c);
-    std::erase(starved_, c);
-    delete c;
-  }
-
-  void AfterBatch() override {
-    if (buffers_.Publish() == 0 || starved_.empty()) return;
-    std::vector<Connection*> waiting;
-    waiting.swap(starved_);
-    for (Connection* c : waiting) {
-      if (!c->closing && !c->receiving) Receive(c);
-    }
-  }
-
-  void Drain() override {
-    for (Connection* c : connections_) c->closing = true;
-    starved_.clear();
-    Prepare(Tag(kIgnore, nullptr), [&](io_uring_sqe* sqe) { io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY); });
-    for (Connection* c : std::unordered_set<Connection*>(connections_)) Settle(c);
-    DrainUntil([&] { return connections_.empty(); });
-    for (Connection* c : std::unordered_set<Connection*>(connections_)) {
-      c->receiving = c->sending = false;
-      Settle(c);
-    }
-    io_uring_submit(&ring_);
-  }
-
-  BufferRing buffers_;
-  std::unordered_set<Connection*> connections_;
-  std::vector<Connection*> starved_;  // recv ended for want of buffers
 };
+
+namespace work {
+
+struct Chunk {
+  uint16_t bid;
+  uint32_t length;
+  uint32_t copied = 0;
+};
+struct alignas(8) Connection {
+  int fd;
+  bool receiving = false;  // a recv is armed (multishot, or single's one)
+  bool sending = false;
+  bool waiting = false;  // the front request's wait is running
+  bool closing = false;
+  WorkHeader current;         // the front request, once whole
+  bool working = false;       // current is being served (burned, waited, or its reply sent)
+  uint32_t sent = 0;          // bytes of the reply sent
+  uint32_t length = 0;        // bytes of the reply
+  size_t have = 0;            // request bytes in buf after the headroom
+  std::vector<Chunk> chunks;  // multishot: received, not yet all copied into buf
+  __kernel_timespec wait{};
+  char buf[kBufferSize];
+  bool Busy() const { return receiving || sending || waiting; }
+  void Forget() { receiving = sending = waiting = false; }
+};
+
+}  // namespace work
 
 // --work: see loops.h. A connection's received bytes are copied into its buffer (after the reply's
 // headroom) as room allows, and each provided buffer goes back to the ring once copied.
-class WorkLoop final : public TcpLoop {
+class WorkLoop final : public ProvidedBufferLoop<work::Connection> {
  public:
-  using TcpLoop::TcpLoop;
+  using ProvidedBufferLoop::ProvidedBufferLoop;
 
  private:
-  struct Chunk {
-    uint16_t bid;
-    uint32_t length;
-    uint32_t copied = 0;
-  };
-  struct alignas(8) Connection {
-    int fd;
-    bool receiving = false;  // a recv is armed (multishot, or single's one)
-    bool sending = false;
-    bool waiting = false;  // the front request's wait is running
-    bool closing = false;
-    WorkHeader current;         // the front request, once whole
-    bool working = false;       // current is being served (burned, waited, or its reply sent)
-    uint32_t sent = 0;          // bytes of the reply sent
-    uint32_t length = 0;        // bytes of the reply
-    size_t have = 0;            // request bytes in buf after the headroom
-    std::vector<Chunk> chunks;  // multishot: received, not yet all copied into buf
-    __kernel_timespec wait{};
-    char buf[kBufferSize];
-  };
+  using Chunk = work::Chunk;
+  using Connection = work::Connection;
 
-  unsigned WakeBatch() const override {
-    return std::clamp(static_cast<unsigned>(connections_.size()) / kConnectionsPerWake, 1u, kMaxWakeBatch);
-  }
-
-  bool Setup() override {
-    if (technique_.multishot && !buffers_.Register(ring_)) return false;
-    if (technique_.fixed_files) {
-      rlimit limit{};
-      getrlimit(RLIMIT_NOFILE, &limit);
-      const unsigned slots = static_cast<unsigned>(std::min<rlim_t>(limit.rlim_cur, 1u << 20));
-      if (io_uring_register_files_sparse(&ring_, slots) != 0) return false;
-    }
-    ArmAccept();
-    return true;
-  }
-
-  void Teardown() override {
-    if (technique_.multishot) buffers_.Unmap();
-  }
+  bool Setup() override { return SetupRing(technique_.multishot); }
 
   size_t Capacity() const { return kBufferSize - reply_.headroom(); }
   char* In(Connection* c) const { return c->buf + reply_.headroom(); }
@@ -370,16 +386,11 @@ class WorkLoop final : public TcpLoop {
     Advance(c);
   }
 
-  void Receive(Connection* c) {
+  void Receive(Connection* c) override {
+    if (technique_.multishot) return ProvidedBufferLoop::Receive(c);
     c->receiving = true;
     Prepare(Tag(kRecv, c), [&](io_uring_sqe* sqe) {
-      if (technique_.multishot) {
-        io_uring_prep_recv_multishot(sqe, c->fd, nullptr, 0, 0);
-        sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = kGroup;
-      } else {
-        io_uring_prep_recv(sqe, c->fd, In(c) + c->have, Capacity() - c->have, 0);
-      }
+      io_uring_prep_recv(sqe, c->fd, In(c) + c->have, Capacity() - c->have, 0);
       Target(sqe);
     });
   }
@@ -487,42 +498,6 @@ class WorkLoop final : public TcpLoop {
     c->closing = true;  // end of stream, or an error
     Settle(c);
   }
-
-  // A closing connection goes once the kernel holds nothing of it.
-  void Settle(Connection* c) {
-    if (!c->closing || c->receiving || c->sending || c->waiting) return;
-    for (const Chunk& chunk : c->chunks) buffers_.Return(chunk.bid);
-    CloseDescriptor(c->fd);
-    connections_.erase(c);
-    std::erase(starved_, c);
-    delete c;
-  }
-
-  void AfterBatch() override {
-    if (!technique_.multishot || buffers_.Publish() == 0 || starved_.empty()) return;
-    std::vector<Connection*> waiting;
-    waiting.swap(starved_);
-    for (Connection* c : waiting) {
-      if (!c->closing && !c->receiving) Receive(c);
-    }
-  }
-
-  void Drain() override {
-    for (Connection* c : connections_) c->closing = true;
-    starved_.clear();
-    Prepare(Tag(kIgnore, nullptr), [&](io_uring_sqe* sqe) { io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY); });
-    for (Connection* c : std::unordered_set<Connection*>(connections_)) Settle(c);
-    DrainUntil([&] { return connections_.empty(); });
-    for (Connection* c : std::unordered_set<Connection*>(connections_)) {
-      c->receiving = c->sending = c->waiting = false;
-      Settle(c);
-    }
-    io_uring_submit(&ring_);
-  }
-
-  BufferRing buffers_;
-  std::unordered_set<Connection*> connections_;
-  std::vector<Connection*> starved_;  // recv ended for want of buffers
 };
 
 }  // namespace
