@@ -8,11 +8,13 @@
 
 #include <sys/socket.h>
 
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "bazel/asio.h"
+#include "scenarios/echo/server.h"
 
 namespace echo {
 
@@ -40,6 +42,14 @@ class AsioContextPool {
   }
 
   boost::asio::ip::tcp::acceptor& acceptor() { return *acceptor_; }
+
+  // Accepts connections onto the contexts in turn, kAsioAcceptsInFlight at a time, and hands each,
+  // TCP_NODELAY set, to `serve` on the acceptor's thread; out of descriptors, accepts again after
+  // kAcceptBackOff (the listener stays readable). The callback style's accept loop.
+  void AcceptEach(std::function<void(boost::asio::ip::tcp::socket)> serve) {
+    serve_ = std::move(serve);
+    for (int i = 0; i < kAsioAcceptsInFlight; ++i) AcceptOne();
+  }
   boost::asio::io_context& first() { return *contexts_[0]; }
   // The context for the next connection, round robin. Called from the acceptor's thread only.
   boost::asio::io_context& next() { return *contexts_[next_++ % contexts_.size()]; }
@@ -68,6 +78,22 @@ class AsioContextPool {
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::vector<std::thread> threads_;
   size_t next_ = 0;
+  std::function<void(boost::asio::ip::tcp::socket)> serve_;  // AcceptEach's
+
+  void AcceptOne() {
+    acceptor_->async_accept(next(), [this](boost::system::error_code ec, boost::asio::ip::tcp::socket socket) {
+      if (!acceptor_->is_open()) return;
+      if (!ec) {
+        socket.set_option(boost::asio::ip::tcp::no_delay(true));
+        serve_(std::move(socket));
+      } else if (OutOfResources(ec.value())) {
+        auto timer = std::make_shared<boost::asio::steady_timer>(first(), kAcceptBackOff);
+        timer->async_wait([this, timer](boost::system::error_code) { AcceptOne(); });
+        return;
+      }
+      AcceptOne();
+    });
+  }
 };
 
 }  // namespace echo

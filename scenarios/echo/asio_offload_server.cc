@@ -93,7 +93,8 @@ class AsioOffloadServer final : public EchoServer {
 
   void Start(int listen_fd) override {
     loop_.Adopt(listen_fd);
-    for (int i = 0; i < kAsioAcceptsInFlight; ++i) Accept();
+    loop_.AcceptEach(
+        [this](tcp::socket socket) { std::make_shared<Session>(std::move(socket), reply_, work_, workers_)->Next(); });
     loop_.Run();
   }
 
@@ -106,21 +107,6 @@ class AsioOffloadServer final : public EchoServer {
   }
 
  private:
-  void Accept() {
-    loop_.acceptor().async_accept(loop_.next(), [this](boost::system::error_code ec, tcp::socket socket) {
-      if (!loop_.acceptor().is_open()) return;
-      if (!ec) {
-        socket.set_option(tcp::no_delay(true));
-        std::make_shared<Session>(std::move(socket), reply_, work_, workers_)->Next();
-      } else if (OutOfResources(ec.value())) {  // the listener stays readable: accept again later
-        auto timer = std::make_shared<asio::steady_timer>(loop_.first(), kAcceptBackOff);
-        timer->async_wait([this, timer](boost::system::error_code) { Accept(); });
-        return;
-      }
-      Accept();
-    });
-  }
-
   const ReplyMode reply_;
   const bool work_;
   AsioContextPool loop_;       // one event-loop thread: the I/O

@@ -106,34 +106,22 @@ class AsioServer final : public EchoServer {
 
   void Start(int listen_fd) override {
     pool_.Adopt(listen_fd);
-    for (int i = 0; i < kAsioAcceptsInFlight; ++i) Accept();
+    pool_.AcceptEach([this](tcp::socket socket) { Serve(std::move(socket)); });
     pool_.Run();
   }
 
   void Stop() override { pool_.Stop(); }
 
  private:
-  void Accept() {
-    pool_.acceptor().async_accept(pool_.next(), [this](boost::system::error_code ec, tcp::socket socket) {
-      if (!pool_.acceptor().is_open()) return;
-      if (!ec) {
-        socket.set_option(tcp::no_delay(true));
-        // The first read starts on the session's own thread: its context need not be ours.
-        auto executor = socket.get_executor();
-        if (work_) {
-          asio::post(executor, [session = std::make_shared<WorkSession>(std::move(socket), reply_, blocking_)] {
-            session->Next();
-          });
-        } else {
-          asio::post(executor, [session = std::make_shared<Session>(std::move(socket), reply_)] { session->Read(); });
-        }
-      } else if (OutOfResources(ec.value())) {  // the listener stays readable: accept again later
-        auto timer = std::make_shared<asio::steady_timer>(pool_.first(), kAcceptBackOff);
-        timer->async_wait([this, timer](boost::system::error_code) { Accept(); });
-        return;
-      }
-      Accept();
-    });
+  // The first read starts on the session's own thread: its context need not be the acceptor's.
+  void Serve(tcp::socket socket) {
+    auto executor = socket.get_executor();
+    if (work_) {
+      asio::post(executor,
+                 [session = std::make_shared<WorkSession>(std::move(socket), reply_, blocking_)] { session->Next(); });
+    } else {
+      asio::post(executor, [session = std::make_shared<Session>(std::move(socket), reply_)] { session->Read(); });
+    }
   }
 
   const ReplyMode reply_;
