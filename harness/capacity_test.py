@@ -53,7 +53,10 @@ class Capacity(unittest.TestCase):
                 self.assertIn("achieved", s["verdict"])  # it fell behind: the server's limit, not the SLO's
         # The figures of the entry are those of the window at the capacity.
         self.assertEqual(e["offered_rate"], capacity)
-        self.assertGreaterEqual(e["achieved_rate"], 0.99 * capacity)
+        # Kept up as the search defines it (scenarios/echo/slo.h KeptUp): within 1% of the offered
+        # rate, or within one message of the window (a window counts whole round trips).
+        window_s = e["iterations"] / e["msgs_per_second"]
+        self.assertGreaterEqual(e["achieved_rate"], 0.99 * capacity - 1 / window_s)
 
     def test_open_loop_records_offered_and_achieved_and_says_when_it_fell_behind(self):
         with FaultyServer("limited", rate=RATE) as server:
