@@ -19,7 +19,7 @@ def allowed(pid, tid):
             for line in f:
                 if line.startswith("Cpus_allowed_list:"):
                     return line.split(":", 1)[1].strip()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reading a thread that exits mid-read: ESRCH
         return None
     return None
 
