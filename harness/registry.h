@@ -1,9 +1,8 @@
-// The one registration mechanism: scenarios, echo server models and pipeline executors each
+// The one registration mechanism: scenarios, and each scenario's models (its servers, executors),
 // register with one line at namespace scope, in the file that defines them:
 //
-//   HARNESS_REGISTER(harness::ScenarioEntry, std::make_unique<EchoScenario>());
-//   HARNESS_REGISTER(echo::ModelEntry, {"threads", "a thread per connection", echo::kNoWorkers,
-//                                       &echo::MakeServer<ThreadsServer>});
+//   HARNESS_REGISTER(harness::ScenarioEntry, std::make_unique<MyScenario>());
+//   HARNESS_REGISTER(my::ModelEntry, {"threads", "a thread per connection", ...});
 //
 // An entry is found by its name (a `name` member, or name() through a pointer). Two entries of one
 // kind with the same name are a build mistake: the program stops at start-up, naming it.

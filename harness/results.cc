@@ -193,17 +193,10 @@ nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int rep
   return e;
 }
 
-std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps, int family_index,
-                                             int instance_index, const MetricSet& declared) {
-  // The ok repetitions the noise guard kept; if it kept none, the noisy ones, saying so.
-  std::vector<const Repetition*> ok, noisy;
-  for (const auto& r : reps) {
-    if (r.ok) (r.detail.contains("excluded") ? noisy : ok).push_back(&r);
-  }
-  const size_t clean = ok.size();
-  if (ok.empty()) ok = noisy;
-  if (ok.empty()) return {};
-  // Every metric declared to aggregate that every ok repetition has.
+namespace {
+
+// Every metric declared to aggregate, with the time columns, over the repetitions that have it.
+std::map<std::string, std::vector<double>> Series(const std::vector<const Repetition*>& ok, const MetricSet& declared) {
   std::map<std::string, std::vector<double>> series;
   for (const Repetition* r : ok) {
     series["real_time"].push_back(r->real_time_ns);
@@ -215,6 +208,45 @@ std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vect
       }
     }
   }
+  return series;
+}
+
+// Warnings by kind (the text before ':'), counted over the repetitions aggregated, and what the
+// noise guard left out.
+nlohmann::json AggregateWarnings(const std::vector<const Repetition*>& ok, size_t clean, size_t noisy, size_t asked) {
+  std::map<std::string, int> kinds;
+  for (const Repetition* r : ok) {
+    std::set<std::string> of_r;
+    for (const auto& w : r->warnings) of_r.insert(w.substr(0, w.find(':')));
+    for (const auto& k : of_r) ++kinds[k];
+  }
+  nlohmann::json warnings = nlohmann::json::array();
+  for (const auto& [kind, n] : kinds) {
+    warnings.push_back(kind + ": in " + std::to_string(n) + " of " + std::to_string(ok.size()) + " repetitions");
+  }
+  if (clean == 0) {
+    warnings.push_back("noisy: no repetition was clean of noise; these figures are over " + std::to_string(ok.size()) +
+                       " noisy ones (see each entry's noise)");
+  } else if (noisy > 0 && clean < asked) {
+    warnings.push_back("noisy: " + std::to_string(clean) + " clean repetitions of " + std::to_string(asked) +
+                       " asked; " + std::to_string(noisy) + " left out, the redo budget spent (--redo)");
+  }
+  return warnings;
+}
+
+}  // namespace
+
+std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vector<Repetition>& reps, int family_index,
+                                             int instance_index, const MetricSet& declared) {
+  // The ok repetitions the noise guard kept; if it kept none, the noisy ones, saying so.
+  std::vector<const Repetition*> ok, noisy;
+  for (const auto& r : reps) {
+    if (r.ok) (r.detail.contains("excluded") ? noisy : ok).push_back(&r);
+  }
+  const size_t clean = ok.size();
+  if (ok.empty()) ok = noisy;
+  if (ok.empty()) return {};
+  const std::map<std::string, std::vector<double>> series = Series(ok, declared);
   struct Aggregate {
     const char* name;
     double (*fn)(const std::vector<double>&);
@@ -226,25 +258,7 @@ std::vector<nlohmann::json> AggregateEntries(const RunSpec& run, const std::vect
       {"stddev", &Stddev, "time"},
       {"cv", &CoefficientOfVariation, "percentage"},
   };
-  // Warnings by kind (the text before ':'), counted over the ok repetitions.
-  std::map<std::string, int> kinds;
-  for (const Repetition* r : ok) {
-    std::set<std::string> of_r;
-    for (const auto& w : r->warnings) of_r.insert(w.substr(0, w.find(':')));
-    for (const auto& k : of_r) ++kinds[k];
-  }
-  nlohmann::json warnings = nlohmann::json::array();
-  for (const auto& [kind, n] : kinds) {
-    warnings.push_back(kind + ": in " + std::to_string(n) + " of " + std::to_string(ok.size()) + " repetitions");
-  }
-  const size_t asked = static_cast<size_t>(run.repetitions);
-  if (clean == 0) {
-    warnings.push_back("noisy: no repetition was clean of noise; these figures are over " + std::to_string(ok.size()) +
-                       " noisy ones (see each entry's noise)");
-  } else if (!noisy.empty() && clean < asked) {
-    warnings.push_back("noisy: " + std::to_string(clean) + " clean repetitions of " + std::to_string(asked) +
-                       " asked; " + std::to_string(noisy.size()) + " left out, the redo budget spent (--redo)");
-  }
+  const nlohmann::json warnings = AggregateWarnings(ok, clean, noisy.size(), static_cast<size_t>(run.repetitions));
   std::vector<nlohmann::json> entries;
   for (const Aggregate& a : kAggregates) {
     nlohmann::json e = CommonFields(run, family_index, instance_index);

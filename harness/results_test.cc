@@ -12,7 +12,7 @@ namespace {
 
 RunSpec Spec() {
   RunSpec run;
-  run.scenario = "echo";
+  run.scenario = "made_up";
   run.model = "asio";
   run.params = {{"connections", 10}, {"size", 64}};
   run.name = RunName(run.scenario, run.model, run.params);
@@ -30,11 +30,11 @@ Repetition Ok(double real_time, double rate) {
   return r;
 }
 
-TEST(ResultsTest, NamesFollowScenarioModelParams) { EXPECT_EQ(Spec().name, "echo/asio/connections:10/size:64"); }
+TEST(ResultsTest, NamesFollowScenarioModelParams) { EXPECT_EQ(Spec().name, "made_up/asio/connections:10/size:64"); }
 
 TEST(ResultsTest, IterationEntryHasGoogleBenchmarkAndHarnessFields) {
   const nlohmann::json e = IterationEntry(Spec(), Ok(1000, 1e6), 1, 0, 2);
-  EXPECT_EQ(e["name"], "echo/asio/connections:10/size:64");
+  EXPECT_EQ(e["name"], "made_up/asio/connections:10/size:64");
   EXPECT_EQ(e["run_type"], "iteration");
   EXPECT_EQ(e["repetition_index"], 1);
   EXPECT_EQ(e["per_family_instance_index"], 2);
@@ -71,7 +71,7 @@ TEST(ResultsTest, AggregatesOverOkRepetitions) {
   }
   const auto entries = AggregateEntries(Spec(), reps, 0, 0, Declared());
   ASSERT_EQ(entries.size(), 4u);
-  EXPECT_EQ(entries[0]["name"], "echo/asio/connections:10/size:64_mean");
+  EXPECT_EQ(entries[0]["name"], "made_up/asio/connections:10/size:64_mean");
   EXPECT_EQ(entries[0]["aggregate_name"], "mean");
   EXPECT_DOUBLE_EQ(entries[0]["real_time"].get<double>(), 200);
   EXPECT_DOUBLE_EQ(entries[1]["msgs_per_second"].get<double>(), 20);  // median

@@ -150,6 +150,36 @@ void JudgeNoise(const RunSpec& spec, const NoiseReport& noise, Repetition& rep, 
                                   : fmt::format("no redo left (--redo={}): left out", spec.redo)));
 }
 
+// Each run's family: one per scenario and model, numbered in the order first seen.
+std::vector<int> FamilyIndices(const std::vector<PlannedRun>& runs) {
+  std::map<std::string, int> family_of_scenario_model;
+  std::vector<int> family_index;
+  for (const PlannedRun& run : runs) {
+    const std::string family = run.spec.scenario + "/" + run.spec.model;
+    family_index.push_back(family_of_scenario_model.try_emplace(family, family_of_scenario_model.size()).first->second);
+  }
+  return family_index;
+}
+
+// Measures repetition r of `run` (in a child if its scenario asks), with what the noise meter saw
+// meanwhile in `quiet`; a repetition with an undeclared metric is a failure.
+Repetition MeasureOne(const PlannedRun& run, int r, const NoiseProbe& probe, const MetricSet& metrics,
+                      NoiseReport& quiet) {
+  const RunSpec& spec = run.spec;
+  const NoiseWatch noise = probe(spec.placement.UnderTest());
+  Repetition rep;
+  try {
+    rep = run.scenario->isolated() ? MeasureInChild(spec, r) : run.scenario->Measure(spec, r);
+  } catch (const std::exception& e) {
+    rep = Repetition::Failed(e.what());
+  }
+  quiet = noise();
+  quiet.threshold = spec.noise_threshold;
+  quiet.others_judged = !spec.target;  // `load`: the server and the loads beside it are others
+  if (std::string why = Undeclared(rep, metrics, spec.scenario); rep.ok && !why.empty()) rep = Repetition::Failed(why);
+  return rep;
+}
+
 }  // namespace
 
 // Repetitions are interleaved: round r measures repetition r of every run in turn, so that a slow
@@ -170,14 +200,9 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule*
   };
   Progress progress(static_cast<int>(runs.size()));
   int failures = 0;
-  std::map<std::string, int> family_of_scenario_model;
-  std::vector<int> family_index(runs.size());
+  const std::vector<int> family_index = FamilyIndices(runs);
   std::vector<RunState> states(runs.size());
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const std::string family = runs[i].spec.scenario + "/" + runs[i].spec.model;
-    family_index[i] = family_of_scenario_model.try_emplace(family, family_of_scenario_model.size()).first->second;
-    states[i].planned = runs[i].spec.repetitions;
-  }
+  for (size_t i = 0; i < runs.size(); ++i) states[i].planned = runs[i].spec.repetitions;
   const auto rounds = [&] {
     int most = 0;
     for (const RunState& s : states) most = std::max(most, s.planned);
@@ -195,20 +220,10 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule*
       wait_for_slot();
       if (g_interrupted) break;
       progress.Started(static_cast<int>(i), spec.name, r, state.planned);
-      const NoiseWatch noise = probe(spec.placement.UnderTest());
-      Repetition rep;
-      try {
-        rep = runs[i].scenario->isolated() ? MeasureInChild(spec, r) : runs[i].scenario->Measure(spec, r);
-      } catch (const std::exception& e) {
-        rep = Repetition::Failed(e.what());
-      }
-      NoiseReport quiet = noise();
-      quiet.threshold = spec.noise_threshold;
-      quiet.others_judged = !spec.target;   // `load`: the server and the loads beside it are others
-      if (g_interrupted && !rep.ok) break;  // a run cut short by Ctrl-C is not a failure of the model
+      NoiseReport quiet;
       const MetricSet& metrics = declared.at(runs[i].scenario);
-      if (std::string why = Undeclared(rep, metrics, spec.scenario); rep.ok && !why.empty())
-        rep = Repetition::Failed(why);
+      Repetition rep = MeasureOne(runs[i], r, probe, metrics, quiet);
+      if (g_interrupted && !rep.ok) break;  // a run cut short by Ctrl-C is not a failure of the model
       if (!rep.ok) ++failures;
       JudgeNoise(spec, quiet, rep, state, progress, r);
       writer.Add(IterationEntry(spec, rep, r, family_index[i], instance_index));
@@ -234,23 +249,17 @@ std::string Cell(const Metric& m, const nlohmann::json& value) {
   return " " + fmt::format(fmt::runtime("{:>11" + m.format + "}"), value.get<double>() * m.scale);
 }
 
-}  // namespace
-
-std::string SummaryTable(const nlohmann::json& document) {
-  // Rows: medians where there are aggregates, the single repetition otherwise, failures always;
-  // columns: what the document's context declares (context.scenarios.NAME.columns, context.metrics).
-  const nlohmann::json& context = document["context"];
-  const MetricSet declared = MetricsFromJson(context.value("metrics", nlohmann::json::object()));
-  std::map<std::string, std::vector<const nlohmann::json*>> by_scenario;
+// The rows of the summary by scenario: medians where there are aggregates, the single repetition
+// otherwise (the noise guard's kept one if any), failures always.
+std::map<std::string, std::vector<const nlohmann::json*>> SummaryRows(const nlohmann::json& document) {
   std::set<std::string> has_median;
-  for (const auto& e : document["benchmarks"]) {
-    if (e.value("aggregate_name", "") == "median") has_median.insert(e["run_name"].get<std::string>());
-  }
   std::set<std::string> has_kept;  // runs with an ok iteration the noise guard kept
   for (const auto& e : document["benchmarks"]) {
+    if (e.value("aggregate_name", "") == "median") has_median.insert(e["run_name"].get<std::string>());
     if (e["run_type"] == "iteration" && e.value("status", "") == "ok" && !e.contains("excluded"))
       has_kept.insert(e["run_name"].get<std::string>());
   }
+  std::map<std::string, std::vector<const nlohmann::json*>> by_scenario;
   for (const auto& e : document["benchmarks"]) {
     const bool median = e.value("aggregate_name", "") == "median";
     const bool single = e["run_type"] == "iteration" && !has_median.count(e["run_name"]) &&
@@ -258,7 +267,46 @@ std::string SummaryTable(const nlohmann::json& document) {
     const bool failed = e.value("status", "") == "failed";
     if (median || (single && !failed) || failed) by_scenario[e["scenario"]].push_back(&e);
   }
-  std::string out;
+  return by_scenario;
+}
+
+// One scenario's table: the columns its context declares that some row has.
+std::string ScenarioTable(const nlohmann::json& context, const MetricSet& declared, const std::string& scenario_name,
+                          const std::vector<const nlohmann::json*>& rows) {
+  std::vector<const Metric*> columns;
+  const nlohmann::json scenarios = context.value("scenarios", nlohmann::json::object());
+  const nlohmann::json keys = scenarios.contains(scenario_name)
+                                  ? scenarios[scenario_name].value("columns", nlohmann::json::array())
+                                  : nlohmann::json::array();
+  for (const auto& key : keys) {
+    const auto it = declared.find(key.get<std::string>());
+    const bool shown =
+        std::any_of(rows.begin(), rows.end(), [&](const auto* r) { return r->contains(key.get<std::string>()); });
+    if (it != declared.end() && shown) columns.push_back(&it->second);
+  }
+  size_t width = 10;
+  for (const auto* row : rows) width = std::max(width, (*row)["run_name"].get<std::string>().size());
+  std::string out = fmt::format("\n{:<{}}", scenario_name + " (medians of repetitions)", width);
+  for (const Metric* c : columns) out += fmt::format(" {:>11}", c->label);
+  out += "\n";
+  for (const auto* row : rows) {
+    const auto& e = *row;
+    std::string label = e["run_name"].get<std::string>();
+    if (e.value("status", "") == "failed") {
+      out += fmt::format("{:<{}} FAILED (repetition {}): {}\n", label, width, e.value("repetition_index", 0),
+                         e.value("error", ""));
+      continue;
+    }
+    out += fmt::format("{:<{}}", label, width);
+    for (const Metric* c : columns) out += Cell(*c, e.value(c->key, nlohmann::json()));
+    out += "\n";
+    for (const auto& w : e.value("warnings", nlohmann::json::array())) out += "    ! " + w.get<std::string>() + "\n";
+  }
+  return out;
+}
+
+// The line that counts noisy repetitions, or "" when there were none.
+std::string NoiseFooter(const nlohmann::json& document) {
   int noisy = 0, measured = 0, excluded = 0;
   double threshold = kNoisyFraction;
   for (const auto& e : document["benchmarks"]) {
@@ -268,51 +316,31 @@ std::string SummaryTable(const nlohmann::json& document) {
     excluded += e.contains("excluded");
     threshold = e["noise"].value("threshold", threshold);
   }
-  for (const auto& [scenario_name, rows] : by_scenario) {
-    std::vector<const Metric*> columns;
-    const nlohmann::json scenarios = context.value("scenarios", nlohmann::json::object());
-    const nlohmann::json keys = scenarios.contains(scenario_name)
-                                    ? scenarios[scenario_name].value("columns", nlohmann::json::array())
-                                    : nlohmann::json::array();
-    for (const auto& key : keys) {  // the declared columns that some row has
-      const auto it = declared.find(key.get<std::string>());
-      const bool shown =
-          std::any_of(rows.begin(), rows.end(), [&](const auto* r) { return r->contains(key.get<std::string>()); });
-      if (it != declared.end() && shown) columns.push_back(&it->second);
-    }
-    size_t width = 10;
-    for (const auto* row : rows) width = std::max(width, (*row)["run_name"].get<std::string>().size());
-    out += fmt::format("\n{:<{}}", scenario_name + " (medians of repetitions)", width);
-    for (const Metric* c : columns) out += fmt::format(" {:>11}", c->label);
-    out += "\n";
-    for (const auto* row : rows) {
-      const auto& e = *row;
-      std::string label = e["run_name"].get<std::string>();
-      if (e.value("status", "") == "failed") {
-        out += fmt::format("{:<{}} FAILED (repetition {}): {}\n", label, width, e.value("repetition_index", 0),
-                           e.value("error", ""));
-        continue;
-      }
-      out += fmt::format("{:<{}}", label, width);
-      for (const Metric* c : columns) out += Cell(*c, e.value(c->key, nlohmann::json()));
-      out += "\n";
-      for (const auto& w : e.value("warnings", nlohmann::json::array())) out += "    ! " + w.get<std::string>() + "\n";
-    }
+  if (!noisy) return "";
+  std::string out = fmt::format(
+      "\nnoisy neighbour: in {} of {} repetitions other processes or the hypervisor took more than "
+      "{:.0f}% of the CPUs under test (each entry's \"noise\" says how much and who)",
+      noisy, measured, threshold * 100);
+  if (excluded) out += fmt::format("; {} left out of the medians and measured again (\"excluded\")", excluded);
+  if (noisy > excluded) {
+    out += fmt::format("; {} kept (--redo=0, or a capacity search, which redoes its noisy windows itself)",
+                       noisy - excluded);
+  }
+  return out + "\n";
+}
+
+}  // namespace
+
+std::string SummaryTable(const nlohmann::json& document) {
+  // Columns: what the document's context declares (context.scenarios.NAME.columns, context.metrics).
+  const nlohmann::json& context = document["context"];
+  const MetricSet declared = MetricsFromJson(context.value("metrics", nlohmann::json::object()));
+  std::string out;
+  for (const auto& [scenario_name, rows] : SummaryRows(document)) {
+    out += ScenarioTable(context, declared, scenario_name, rows);
     if (const Scenario* scenario = FindScenario(scenario_name)) out += scenario->SummaryNotes(document);
   }
-  if (noisy) {
-    out += fmt::format(
-        "\nnoisy neighbour: in {} of {} repetitions other processes or the hypervisor took more than "
-        "{:.0f}% of the CPUs under test (each entry's \"noise\" says how much and who)",
-        noisy, measured, threshold * 100);
-    if (excluded) out += fmt::format("; {} left out of the medians and measured again (\"excluded\")", excluded);
-    if (noisy > excluded) {
-      out += fmt::format("; {} kept (--redo=0, or a capacity search, which redoes its noisy windows itself)",
-                         noisy - excluded);
-    }
-    out += "\n";
-  }
-  return out;
+  return out + NoiseFooter(document);
 }
 
 }  // namespace harness

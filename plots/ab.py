@@ -220,6 +220,40 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def sitting(args, scratch):
+    """Runs every round's pair (again while a half was noisy and the redo budget lasts) and writes
+    base.json and new.json into --out; returns both documents, the failed invocations and the redos."""
+    files = {"base": {}, "new": {}}  # round -> files of that round
+    failed = redone = n = 0
+    names = planned_runs(args.base, args.run_flags, args.timeout)
+    own_redo = {side: ["--redo=0"] if redoes_noise(getattr(args, side), args.timeout) else [] for side in files}
+    for r, extra, order in schedule(args, names):
+        what = f"warm-up round {r + args.warmup_rounds + 1}" if r < 0 else f"round {r + 1}/{args.repetitions}"
+        while True:  # the pair, again while a half of it was noisy and the budget lasts
+            outs, codes = {}, {}
+            for side in order:
+                n += 1
+                outs[side] = os.path.join(scratch, f"{side}-{n}.json")
+                print(f"ab: {what}: {side} {' '.join(extra)}", file=sys.stderr, flush=True)
+                codes[side] = run_once(getattr(args, side), args.run_flags + own_redo[side] + extra, outs[side],
+                                       args.timeout)
+            noisy = {side: noise_of(outs[side]) for side in order if r >= 0}
+            noisy = {side: why for side, why in noisy.items() if why}
+            if not noisy or redone >= args.redo:
+                break
+            redone += 1
+            print(f"ab: {what}: noisy neighbour in " + "; ".join(f"{side}: {why}" for side, why in noisy.items())
+                  + f"; running the pair again ({redone} of {args.redo} redos)", file=sys.stderr, flush=True)
+        if r >= 0:  # a warm-up round's files are left to the scratch directory's removal
+            for side in order:
+                failed += codes[side]
+                files[side].setdefault(r, []).append(outs[side])
+    docs = {side: combine(rounds, args.repetitions) for side, rounds in files.items()}
+    for side, doc in docs.items():
+        results.write_file(os.path.join(args.out, f"{side}.json"), json.dumps(doc, indent=1))
+    return docs, failed, redone
+
+
 def main(argv=None):
     try:
         args = parse(argv)
@@ -234,38 +268,9 @@ def main(argv=None):
         print(f"ab: error: --out: cannot create {args.out}: {e.strerror}", file=sys.stderr)
         return 2
     scratch = tempfile.mkdtemp(prefix="ab-", dir=args.out)
-    files = {"base": {}, "new": {}}  # round -> files of that round
-    failed = 0
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
-    redone = 0
     try:
-        names = planned_runs(args.base, args.run_flags, args.timeout)
-        own_redo = {side: ["--redo=0"] if redoes_noise(getattr(args, side), args.timeout) else [] for side in files}
-        n = 0
-        for r, extra, order in schedule(args, names):
-            what = f"warm-up round {r + args.warmup_rounds + 1}" if r < 0 else f"round {r + 1}/{args.repetitions}"
-            while True:  # the pair, again while a half of it was noisy and the budget lasts
-                outs, codes = {}, {}
-                for side in order:
-                    n += 1
-                    outs[side] = os.path.join(scratch, f"{side}-{n}.json")
-                    print(f"ab: {what}: {side} {' '.join(extra)}", file=sys.stderr, flush=True)
-                    codes[side] = run_once(getattr(args, side), args.run_flags + own_redo[side] + extra, outs[side],
-                                           args.timeout)
-                noisy = {side: noise_of(outs[side]) for side in order if r >= 0}
-                noisy = {side: why for side, why in noisy.items() if why}
-                if not noisy or redone >= args.redo:
-                    break
-                redone += 1
-                print(f"ab: {what}: noisy neighbour in " + "; ".join(f"{side}: {why}" for side, why in noisy.items())
-                      + f"; running the pair again ({redone} of {args.redo} redos)", file=sys.stderr, flush=True)
-            if r >= 0:  # a warm-up round's files are left to the scratch directory's removal
-                for side in order:
-                    failed += codes[side]
-                    files[side].setdefault(r, []).append(outs[side])
-        docs = {side: combine(rounds, args.repetitions) for side, rounds in files.items()}
-        for side, doc in docs.items():
-            results.write_file(os.path.join(args.out, f"{side}.json"), json.dumps(doc, indent=1))
+        docs, failed, redone = sitting(args, scratch)
     except results.BadInput as e:
         print(f"ab: error: {e}", file=sys.stderr)
         return 2

@@ -102,8 +102,22 @@ class Driver {
   uint64_t unread_headers = 0;  // --work: header bytes that came back as sent (MessagePattern::Wrong)
   uint64_t lost = 0;            // UDP: messages due inside the window never answered in time
   uint64_t strays = 0;          // UDP: datagrams from another run (a reused port), ignored
+
+ protected:
+  // A driver serves the connections conns[begin, end) of one load, counting into `window`.
+  Driver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns, size_t begin,
+         size_t end, Window& window)
+      : config_(config), pattern_(pattern), conns_(conns), begin_(begin), end_(end), window_(window) {}
+
+  const LoadConfig& config_;
+  const MessagePattern& pattern_;
+  std::vector<Connection>& conns_;
+  const size_t begin_, end_;
+  Window& window_;
 };
 
+std::unique_ptr<Driver> MakeTcpDriver(const LoadConfig& config, const MessagePattern& pattern,
+                                      std::vector<Connection>& conns, size_t begin, size_t end, Window& window);
 std::unique_ptr<Driver> MakeUdpDriver(const LoadConfig& config, const MessagePattern& pattern,
                                       std::vector<Connection>& conns, size_t begin, size_t end, Window& window);
 

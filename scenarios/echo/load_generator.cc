@@ -95,180 +95,6 @@ std::string ConnectAll(const LoadConfig& config, std::vector<Connection>& conns)
   return error;
 }
 
-// One event loop driving the TCP connections conns[begin, end).
-class TcpDriver final : public Driver {
- public:
-  TcpDriver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns, size_t begin,
-            size_t end, Window& window)
-      : config_(config),
-        pattern_(pattern),
-        conns_(conns),
-        begin_(begin),
-        end_(end),
-        window_(window),
-        scratch_(std::max<size_t>(kBufferSize, 65536)),
-        message_(pattern.work().empty() ? 0 : pattern.size()),
-        classes_(pattern.work().classes() > 1),
-        schedule_(config.rate, conns.size(), begin, end) {}
-
-  void Run() override {
-    ep_ = epoll_create1(EPOLL_CLOEXEC);
-    const auto start = Clock::now();
-    for (size_t i = begin_; i < end_; ++i) {
-      epoll_event ev{EPOLLIN, {.u64 = i}};
-      epoll_ctl(ep_, EPOLL_CTL_ADD, conns_[i].fd, &ev);
-      if (config_.rate == 0) Enqueue(i, start);
-    }
-    epoll_event events[512];
-    while (true) {
-      const auto now = Clock::now();
-      if (window_.Over(now) || (config_.stop && *config_.stop)) break;
-      // Wake for the next scheduled send, and at least every 10 ms to see the window close.
-      const auto cap = std::chrono::nanoseconds(std::chrono::milliseconds(10));
-      const Clock::time_point wake = config_.rate > 0 ? schedule_.Release(now,
-                                                                          [this](size_t index, Clock::time_point due) {
-                                                                            if (!conns_[index].broken)
-                                                                              Enqueue(index, due);
-                                                                          })
-                                                      : now + cap;
-      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now);
-      const auto wait = std::clamp(left, std::chrono::nanoseconds(0), cap);
-      const timespec timeout{static_cast<time_t>(wait.count() / 1000000000),
-                             static_cast<long>(wait.count() % 1000000000)};
-      const int n = epoll_pwait2(ep_, events, 512, &timeout, nullptr);
-      for (int i = 0; i < n; ++i) {
-        const size_t index = events[i].data.u64;
-        if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) Receive(index);
-        if ((events[i].events & EPOLLOUT) && !conns_[index].broken) Send(index);
-      }
-    }
-    close(ep_);
-  }
-
- private:
-  void Enqueue(size_t index, Clock::time_point due) {
-    conns_[index].due.push_back(due);
-    Send(index);
-  }
-
-  // Writes queued messages in order until none is left or the socket is full.
-  // A reply with a prefix is made per read (ReplyMode): one message in flight per connection, so
-  // that each read is one message. Its latency still counts from when it was due.
-  void Send(size_t index) {
-    Connection& c = conns_[index];
-    while (c.unwritten() > 0 && (!one_in_flight_ || c.send_seq == c.recv_seq)) {
-      const char* data = pattern_.Request(index, c.send_seq, message_.data());
-      const ssize_t n = send(c.fd, data + c.sent, pattern_.size() - c.sent, MSG_NOSIGNAL);
-      if (n > 0) {
-        c.sent += static_cast<size_t>(n);
-        if (c.sent == pattern_.size()) {
-          ++c.send_seq;
-          c.sent = 0;
-        }
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        WantWrite(index, true);
-        return;
-      }
-      Break(index);
-      return;
-    }
-    WantWrite(index, false);
-  }
-
-  // Reads what the connection has, a bounded number of times so that no server, however fast it
-  // sends, keeps the loop from seeing the window close or the stop flag (epoll is level-triggered:
-  // what is left is reported again). Reads only what is owed; bytes beyond it answer nothing, and
-  // are read and counted as wrong.
-  void Receive(size_t index) {
-    constexpr int kReadsPerEvent = 16;
-    Connection& c = conns_[index];
-    for (int reads = 0; reads < kReadsPerEvent && !c.broken; ++reads) {
-      const uint64_t owed = c.owed(pattern_);
-      const size_t want =
-          owed == 0 ? scratch_.size() : std::min<uint64_t>({owed, pattern_.reply_size() - c.received, scratch_.size()});
-      const ssize_t n = recv(c.fd, scratch_.data(), want, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-      if (n <= 0) {
-        Break(index);
-        return;
-      }
-      if (owed == 0) {
-        wrong_bytes += static_cast<uint64_t>(n);
-        continue;
-      }
-      Check(c, index, static_cast<size_t>(n));
-      if (c.received == pattern_.reply_size()) Complete(index);
-    }
-  }
-
-  void Check(Connection& c, size_t index, size_t n) {
-    wrong_bytes += pattern_.Wrong(index, c.recv_seq, c.received, scratch_.data(), n, &unread_headers);
-    c.received += n;
-  }
-
-  void Complete(size_t index) {
-    Connection& c = conns_[index];
-    const auto now = Clock::now();
-    window_.Replied(now);
-    if (c.recv_seq == 0) window_.answered.fetch_add(1, std::memory_order_relaxed);
-    if (window_.Inside(now) && !c.due.empty()) {
-      const auto ns =
-          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.due.front()).count());
-      latency.Record(ns);
-      if (classes_) RecordClass(pattern_.work().Of(index, c.recv_seq), ns);
-      ++c.completed;
-    }
-    if (!c.due.empty()) c.due.pop_front();
-    ++c.recv_seq;
-    c.received = 0;
-    if (config_.rate == 0) {
-      Enqueue(index, now);  // closed loop: the next message goes now
-    } else if (one_in_flight_ && c.unwritten() > 0) {
-      Send(index);  // open loop: the next one waited for this reply
-    }
-  }
-
-  void RecordClass(const Work& w, uint64_t ns) {
-    if (class_latency.empty()) {
-      class_latency.resize(2);
-      class_slowdown.resize(2);
-    }
-    class_latency[w.cls].Record(ns);
-    if (const uint64_t own = w.cpu_ns + w.wait_ns; own > 0) class_slowdown[w.cls].Record(ns * 1000 / own);
-  }
-
-  void WantWrite(size_t index, bool want) {
-    Connection& c = conns_[index];
-    if (c.want_write == want) return;
-    c.want_write = want;
-    epoll_event ev{want ? uint32_t{EPOLLIN | EPOLLOUT} : uint32_t{EPOLLIN}, {.u64 = index}};
-    epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
-  }
-
-  void Break(size_t index) {
-    Connection& c = conns_[index];
-    if (c.broken) return;
-    c.broken = true;
-    epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
-  }
-
-  const LoadConfig& config_;
-  const MessagePattern& pattern_;
-  std::vector<Connection>& conns_;
-  size_t begin_, end_;
-  Window& window_;
-  std::vector<char> scratch_;
-  std::vector<char> message_;  // --work: the message being sent, its header written in
-  const bool classes_;         // --work with two classes: latency recorded by class too
-  OpenLoopSchedule schedule_;
-  const bool one_in_flight_ = pattern_.reply_mode().headroom() > 0;
-  int ep_ = -1;
-};
-
 void CloseAll(std::vector<Connection>& conns) {
   for (auto& c : conns) {
     if (c.fd >= 0) close(c.fd);
@@ -381,6 +207,32 @@ void AddCounts(const std::vector<std::unique_ptr<Driver>>& drivers, const std::v
   }
 }
 
+// Waits out the warm-up (until every connection has been answered), then opens the window, holds
+// it for config.duration (or until stopped) and closes it; the times go into `result`.
+template <typename Stopped>
+void HoldWindow(const LoadConfig& config, Window& window, size_t connections, Clock::time_point started,
+                Stopped stopped, LoadResult& result) {
+  std::this_thread::sleep_until(started + config.warmup);
+  WaitUntilEveryConnectionAnswered(window, connections, started + config.warmup + config.max_extra_warmup, stopped);
+  const auto window_start = Clock::now();
+  const auto window_end = window_start + config.duration;
+  window.start_ns = Window::Ns(window_start);
+  window.end_ns = Window::Ns(window_end);
+  if (config.on_window_start) config.on_window_start();
+  while (Clock::now() < window_end && !stopped()) {
+    std::this_thread::sleep_until(std::min(window_end, Clock::now() + std::chrono::milliseconds(50)));
+  }
+  if (config.on_window_end) config.on_window_end();
+  const auto measured_to = Clock::now();
+  window.end_ns = std::min(window.end_ns.load(), Window::Ns(measured_to));  // an interrupted run ends now
+  result.warmup_seconds = std::chrono::duration<double>(window_start - started).count();
+  // Round trips are counted in [window_start, window_end); an interrupted run counts until the stop.
+  result.window_seconds = std::chrono::duration<double>(std::min(measured_to, window_end) - window_start).count();
+  const int64_t quiet_from = std::max(window.last_reply_ns.load(), window.start_ns.load());
+  const int64_t window_over = Window::Ns(std::min(measured_to, window_end));
+  result.silent_seconds = std::max<double>(0, static_cast<double>(window_over - quiet_from) / 1e9);
+}
+
 }  // namespace
 
 LoadResult RunLoad(const LoadConfig& config) {
@@ -416,33 +268,14 @@ LoadResult RunLoad(const LoadConfig& config) {
   for (int t = 0; t < threads; ++t) {
     const size_t begin = conns.size() * t / threads, end = conns.size() * (t + 1) / threads;
     drivers.push_back(config.udp ? MakeUdpDriver(config, pattern, conns, begin, end, window)
-                                 : std::make_unique<TcpDriver>(config, pattern, conns, begin, end, window));
+                                 : MakeTcpDriver(config, pattern, conns, begin, end, window));
     loops.emplace_back([d = drivers.back().get()] { d->Run(); });
   }
   const auto stopped = [&] { return config.stop && *config.stop; };
-  std::this_thread::sleep_until(started + config.warmup);
-  WaitUntilEveryConnectionAnswered(window, conns.size(), started + config.warmup + config.max_extra_warmup, stopped);
-  const auto window_start = Clock::now();
-  const auto window_end = window_start + config.duration;
-  window.start_ns = Window::Ns(window_start);
-  window.end_ns = Window::Ns(window_end);
-  if (config.on_window_start) config.on_window_start();
-  while (Clock::now() < window_end && !stopped()) {
-    std::this_thread::sleep_until(std::min(window_end, Clock::now() + std::chrono::milliseconds(50)));
-  }
-  if (config.on_window_end) config.on_window_end();
-  const auto measured_to = Clock::now();
-  window.end_ns = std::min(window.end_ns.load(), Window::Ns(measured_to));  // an interrupted run ends now
+  HoldWindow(config, window, conns.size(), started, stopped, result);
   for (auto& l : loops) l.join();
   CloseAll(conns);
-
   result.interrupted = stopped();
-  result.warmup_seconds = std::chrono::duration<double>(window_start - started).count();
-  // Round trips are counted in [window_start, window_end); an interrupted run counts until the stop.
-  result.window_seconds = std::chrono::duration<double>(std::min(measured_to, window_end) - window_start).count();
-  const int64_t quiet_from = std::max(window.last_reply_ns.load(), window.start_ns.load());
-  const int64_t window_over = Window::Ns(std::min(measured_to, window_end));
-  result.silent_seconds = std::max<double>(0, static_cast<double>(window_over - quiet_from) / 1e9);
   AddCounts(drivers, conns, result);
   result.ok = true;
   return result;

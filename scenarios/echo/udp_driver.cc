@@ -34,12 +34,7 @@ class UdpDriver final : public Driver {
  public:
   UdpDriver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns, size_t begin,
             size_t end, Window& window)
-      : config_(config),
-        pattern_(pattern),
-        conns_(conns),
-        begin_(begin),
-        end_(end),
-        window_(window),
+      : Driver(config, pattern, conns, begin, end, window),
         state_(end - begin),
         out_(pattern.size()),
         in_(pattern.reply_size() + 1),
@@ -175,11 +170,6 @@ class UdpDriver final : public Driver {
     }
   }
 
-  const LoadConfig& config_;
-  const MessagePattern& pattern_;
-  std::vector<Connection>& conns_;
-  const size_t begin_, end_;
-  Window& window_;
   std::vector<UdpState> state_;
   std::vector<bool> answered_once_ = std::vector<bool>(end_ - begin_, false);
   std::vector<char> out_, in_;
