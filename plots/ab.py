@@ -267,6 +267,12 @@ def main(argv=None):
     except OSError as e:
         print(f"ab: error: --out: cannot create {args.out}: {e.strerror}", file=sys.stderr)
         return 2
+    try:  # before anything runs: the sitting's files are written at its end
+        for side in ("base", "new"):
+            results.refuse_irregular(os.path.join(args.out, f"{side}.json"))
+    except results.BadInput as e:
+        print(f"ab: error: {e}", file=sys.stderr)
+        return 2
     scratch = tempfile.mkdtemp(prefix="ab-", dir=args.out)
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -189,6 +189,7 @@ class Ab(unittest.TestCase):
         code, _, err = self.ab(f"--base={base}", f"--new={base}", f"--out={self.dir}/r", "--", "--repetitions=1")
         self.assertEqual(code, 2, err)
         self.assertIn("symbolic link", err)
+        self.assertFalse(os.path.exists(self.log), "a harness ran before the output was checked")
         with open(victim, encoding="utf-8") as f:
             self.assertEqual(f.read(), "precious\n")
         self.assertTrue(os.path.islink(os.path.join(self.dir, "r", "new.json")))

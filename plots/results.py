@@ -21,19 +21,25 @@ def user_path(path):
     return path if os.path.isabs(path) or not base else os.path.join(base, path)
 
 
+def refuse_irregular(path):
+    """Raises BadInput if `path` exists and is not a regular file (write_file's rule), so that a
+    caller can check its outputs before it spends time on what goes into them."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
+                else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "not a regular file")
+        raise BadInput(f"{path} is {kind}; name a regular file")
+
+
 def write_file(path, data):
     """Replaces the file at `path` with `data` (str or bytes) by the harness's rules for every file it
     writes: a path that exists and is not a regular file (a symbolic link, a FIFO, a device, a
     folder) is refused with BadInput; the bytes go to a new file beside it (a unique name, never
     through a link) that is then renamed over it, so a reader sees the old file or the new one."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
-                else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "not a regular file")
-        raise BadInput(f"{path} is {kind}; name a regular file")
+    refuse_irregular(path)
     folder, name = os.path.split(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
