@@ -195,30 +195,28 @@ def fig_service_demand(doc):
 
 
 def fig_capacity_predicted(doc):
-    """Measured mean round trip against load (solid) beside the M/D/c prediction from the service
-    demand at the lowest rate (dashed), per connection count: where they part, the model's cost per
-    message changed with load."""
+    """Measured mean round trip against load (solid) beside what the model's scheduling discipline
+    predicts from the service demand at the lowest rate and the work's variance (dashed; see
+    plots/queueing.py), per connection count: where they part, the model's cost per message changed
+    with load, or it does not schedule as its discipline says."""
     fig, panels = _search_panels(doc)
     for ax, (connections, entries) in panels:
         for label, e in entries:
-            cpus = server_cpus(e)
-            predicted = queueing.predict(e["steps"], cpus)
+            predicted = queueing.predict(e["steps"], server_cpus(e), e.get("model", ""), e.get("params"))
             steps = sorted((s for s in e["steps"] if s["offered"] > 0 and "mean_us" in s), key=lambda s: s["offered"])
             if predicted is None or not steps:
                 continue
+            prediction, curve = predicted
             line, = ax.plot([s["msgs_per_second"] for s in steps], [s["mean_us"] for s in steps], marker="o",
-                            label=label)
-            _, saturation, curve = predicted
+                            label=f"{label}: {prediction.discipline.name}")
             xs = [x for x, _ in curve]
-            grid = [xs[0] + (min(saturation * 0.98, max(xs) * 1.3) - xs[0]) * i / 40 for i in range(41)]
-            service = predicted[0] * 1e-6
-            base = curve[0][1] - queueing.mdc_wait(xs[0], service, cpus) * 1e6
-            ax.plot(grid, [base + queueing.mdc_wait(x, service, cpus) * 1e6 for x in grid], linestyle="--",
-                    color=line.get_color(), alpha=0.7)
+            top = min(prediction.saturation * 0.98, max(xs) * 1.3)
+            grid = [xs[0] + (top - xs[0]) * i / 40 for i in range(41)]
+            ax.plot(grid, [prediction.mean_us(x) for x in grid], linestyle="--", color=line.get_color(), alpha=0.7)
         log_y(ax)
         ax.set_xlabel("achieved round trips per second")
         ax.set_ylabel("mean round trip (us, log)")
-        ax.set_title(f"Measured (solid) and M/D/c predicted (dashed), {connections} connections", fontsize=9)
+        ax.set_title(f"Measured (solid) and predicted by discipline (dashed), {connections} connections", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     return fig

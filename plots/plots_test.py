@@ -3,6 +3,7 @@ import contextlib
 import copy
 import io
 import json
+import math
 import os
 import sys
 import tempfile
@@ -368,9 +369,10 @@ class Queueing(unittest.TestCase):
                  {"offered": 10000, "msgs_per_second": 10000, "mean_us": 60, "server_cpu_us_per_msg": 20},
                  {"offered": 20000, "msgs_per_second": 20000, "mean_us": 70, "server_cpu_us_per_msg": 20},
                  {"offered": 30000, "msgs_per_second": 30000, "mean_us": 400, "server_cpu_us_per_msg": 15}]
-        service, saturation, curve = queueing.predict(steps, 1)
-        self.assertEqual(service, 20)
-        self.assertAlmostEqual(saturation, 50000)  # 1 CPU / 20 us
+        prediction, curve = queueing.predict(steps, 1)  # a model not named: M/D/1
+        self.assertEqual(prediction.service_us, 20)
+        self.assertEqual(prediction.discipline.name, "M/D/1")
+        self.assertAlmostEqual(prediction.saturation, 50000)  # 1 CPU / 20 us
         wait = lambda rate: queueing.md1_wait(rate * 20e-6, 20e-6) * 1e6  # noqa: E731
         self.assertAlmostEqual(curve[0][1], 60)  # the base is the lowest step's round trip
         self.assertAlmostEqual(curve[2][1], 60 - wait(10000) + wait(30000))
@@ -378,6 +380,54 @@ class Queueing(unittest.TestCase):
         self.assertEqual(rate, 30000)
         self.assertGreater(ratio, 1.5)
         self.assertIsNone(queueing.parting(steps[:3], curve[:2]))
+        # epoll with no work is the same queue: run to completion, constant service.
+        epoll, epoll_curve = queueing.predict(steps, 1, "epoll", {})
+        self.assertEqual(epoll.discipline.name, "M/G/1 FCFS (run to completion)")
+        self.assertEqual([round(us, 9) for _, us in epoll_curve], [round(us, 9) for _, us in curve])
+
+    def test_work_moments(self):
+        self.assertEqual(queueing.work_moments(""), (0, 0, 0, 0))
+        cpu, var, wait, wait_var = queueing.work_moments("cpu:exp:20us+wait:fixed:1ms")
+        self.assertAlmostEqual(cpu, 20e-6)
+        self.assertAlmostEqual(var * 1e12, 400)  # exponential: variance = mean^2 (in us^2)
+        self.assertAlmostEqual(wait, 1e-3)
+        self.assertEqual(wait_var, 0)
+        # Bimodal 0.995 x 10 us, 0.005 x 1 ms: mean 14.95 us, E[X^2] = 0.995e-10 + 0.005e-6.
+        cpu, var, _, _ = queueing.work_moments("cpu:bimodal:0.995:10us:1ms")
+        self.assertAlmostEqual(cpu * 1e6, 14.95)
+        self.assertAlmostEqual(var * 1e12, 0.995 * 100 + 0.005 * 1e6 - 14.95 ** 2)
+        with self.assertRaises(ValueError):
+            queueing.work_moments("cpu:pareto:1us")
+
+    def test_each_discipline_against_hand_computed_values(self):
+        S = 50e-6
+        # Pollaczek-Khinchine, M/M/1 as a check: exponential service, E[S^2] = 2 S^2, at rho 0.5:
+        # lambda E[S^2] / (2 (1 - rho)) = 1e4 x 5e-9 / 1 = 50 us = rho S / (1 - rho).
+        self.assertAlmostEqual(queueing.mg1_fcfs_wait(1e4, S, 2 * S * S), 50e-6)
+        self.assertAlmostEqual(queueing.mg1_fcfs_wait(1e4, S, 2 * S * S), queueing.mm1_wait(0.5, S))
+        self.assertEqual(queueing.mg1_fcfs_wait(2e4, S, S * S), math.inf)
+        # Allen-Cunneen at c = 2 and SCV 1 is M/M/2's wait; at SCV 0 half of it (M/D/c as before).
+        self.assertAlmostEqual(queueing.mgc_wait(0.1, 10, 1.0, 2), 10 / 3)
+        self.assertAlmostEqual(queueing.mgc_wait(0.1, 10, 0.0, 2), queueing.mdc_wait(0.1, 10, 2))
+        # Processor sharing on one CPU: S rho / (1 - rho), whatever the variance.
+        self.assertAlmostEqual(queueing.ps_delay(1e4, S, 1), S * 0.5 / 0.5)
+        # An event loop with cpu:exp:50us (SCV 1 of a 50 us service) at rho 0.5 waits 50 us; with
+        # fixed work (SCV 0) 25 us; a thread per connection (PS) is 50 us either way.
+        for work, loop_wait in (("cpu:exp:50us", 50e-6), ("cpu:fixed:50us", 25e-6)):
+            loop = queueing.Discipline("epoll", "", 1, 1, S, work)
+            self.assertAlmostEqual(loop.delay(1e4), loop_wait)
+            self.assertAlmostEqual(loop.saturation, 20000)
+            self.assertAlmostEqual(queueing.Discipline("threads", "", 1, 1, S, work).delay(1e4), 50e-6)
+        # Its blocking variant holds the loop through a 1 ms wait: saturation 1 / 1.05 ms.
+        blocking = queueing.Discipline("epoll", "blocking", 1, 1, S, "cpu:fixed:50us+wait:fixed:1ms")
+        self.assertAlmostEqual(blocking.saturation, 1 / 1.05e-3)
+        # A pool of 4 whose workers wait 1 ms: Little's law caps it at 4 / 1.05 ms; CPU-bound work
+        # with no wait is capped by the CPUs instead (1 / 50 us).
+        pool = queueing.Discipline("asio_offload", "", 4, 1, S, "cpu:fixed:50us+wait:fixed:1ms")
+        self.assertAlmostEqual(pool.saturation, 4 / 1.05e-3)
+        self.assertEqual(pool.delay(4000), math.inf)
+        self.assertAlmostEqual(pool.delay(1000), queueing.mmc_wait(1000, 1.05e-3, 4) / 2)  # SCV 0
+        self.assertAlmostEqual(queueing.Discipline("thread_pool", "", 4, 1, S, "cpu:fixed:50us").saturation, 20000)
 
 
 class PoolSize(unittest.TestCase):
@@ -452,7 +502,9 @@ class Numbers(unittest.TestCase):
         capacity = summary_numbers.capacity_rows(doc)
         self.assertTrue(capacity)
         for row in capacity:
-            self.assertEqual(len(row), 6)
+            self.assertEqual(len(row), 7)
+            # The fixture searches epoll (run to completion) and threads (processor sharing).
+            self.assertEqual(row[4], {"epoll": "M/G/1 FCFS (run to completion)", "threads": "M/G/1-PS"}[row[0].split()[0]])
             capacity_text = row[2].split()[1] if row[2].startswith(">=") else row[2]
             self.assertGreater(float(capacity_text.replace(",", "")), 0, row)
         memory = summary_numbers.memory_per_connection(doc)

@@ -1,17 +1,27 @@
-"""Predicted latency and saturation of an echo server from its service demand at low load.
+"""Predicted latency and saturation of an echo server, by the way its model schedules requests.
 
-The server is a queue whose servers are its CPUs (c, from the entry's placement) and whose service
-time is the CPU it spends per round trip (S, measured at the search's lowest offered rate). Service
-times of an echo are nearly constant, so the model is M/D/c: Poisson arrivals (the load
-generator's schedule is regular, but 100 connections' replies and the kernel's batching make the
-server's arrivals bursty), deterministic service. For c = 1 its mean wait is exact (Pollaczek-
-Khinchine with no service variance); for c > 1 it is taken as half of M/M/c's (Erlang C), the usual
-approximation. The round trip is then the measured one at low load plus the wait. It saturates at
-c / S round trips a second.
+The server is a queue whose service time is the CPU it spends per round trip (S, measured at a
+capacity search's lowest offered rate), with the variance of the request's own work (`--work`:
+fixed, exponential or bimodal CPU) on top of a constant overhead. Arrivals are taken as Poisson
+(the load generator's schedule is regular, but 100 connections' replies and the kernel's batching
+make the server's arrivals bursty). The round trip at low load is measured; the prediction adds
+the queueing delay each discipline has at higher load:
+
+- An event loop (epoll, asio, asio_coro, fibers, io_uring) runs each request to completion in
+  arrival order on its one thread: M/G/1 first-come-first-served, whose mean wait is
+  Pollaczek-Khinchine's, lambda E[S^2] / (2 (1 - rho)): service-time variance costs every request.
+  Its `blocking` variant holds the thread through the request's wait too (service S + wait).
+- A thread or a process per connection is time-sliced by the kernel: processor sharing, whose
+  mean round trip S / (1 - rho) does not depend on the variance (on c CPUs, M/M/c's).
+- A pool (thread_pool, process_pool, asio_offload) holds a worker through the CPU and the wait of a
+  request: M/G/c with c workers and service S + wait (Allen-Cunneen: M/M/c's wait x (1 + SCV) / 2),
+  saturating at the lower of c / (S + wait), Little's law, and the CPUs' cpus / S. (thread_pool and
+  process_pool hold a connection, not a request: what they predict is for the connections served.)
+- A model not named here (a scenario's own, a third-party server): M/D/c on its CPUs.
 
 What it leaves out is the point: a model whose cost per message changes with load (a thread per
-connection switching more, a pool's queue, wake-ups shared by more messages) parts from it, and the
-report says where.
+connection switching more, wake-ups shared by more messages) parts from it, and the report says
+where.
 """
 import math
 
@@ -45,18 +55,128 @@ def mdc_wait(rate, service, c):
     return md1_wait(rate * service, service) if c == 1 else mmc_wait(rate, service, c) / 2
 
 
-def predict(steps, cpus):
-    """(service_us, saturation per second, [(rate, predicted mean us)]) from a capacity search's
-    steps (the lowest offered rate gives the service demand and the base round trip), or None."""
+EVENT_LOOPS = frozenset({"epoll", "asio", "asio_coro", "fibers", "io_uring"})
+SHARED = frozenset({"threads", "processes"})
+POOLS = frozenset({"thread_pool", "process_pool", "asio_offload"})
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def seconds(text):
+    """'50us' -> 5e-05 (the harness's duration syntax: a number and ns, us, ms or s)."""
+    for unit in ("ns", "us", "ms", "s"):
+        if text.endswith(unit):
+            return float(text[:-len(unit)]) * _UNITS[unit]
+    raise ValueError(f"not a duration: {text!r}")
+
+
+def work_moments(spec):
+    """(mean CPU, variance of the CPU, mean wait, variance of the wait), in seconds, of a --work spec
+    such as 'cpu:exp:20us+wait:fixed:1ms' (empty: no work)."""
+    cpu_mean = cpu_var = wait_mean = wait_var = 0.0
+    for part in filter(None, (spec or "").split("+")):
+        kind, dist, *values = part.split(":")
+        if dist == "fixed":
+            mean, var = seconds(values[0]), 0.0
+        elif dist == "exp":
+            mean = seconds(values[0])
+            var = mean * mean
+        elif dist == "bimodal":
+            p, a, b = float(values[0]), seconds(values[1]), seconds(values[2])
+            mean = p * a + (1 - p) * b
+            var = p * a * a + (1 - p) * b * b - mean * mean
+        else:
+            raise ValueError(f"not a distribution: {part!r}")
+        if kind == "cpu":
+            cpu_mean, cpu_var = cpu_mean + mean, cpu_var + var
+        else:
+            wait_mean, wait_var = wait_mean + mean, wait_var + var
+    return cpu_mean, cpu_var, wait_mean, wait_var
+
+
+def mg1_fcfs_wait(rate, mean, second_moment):
+    """Mean wait in queue of M/G/1 first-come-first-served (Pollaczek-Khinchine)."""
+    rho = rate * mean
+    return math.inf if rho >= 1 else rate * second_moment / (2 * (1 - rho))
+
+
+def mgc_wait(rate, mean, scv, c):
+    """Mean wait in queue of M/G/c (Allen-Cunneen: M/M/c's x (1 + squared coefficient of variation) / 2);
+    exact for c = 1 (Pollaczek-Khinchine)."""
+    if c == 1:
+        return mg1_fcfs_wait(rate, mean, mean * mean * (1 + scv))
+    return mmc_wait(rate, mean, c) * (1 + scv) / 2
+
+
+def ps_delay(rate, mean, c):
+    """What processor sharing on c CPUs adds to a request's own service time, on average: S rho / (1 - rho)
+    for c = 1, whatever the service times' variance; M/M/c's wait for c > 1."""
+    return mmc_wait(rate, mean, c)
+
+
+class Discipline:
+    """How one model schedules requests: its name, the queueing delay at a rate, and its saturation."""
+
+    def __init__(self, model, variant, workers, cpus, service, work):
+        _, cpu_var, wait, wait_var = work_moments(work)
+        if model in SHARED:
+            self.name = "M/G/1-PS" if cpus == 1 else f"M/M/{cpus}-PS"
+            self.saturation = cpus / service
+            self._delay = lambda rate: ps_delay(rate, service, cpus)
+        elif model in POOLS:
+            held = service + wait  # a worker is held through the request's wait
+            c = max(1, workers)
+            self.name = f"M/G/{c} FCFS (pool)"
+            self.saturation = min(c / held, cpus / service)
+            scv = (cpu_var + wait_var) / (held * held)
+            self._delay = lambda rate: math.inf if rate >= self.saturation else mgc_wait(rate, held, scv, c)
+        elif model in EVENT_LOOPS:
+            blocking = variant == "blocking"  # the loop's thread is held through the wait too
+            held = service + (wait if blocking else 0.0)
+            scv = (cpu_var + (wait_var if blocking else 0.0)) / (held * held)
+            c = max(1, min(workers, cpus))
+            self.name = f"M/G/{c} FCFS (run to completion)"
+            self.saturation = c / held
+            self._delay = lambda rate: mgc_wait(rate, held, scv, c)
+        else:
+            self.name = f"M/D/{cpus}"
+            self.saturation = cpus / service
+            self._delay = lambda rate: mdc_wait(rate, service, cpus)
+
+    def delay(self, rate):
+        """Mean time a request waits for the server at `rate` round trips a second, in seconds."""
+        return self._delay(rate)
+
+
+class Prediction:
+    """A capacity search's prediction: service demand (us), saturation (/s), discipline, and the mean
+    round trip (us) at any rate: the lowest step's measured round trip plus the discipline's delay
+    there over its delay at the lowest step."""
+
+    def __init__(self, low, discipline):
+        self.service_us = low["server_cpu_us_per_msg"]
+        self.discipline = discipline
+        self.saturation = discipline.saturation
+        self._base = low["mean_us"] - discipline.delay(low["msgs_per_second"]) * 1e6
+
+    def mean_us(self, rate):
+        return self._base + self.discipline.delay(rate) * 1e6
+
+
+def predict(steps, cpus, model="", params=None):
+    """The Prediction for a capacity search's steps of `model` (params: its workers, variant and
+    work) on a server with `cpus` CPUs, and the predicted mean at each measured step as
+    [(rate, us)]; None without a measured step."""
     measured = sorted((s for s in steps if s.get("offered", 0) > 0 and "server_cpu_us_per_msg" in s
                        and "mean_us" in s), key=lambda s: s["offered"])
     if not measured or cpus < 1:
         return None
+    params = params or {}
     low = measured[0]
     service = low["server_cpu_us_per_msg"] * 1e-6  # s
-    base = low["mean_us"] - mdc_wait(low["msgs_per_second"], service, cpus) * 1e6
-    curve = [(s["msgs_per_second"], base + mdc_wait(s["msgs_per_second"], service, cpus) * 1e6) for s in measured]
-    return low["server_cpu_us_per_msg"], cpus / service, curve
+    discipline = Discipline(model, params.get("variant", ""), int(params.get("workers", 1)), cpus, service,
+                            params.get("work", ""))
+    prediction = Prediction(low, discipline)
+    return prediction, [(s["msgs_per_second"], prediction.mean_us(s["msgs_per_second"])) for s in measured]
 
 
 def parting(steps, curve, tolerance=0.5):

@@ -44,18 +44,18 @@ def server_cpus(entry):
 
 def capacity_rows(doc):
     """One row per capacity search: its capacity (or lower bound), the service demand at low load,
-    the saturation M/D/c predicts from it, and where measurement and prediction part."""
+    the model's scheduling discipline, the saturation it predicts, and where measurement and prediction part."""
     rows = []
     for connections, entries in capacity_entries(doc).items():
         for label, e in entries:
-            predicted = queueing.predict(e["steps"], server_cpus(e))
+            predicted = queueing.predict(e["steps"], server_cpus(e), e.get("model", ""), e.get("params"))
             capacity = f"{e['capacity_msgs_per_second']:,.0f}"
             if e.get("capacity_limit") == "client":
                 capacity = f">= {capacity} (client-bound)"
             if predicted is None:
-                rows.append([label, str(connections), capacity, "-", "-", "-"])
+                rows.append([label, str(connections), capacity, "-", "-", "-", "-"])
                 continue
-            service, saturation, curve = predicted
+            prediction, curve = predicted
             parts = queueing.parting(e["steps"], curve)
             if parts is None:
                 verdict = "agree within 50%"
@@ -63,7 +63,8 @@ def capacity_rows(doc):
                 verdict = f"at {parts[0]:,.0f}/s it served a rate the model says saturates it"
             else:
                 verdict = f"at {parts[0]:,.0f}/s: measured {parts[1]:.2f}x predicted"
-            rows.append([label, str(connections), capacity, f"{service:.1f}", f"{saturation:,.0f}", verdict])
+            rows.append([label, str(connections), capacity, f"{prediction.service_us:.1f}", prediction.discipline.name,
+                         f"{prediction.saturation:,.0f}", verdict])
     return rows
 
 
@@ -122,7 +123,7 @@ def table_rows(doc):
     capacity = capacity_rows(doc)
     if capacity:
         tables.append(("capacity", ["search", "connections", "capacity msgs/s", "service us (low load)",
-                                    "M/D/c saturation /s", "measured against predicted"], capacity))
+                                    "discipline", "predicted saturation /s", "measured against predicted"], capacity))
     memory = memory_per_connection(doc)
     if memory:
         tables.append(("memory per connection", ["model", "server RSS per connection", "connections fitted"],
