@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <system_error>
 
 #include "harness/command.h"
 #include "harness/placement.h"
@@ -67,8 +68,13 @@ int Execute(Command& command, const CLI::App& app, const std::string& command_li
   } catch (const std::invalid_argument& e) {  // a value echoed in a message is shown on one line
     std::cerr << "harness: error: " << Printable(e.what()) << "\n";
     return kExitUsage;
-  } catch (const std::filesystem::filesystem_error& e) {  // e.g. run from a folder deleted since
-    std::cerr << "harness: error: " << Printable(e.what()) << "\n";
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::error_code gone;
+    std::filesystem::current_path(gone);  // run from a folder deleted since the shell entered it?
+    std::cerr << "harness: error: "
+              << (gone ? "the current folder no longer exists (deleted?): cd to one that does, or give absolute paths"
+                       : Printable(e.what()))
+              << "\n";
     return kExitUsage;
   } catch (const std::exception& e) {  // nothing ends the harness with an abort
     std::cerr << "harness: error: " << Printable(e.what()) << "\n";

@@ -184,6 +184,7 @@ class SlurmScript(Fixture):
         _, err = p.communicate(timeout=TIMEOUT)
         self.assertEqual(p.returncode, 2, err)
         self.assertEqual(len(err.decode().strip().splitlines()), 1, err)
+        self.assertIn("the current folder no longer exists", err.decode())
 
 
 class UsageOutput(Fixture):
