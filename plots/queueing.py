@@ -51,8 +51,8 @@ def mmc_wait(rate, service, c):
 
 
 def mdc_wait(rate, service, c):
-    """Mean wait in queue of M/D/c: exact for c = 1, half of M/M/c's otherwise."""
-    return md1_wait(rate * service, service) if c == 1 else mmc_wait(rate, service, c) / 2
+    """Mean wait in queue of M/D/c: exact for c = 1, half of M/M/c's otherwise (M/G/c with no variance)."""
+    return mgc_wait(rate, service, 0.0, c)
 
 
 EVENT_LOOPS = frozenset({"epoll", "asio", "asio_coro", "fibers", "io_uring"})

@@ -1,6 +1,9 @@
 // The load generator's internals shared by its TCP and UDP drivers. Not a public interface.
 #pragma once
 
+#include <sys/epoll.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -104,6 +107,15 @@ class Driver {
   uint64_t strays = 0;          // UDP: datagrams from another run (a reused port), ignored
 
  protected:
+  // Waits on `ep` for events until `wake`, at most 10 ms so that the loop sees the window close or
+  // the stop flag; returns what epoll_pwait2 does.
+  static int WaitForEvents(int ep, epoll_event* events, int max, Clock::time_point now, Clock::time_point wake) {
+    const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now),
+                                 std::chrono::nanoseconds(0), std::chrono::nanoseconds(std::chrono::milliseconds(10)));
+    const timespec timeout{0, static_cast<long>(wait.count())};
+    return epoll_pwait2(ep, events, max, &timeout, nullptr);
+  }
+
   // A driver serves the connections conns[begin, end) of one load, counting into `window`.
   Driver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns, size_t begin,
          size_t end, Window& window)

@@ -37,19 +37,14 @@ class TcpDriver final : public Driver {
     while (true) {
       const auto now = Clock::now();
       if (window_.Over(now) || (config_.stop && *config_.stop)) break;
-      // Wake for the next scheduled send, and at least every 10 ms to see the window close.
-      const auto cap = std::chrono::nanoseconds(std::chrono::milliseconds(10));
+      // Wake for the next scheduled send (a closed loop: whenever a reply comes).
       const Clock::time_point wake = config_.rate > 0 ? schedule_.Release(now,
                                                                           [this](size_t index, Clock::time_point due) {
                                                                             if (!conns_[index].broken)
                                                                               Enqueue(index, due);
                                                                           })
-                                                      : now + cap;
-      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now);
-      const auto wait = std::clamp(left, std::chrono::nanoseconds(0), cap);
-      const timespec timeout{static_cast<time_t>(wait.count() / 1000000000),
-                             static_cast<long>(wait.count() % 1000000000)};
-      const int n = epoll_pwait2(ep_, events, 512, &timeout, nullptr);
+                                                      : Clock::time_point::max();
+      const int n = WaitForEvents(ep_, events, 512, now, wake);
       for (int i = 0; i < n; ++i) {
         const size_t index = events[i].data.u64;
         if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) Receive(index);

@@ -60,11 +60,7 @@ class UdpDriver final : public Driver {
       const Clock::time_point next_send =
           config_.rate > 0 ? schedule_.Release(now, [this](size_t index, Clock::time_point due) { Send(index, due); })
                            : next_expiry;
-      const Clock::time_point wake = std::min(next_send, next_expiry);
-      const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now),
-                                   std::chrono::nanoseconds(0), std::chrono::nanoseconds(10'000'000));
-      const timespec timeout{0, static_cast<long>(wait.count())};
-      const int n = epoll_pwait2(ep, events, 512, &timeout, nullptr);
+      const int n = WaitForEvents(ep, events, 512, now, std::min(next_send, next_expiry));
       for (int i = 0; i < n; ++i) Receive(events[i].data.u64);
     }
     close(ep);
