@@ -40,8 +40,10 @@ class Capacity(unittest.TestCase):
         self.assertGreaterEqual(capacity, 0.93 * RATE, e["steps"])
         self.assertLessEqual(capacity, 1.03 * RATE, e["steps"])
         self.assertEqual(e["capacity_limit"], "slo")
-        # Noise the guard saw may be said (a test suite runs beside this one); nothing else may.
-        self.assertEqual([w for w in e.get("warnings", []) if not w.startswith("noisy")], [], e.get("warnings"))
+        # Noise the guard saw, and the load generator's own lateness it causes, may be said (a test
+        # suite runs beside this one); nothing else may.
+        said = [w for w in e.get("warnings", []) if not w.startswith(("noisy", "load generator late"))]
+        self.assertEqual(said, [], e.get("warnings"))
         steps = e["steps"]
         self.assertEqual(steps[0]["offered"], 0)  # the closed-loop probe
         self.assertLessEqual(len(steps), 16)
@@ -53,10 +55,12 @@ class Capacity(unittest.TestCase):
                 self.assertIn("achieved", s["verdict"])  # it fell behind: the server's limit, not the SLO's
         # The figures of the entry are those of the window at the capacity.
         self.assertEqual(e["offered_rate"], capacity)
-        # Kept up as the search defines it (scenarios/echo/slo.h KeptUp): within 1% of the offered
-        # rate, or within one message of the window (a window counts whole round trips).
+        # Kept up as the search defines it (scenarios/echo/slo.h KeptUp): within 1% of the rate the
+        # windows held (Poisson: the offered give or take its square root), or within one message
+        # of the window (a window counts whole round trips); the medians of the step's windows.
         window_s = e["iterations"] / e["msgs_per_second"]
-        self.assertGreaterEqual(e["achieved_rate"], 0.99 * capacity - 1 / window_s)
+        self.assertGreaterEqual(e["achieved_rate"], 0.99 * e["scheduled_rate"] - 1 / window_s)
+        self.assertTrue(e["capacity_checked"], e["steps"])
 
     def test_open_loop_records_offered_and_achieved_and_says_when_it_fell_behind(self):
         with FaultyServer("limited", rate=RATE) as server:
@@ -73,7 +77,12 @@ class Capacity(unittest.TestCase):
                         self.assertTrue(any(w.startswith("behind schedule") for w in e["warnings"]), e)
                         self.assertIn("behind schedule", p.stdout)  # the summary says so
                     else:
-                        self.assertAlmostEqual(e["achieved_rate"], rate, delta=0.01 * rate)
+                        # Poisson arrivals: the window held the rate give or take its square root
+                        # (22 of 500 here; 5 of them allowed), and the server kept up with that.
+                        window_s = e["iterations"] / e["msgs_per_second"]
+                        self.assertAlmostEqual(e["scheduled_rate"], rate, delta=5 * (rate * window_s) ** 0.5 / window_s)
+                        self.assertAlmostEqual(e["achieved_rate"], e["scheduled_rate"], delta=0.01 * rate)
+                        self.assertEqual(e["arrivals"], "poisson")
 
     @unittest.skipIf(len(CPUS) < 2, "needs a CPU for the server and one for the load generator")
     def test_a_load_generator_starved_of_cpu_is_client_bound(self):

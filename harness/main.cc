@@ -70,9 +70,9 @@ int Execute(Command& command, const CLI::App& app, const std::string& command_li
     return kExitUsage;
   } catch (const std::filesystem::filesystem_error& e) {
     std::error_code gone;
-    std::filesystem::current_path(gone);  // run from a folder deleted since the shell entered it?
+    const bool here = !std::filesystem::current_path(gone).empty();  // a folder deleted since the shell entered it?
     std::cerr << "harness: error: "
-              << (gone ? "the current folder no longer exists (deleted?): cd to one that does, or give absolute paths"
+              << (gone || !here ? "the current folder no longer exists (deleted?): cd to one that does, or give absolute paths"
                        : Printable(e.what()))
               << "\n";
     return kExitUsage;

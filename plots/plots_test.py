@@ -42,7 +42,8 @@ class Report(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.out = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
-        cls.code, cls.stdout, cls.stderr = run_main(report.main, [FIXTURE, "--out", cls.out])
+        # --over-time: the fixture's windows were steady, so the figure is drawn for a run named.
+        cls.code, cls.stdout, cls.stderr = run_main(report.main, [FIXTURE, "--out", cls.out, "--over-time", "echo/"])
 
     def test_every_figure_is_a_non_empty_png_and_svg(self):
         self.assertEqual(self.code, 0, self.stderr)
@@ -492,6 +493,36 @@ register("widgets_rate", fig_widgets)
             self.assertTrue(f.read().startswith(b"\x89PNG"))
         with open(os.path.join(out, "report.html"), encoding="utf-8") as f:
             self.assertIn("<h2>widgets rate</h2>", f.read())
+
+
+class OverTime(unittest.TestCase):
+    """Which windows the latency-over-time figure draws."""
+
+    @staticmethod
+    def entry(name, steady, repetition=0):
+        rows = [[100, 50.0, 90.0]] * 9
+        return {"run_type": "iteration", "scenario": "echo", "name": name, "run_name": name, "model": "epoll",
+                "repetition_index": repetition, "steady": steady,
+                "intervals": {"interval_s": 0.1, "columns": ["count", "p50_us", "p99_us"], "rows": rows}}
+
+    def test_the_unsteady_ones_by_default_and_the_named_ones_when_asked(self):
+        from plots import over_time_figures
+        doc = {"benchmarks": [self.entry("echo/a", True), self.entry("echo/b", False), self.entry("echo/b", False, 1),
+                              self.entry("echo/c", True)]}
+        self.assertEqual([(e["name"], e["repetition_index"]) for e in over_time_figures.chosen_entries(doc)],
+                         [("echo/b", 0), ("echo/b", 1)])
+        doc["plot_options"] = {"over_time": "echo/c"}
+        self.assertEqual([e["name"] for e in over_time_figures.chosen_entries(doc)], ["echo/c"])
+        doc["plot_options"] = {"over_time": "echo/"}  # one repetition a run, at most four runs
+        self.assertEqual([e["name"] for e in over_time_figures.chosen_entries(doc)], ["echo/a", "echo/b", "echo/c"])
+        self.assertIsNotNone(over_time_figures.fig_over_time(doc))
+        doc = {"benchmarks": [self.entry("echo/a", True)]}
+        self.assertIsNone(over_time_figures.fig_over_time(doc))
+
+    def test_an_empty_choice_is_refused(self):
+        code, _, err = run_main(report.main, [FIXTURE, "--over-time="])
+        self.assertEqual(code, 2)
+        self.assertIn("--over-time", err)
 
 
 class Numbers(unittest.TestCase):

@@ -1,6 +1,6 @@
 """Plots a harness result file into figures, a self-contained report.html and a summary.md.
 
-Usage: bazel run //plots -- RESULTS.json [--out DIR]
+Usage: bazel run //plots -- RESULTS.json [--out DIR] [--over-time RUN]
 
 Writes one PNG and one SVG per figure into DIR (default: reports/<name of the results file>/ in
 the workspace), then report.html (figures embedded, tables, the run's context) and summary.md (for
@@ -41,12 +41,20 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", help="a results file written by the harness")
     parser.add_argument("--out", "-o", help="output folder (default: reports/<name>/ in the workspace)")
+    parser.add_argument("--over-time", metavar="RUN",
+                        help="draw latency over the window (by 100 ms) for the runs whose name contains RUN "
+                             "(default: the repetitions flagged not steady)")
     args = parser.parse_args(argv)
     try:
         doc = results.load(results.user_path(args.results))
     except results.BadInput as e:
         print(f"plots: error: {e}", file=sys.stderr)
         return 2
+    if args.over_time is not None:
+        if not args.over_time:
+            print("plots: error: --over-time: give a part of a run's name", file=sys.stderr)
+            return 2
+        doc["plot_options"] = {"over_time": args.over_time}
     name = os.path.splitext(os.path.basename(args.results))[0]
     workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".")
     out_dir = results.user_path(args.out) if args.out else os.path.join(workspace, "reports", name)

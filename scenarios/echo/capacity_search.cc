@@ -31,26 +31,39 @@ bool Noisy(const harness::Repetition& window) {
   return window.detail.contains("noise") && window.detail["noise"].value("noisy", false);
 }
 
+// The load generator's own lateness at p99 over kLateShare of the SLO's tightest bound: the
+// window's latency is then as much the load generator's as the server's.
+bool Late(const harness::Repetition& window, const std::vector<SloBound>& slo) {
+  double tightest = slo.front().bound_us();
+  for (const SloBound& b : slo) tightest = std::min(tightest, b.bound_us());
+  return window.metrics.value("send_lateness_p99_us", 0.0) > kLateShare * tightest;
+}
+
 }  // namespace
 
 CapacitySearch::CapacitySearch(std::vector<SloBound> slo, MeasureWindow measure, CapacityLimits limits,
                                const std::atomic<bool>* stop)
     : slo_(std::move(slo)), measure_(std::move(measure)), limits_(limits), stop_(stop) {}
 
-CapacitySearch::Step CapacitySearch::Measure(double rate) {
+CapacitySearch::Step CapacitySearch::Measure(double rate, bool check) {
   std::vector<harness::Repetition> windows;
-  int noisy = 0;
+  int noisy = 0, late = 0;
   while (static_cast<int>(windows.size()) < (rate > 0 ? limits_.windows_per_step : 1) && !stopped()) {
     harness::Repetition window = measure_(rate);
-    if (window.ok && Noisy(window) && noisy < limits_.noisy_redos) {
-      ++noisy;  // what others did to this window says nothing of the rate: measure it again
+    // What others did to this window, or how late the load generator itself sent, says nothing of
+    // the rate: measure it again.
+    if (window.ok && noisy + late < limits_.noisy_redos && (Noisy(window) || Late(window, slo_))) {
+      ++(Noisy(window) ? noisy : late);
       continue;
     }
     windows.push_back(std::move(window));
     if (!windows.back().ok) break;
   }
   noisy_windows_ += noisy;
-  nlohmann::json record = {{"offered", rate}, {"windows", windows.size()}, {"noisy_windows", noisy}};
+  late_windows_ += late;
+  nlohmann::json record = {
+      {"offered", rate}, {"windows", windows.size()}, {"noisy_windows", noisy}, {"late_windows", late}};
+  if (check) record["check"] = true;
   Step out;
   if (windows.empty() || !windows.back().ok) {
     out.rep = windows.empty() ? harness::Repetition::Failed("interrupted") : windows.back();
@@ -60,6 +73,10 @@ CapacitySearch::Step CapacitySearch::Measure(double rate) {
     out = Judge(rate, windows, record);
   }
   steps_.push_back(std::move(record));
+  if (rate > 0 && out.rep.ok) {
+    outcomes_[rate] = out.misses.empty();
+    if (out.misses.empty()) met_reps_[rate] = out.rep;
+  }
   return out;
 }
 
@@ -76,7 +93,7 @@ CapacitySearch::Step CapacitySearch::Judge(double rate, const std::vector<harnes
   Step out;
   out.rep = windows[order[order.size() / 2]];
   harness::Repetition judged = out.rep;
-  for (const std::string key : {"achieved_rate", "client_cpu_utilization"}) {
+  for (const std::string key : {"achieved_rate", "scheduled_rate", "client_cpu_utilization"}) {
     if (judged.metrics.contains(key)) judged.metrics[key] = MedianOf(windows, key);
   }
   for (const SloBound& b : slo_) judged.metrics[b.metric()] = MedianOf(windows, b.metric());
@@ -91,6 +108,7 @@ CapacitySearch::Step CapacitySearch::Judge(double rate, const std::vector<harnes
     // Kept up on the median of its windows: the step's figure, not the one window's (which may have
     // fallen a little behind alone, and then says so in a warning the step does not stand by).
     out.rep.metrics["achieved_rate"] = judged.metrics["achieved_rate"];
+    if (judged.metrics.contains("scheduled_rate")) out.rep.metrics["scheduled_rate"] = judged.metrics["scheduled_rate"];
     out.rep.detail["behind_schedule"] = false;
     auto& w = out.rep.warnings;
     w.erase(std::remove_if(w.begin(), w.end(), [](const std::string& x) { return x.rfind("behind schedule", 0) == 0; }),
@@ -123,13 +141,11 @@ double CapacitySearch::NextRate(double rate, double scale) const {
   return (met_ + missed_) / 2;
 }
 
-harness::Repetition CapacitySearch::Run() {
-  const Step probe = Measure(0);
-  if (!probe.rep.ok) return harness::Repetition::Failed("closed-loop probe: " + probe.rep.error);
-  const double scale = probe.rep.metrics["msgs_per_second"].get<double>();
-  double rate = std::max(1.0, scale / 8);
-  while (static_cast<int>(steps_.size()) < limits_.max_steps && !stopped()) {
-    Step s = Measure(rate);
+// Steps from `rate` until the search narrows to its resolution, misses everything, or the client is
+// the limit.
+void CapacitySearch::Search(double rate, double scale) {
+  while (static_cast<int>(steps_.size()) < limits_.max_steps + extra_steps_ && !stopped()) {
+    Step s = Measure(rate, false);
     if (s.misses.empty() && rate > met_) {
       met_ = rate;
       at_capacity_ = std::move(s.rep);
@@ -137,10 +153,59 @@ harness::Repetition CapacitySearch::Run() {
       missed_ = missed_ == 0 ? rate : std::min(missed_, rate);
       if (first_miss_.empty()) first_miss_ = s.misses;
     }
-    if (s.client_bound) break;  // what the server could do beyond this, the load generator cannot tell
+    if (s.client_bound) return;  // what the server could do beyond this, the load generator cannot tell
     const double next = NextRate(rate, scale);
-    if (next == 0) break;
+    if (next == 0) return;
     rate = next;
+  }
+}
+
+// Whether the capacity passes its own check: at it the SLO is met again, at kCheckAbove times it
+// the SLO is missed. Where it does not, the search's bounds move to what the check found (the
+// highest rate that met below a capacity that missed; the lowest that missed above a rate past the
+// capacity that met) and the search goes on from there.
+bool CapacitySearch::Holds() {
+  const double capacity = met_;
+  extra_steps_ += 2;
+  Step at = Measure(capacity, true);
+  if (stopped() || !at.rep.ok) return true;  // nothing more to learn: Result says why
+  if (!at.misses.empty()) {
+    missed_ = capacity;
+    met_ = 0;
+    for (const auto& [r, met] : outcomes_) {
+      if (met && r < capacity) met_ = r;
+    }
+    at_capacity_ = met_ > 0 ? met_reps_[met_] : harness::Repetition{};
+    return false;
+  }
+  at_capacity_ = std::move(at.rep);
+  const double above = capacity * kCheckAbove;
+  Step over = Measure(above, true);
+  if (stopped() || !over.rep.ok || !over.misses.empty()) return true;
+  met_ = above;
+  at_capacity_ = std::move(over.rep);
+  missed_ = 0;
+  for (const auto& [r, met] : outcomes_) {
+    if (!met && r > above && (missed_ == 0 || r < missed_)) missed_ = r;
+  }
+  return false;
+}
+
+harness::Repetition CapacitySearch::Run() {
+  const Step probe = Measure(0, false);
+  if (!probe.rep.ok) return harness::Repetition::Failed("closed-loop probe: " + probe.rep.error);
+  const double scale = probe.rep.metrics["msgs_per_second"].get<double>();
+  double rate = std::max(1.0, scale / 8);
+  for (int round = 0;; ++round) {
+    Search(rate, scale);
+    if (stopped() || !client_bound_.empty() || met_ == 0 || missed_ == 0) break;
+    if (round == limits_.checks) {
+      unchecked_ = true;
+      break;
+    }
+    if (Holds()) break;
+    extra_steps_ += limits_.max_steps / 2;  // the search resumes from what the check found
+    rate = missed_ == 0 ? met_ * 1.5 : met_ == 0 ? missed_ / 2 : (met_ + missed_) / 2;
   }
   return Result(rate);
 }
@@ -155,6 +220,7 @@ harness::Repetition CapacitySearch::Result(double last_rate) {
   rep.metrics["capacity_msgs_per_second"] = met_;
   rep.detail["steps"] = std::move(steps_);
   rep.detail["noisy_windows"] = noisy_windows_;
+  rep.detail["late_windows"] = late_windows_;
   rep.detail.erase("noise");  // the window's: the runner puts the whole search's in its place
   rep.detail["capacity_limit"] = !client_bound_.empty() ? "client" : missed_ > 0 ? "slo" : "steps";
   rep.warnings.erase(std::remove_if(rep.warnings.begin(), rep.warnings.end(),
@@ -167,7 +233,12 @@ harness::Repetition CapacitySearch::Result(double last_rate) {
   } else if (missed_ == 0) {
     rep.warnings.push_back(
         fmt::format("steps: the search ran out of windows still meeting the SLO at {:.0f} msgs/s", met_));
+  } else if (unchecked_) {
+    rep.warnings.push_back(fmt::format("unchecked: after {} checks the capacity still moved; {:.0f} msgs/s is the "
+                                       "last the search found, not confirmed",
+                                       limits_.checks, met_));
   }
+  rep.detail["capacity_checked"] = client_bound_.empty() && missed_ > 0 && !unchecked_;
   return rep;
 }
 

@@ -8,9 +8,12 @@
 // step is `windows_per_step` windows judged on their medians (the achieved rate, each percentile of
 // the SLO, the load generator's utilisation) and the worst of their errors, losses and starved
 // connections, so that one slow window neither fails nor passes a rate alone; a window whose CPUs
-// were taken by others (its detail's "noise") is measured again rather than judged. A step in which the
-// load generator was over `client_busy` ends the search: what it found is a lower bound
-// ("client-bound"), not a capacity.
+// were taken by others (its detail's "noise"), or in which the load generator itself sent late (its
+// send_lateness_p99_us over kLateShare of the SLO's tightest bound), is measured again rather than
+// judged. A step in which the load generator was over `client_busy` ends the search: what it found
+// is a lower bound ("client-bound"), not a capacity. A capacity C is reported only once it passes
+// its own check: the SLO met at C again and missed at kCheckAbove x C; where it does not, the search
+// goes on from what the check found, `checks` times at most.
 //
 // The search knows nothing of servers or sockets: it is driven through a function that measures
 // one window at a rate, so a test can drive it with a fake of known capacity in milliseconds.
@@ -18,6 +21,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,14 +37,20 @@ namespace echo {
 using MeasureWindow = std::function<harness::Repetition(double rate)>;
 
 struct CapacityLimits {
-  int max_steps = 14;  // steps, the closed-loop probe among them
+  int max_steps = 14;  // steps, the closed-loop probe among them (checks, and each search resumed after one, get more)
   int windows_per_step = 3;
   double resolution = 0.02;  // bisection ends when (missed - met) / missed is this or less
   double client_busy = 0.9;  // the median client_cpu_utilization that ends the search
   // Windows per step measured again, not judged, because their detail's noise says "noisy"
   // (harness/noise.h); one past these is judged as it is. 0: noise is recorded, never redone.
   int noisy_redos = 3;
+  // Times a capacity is checked (met again at it, missed at kCheckAbove times it) and the search
+  // resumed from what a failed check found; past these it is reported unchecked.
+  int checks = 3;
 };
+
+// A capacity C holds when the SLO is met at C and missed at this times C.
+inline constexpr double kCheckAbove = 1.3;
 
 class CapacitySearch {
  public:
@@ -60,7 +70,9 @@ class CapacitySearch {
     bool client_bound = false;
   };
 
-  Step Measure(double rate);
+  Step Measure(double rate, bool check);
+  void Search(double rate, double scale);
+  bool Holds();
   Step Judge(double rate, const std::vector<harness::Repetition>& windows, nlohmann::json& record);
   double NextRate(double rate, double scale) const;  // 0: the search is over
   harness::Repetition Result(double last_rate);
@@ -75,6 +87,11 @@ class CapacitySearch {
   double met_ = 0;            // the highest rate that met the objective
   double missed_ = 0;         // the lowest that missed it
   int noisy_windows_ = 0;     // windows measured again because others took their CPUs
+  int late_windows_ = 0;      // ... because the load generator sent late (Late in the .cc)
+  int extra_steps_ = 0;       // beyond max_steps: the checks' steps, and the searches resumed after them
+  bool unchecked_ = false;    // the checks ran out with the capacity still moving
+  std::map<double, bool> outcomes_;                 // each open-loop rate measured: met (latest)?
+  std::map<double, harness::Repetition> met_reps_;  // the step's figures of each rate that met
   harness::Repetition at_capacity_;
   std::string first_miss_;
 };

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 
 namespace echo {
 namespace {
@@ -197,6 +198,89 @@ TEST(CapacitySearchTest, NothingMeetsTheSloOrTheProbeFails) {
   CapacitySearch dead(P99Of2ms(), [&](double) { return harness::Repetition::Failed("connection refused"); });
   rep = dead.Run();
   EXPECT_EQ(rep.error, "closed-loop probe: connection refused");
+}
+
+TEST(CapacitySearchTest, AWindowTheLoadGeneratorSentLateInIsMeasuredAgain) {
+  // The first window of every step below capacity: the load generator's own sends 500 us late at
+  // p99 (over a tenth of the 2 ms bound), and the round trip with them. Measured again, not judged.
+  int window = 0, late = 0;
+  CapacitySearch search(P99Of2ms(), [&](double rate) {
+    const int i = window++;
+    harness::Repetition w = KnownServer(rate);
+    if (rate == 0) return w;
+    const bool behind = rate <= kCapacity && i % 4 == 1;
+    late += behind;
+    w.metrics["send_lateness_p99_us"] = behind ? 500 : 150;  // 150 us: under a tenth of the bound
+    if (behind) w.metrics["p99_us"] = 50000;
+    return w;
+  });
+  const harness::Repetition rep = search.Run();
+  ASSERT_TRUE(rep.ok) << rep.error;
+  ASSERT_GT(late, 0);
+  EXPECT_EQ(rep.detail["late_windows"], late);
+  EXPECT_EQ(rep.detail["noisy_windows"], 0);
+  EXPECT_GE(rep.metrics["capacity_msgs_per_second"], kCapacity * 0.98);
+  EXPECT_LE(rep.metrics["capacity_msgs_per_second"], kCapacity);
+}
+
+TEST(CapacitySearchTest, ACapacityThatMeetsAboveItselfIsSearchedPast) {
+  // The first step at 30,375 msgs/s missed (a bad patch of the machine): the search narrowed below
+  // it. Its check at 1.3 x the capacity found met, and the search went on up to the real one.
+  std::map<double, int> seen;
+  CapacitySearch search(P99Of2ms(), [&](double rate) {
+    const bool bad_patch = rate == 30375 && seen[rate]++ < 3;
+    return bad_patch ? Window(rate, 20000) : KnownServer(rate);
+  });
+  const harness::Repetition rep = search.Run();
+  ASSERT_TRUE(rep.ok) << rep.error;
+  EXPECT_GE(rep.metrics["capacity_msgs_per_second"], kCapacity * 0.98);
+  EXPECT_LE(rep.metrics["capacity_msgs_per_second"], kCapacity);
+  EXPECT_EQ(rep.detail["capacity_checked"], true);
+  // The checks come in pairs, at C and at 1.3 x C: the first pair's second met.
+  std::vector<nlohmann::json> checks;
+  for (const auto& step : rep.detail["steps"]) {
+    if (step.value("check", false)) checks.push_back(step);
+  }
+  ASSERT_EQ(checks.size(), 4u) << rep.detail["steps"];
+  EXPECT_DOUBLE_EQ(checks[1]["offered"].get<double>(), kCheckAbove * checks[0]["offered"].get<double>());
+  int failed_checks = 0;
+  for (size_t k = 1; k < checks.size(); k += 2) failed_checks += checks[k]["verdict"] == "met";
+  EXPECT_EQ(failed_checks, 1) << rep.detail["steps"];
+}
+
+TEST(CapacitySearchTest, ACapacityThatMissesOnItsCheckIsSearchedBelow) {
+  // At 45,562 msgs/s, past the capacity, the first step was lucky and met. The check at that rate
+  // missed, and the search went on below it.
+  std::map<double, int> seen;
+  CapacitySearch search(P99Of2ms(), [&](double rate) {
+    const bool lucky = rate == 45562.5 && seen[rate]++ < 3;
+    return lucky ? Window(rate, 300) : KnownServer(rate);
+  });
+  const harness::Repetition rep = search.Run();
+  ASSERT_TRUE(rep.ok) << rep.error;
+  EXPECT_GE(rep.metrics["capacity_msgs_per_second"], kCapacity * 0.98);
+  EXPECT_LE(rep.metrics["capacity_msgs_per_second"], kCapacity);
+  EXPECT_EQ(rep.detail["capacity_checked"], true);
+  EXPECT_TRUE(rep.warnings.empty());
+}
+
+TEST(CapacitySearchTest, ACapacityThatNeverHoldsIsReportedUnchecked) {
+  // Every check at 1.3 x the capacity meets once: the capacity moves each time, until the checks run out.
+  CapacityLimits limits;
+  limits.checks = 1;
+  std::map<double, int> seen;
+  CapacitySearch search(
+      P99Of2ms(),
+      [&](double rate) {
+        const bool flaky = rate > kCapacity && seen[rate]++ < 3 && rate < 1.35 * kCapacity;
+        return flaky ? Window(rate, 300) : KnownServer(rate);
+      },
+      limits);
+  const harness::Repetition rep = search.Run();
+  ASSERT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.detail["capacity_checked"], false);
+  ASSERT_FALSE(rep.warnings.empty());
+  EXPECT_EQ(rep.warnings.back().rfind("unchecked:", 0), 0u) << rep.warnings.back();
 }
 
 TEST(CapacitySearchTest, StopsWhenInterrupted) {

@@ -51,6 +51,18 @@ harness::Metric Server(const char* key, const char* unit, const char* meaning, c
                          .column = column};
 }
 
+// How late the load generator's own sends left against their schedule (an open loop).
+harness::Metric Lateness(const char* key, const char* which, const char* label) {
+  return harness::Metric{.key = key,
+                         .unit = "us",
+                         .meaning = std::string("open loop: ") + which +
+                                    " of how late a send due inside the window left against its schedule",
+                         .better = Better::kLower,
+                         .merge = MergeRule::kMax,
+                         .label = label,
+                         .format = ".1f"};
+}
+
 std::vector<harness::Metric> RateAndLatency() {
   return {
       {.key = "msgs_per_second",
@@ -136,14 +148,15 @@ std::vector<harness::Metric> LoadGenerator() {
   return {
       {.key = "warmup_s",
        .unit = "s",
-       .meaning = "warm-up before the window (until every connection had a reply)",
+       .meaning = "warm-up before the window, from the start barrier (without one: until every connection had a "
+                  "reply)",
        .merge = MergeRule::kMax,
        .label = "warmup s",
        .format = ".2f",
        .always = true},
       {.key = "client_cpu_us_per_msg",
        .unit = "us",
-       .meaning = "the load generator's CPU per round trip",
+       .meaning = "the load generator's CPU per round trip (less its polling for a send due sooner than a wake-up)",
        .better = Better::kLower,
        .merge = MergeRule::kWeightedMean,
        .label = "client cpu us",
@@ -157,12 +170,40 @@ std::vector<harness::Metric> LoadGenerator() {
        .label = "client busy",
        .format = ".2f",
        .always = true},
+  };
+}
+
+// An open loop's figures of its own schedule, the start barrier's time, and the capacity search's result.
+std::vector<harness::Metric> OpenLoop() {
+  return {
       {.key = "offered_rate",
        .unit = "1/s",
        .meaning = "open loop: messages per second scheduled",
        .merge = MergeRule::kSum,
        .label = "offered/s",
        .format = ".0f"},
+      {.key = "scheduled_rate",
+       .unit = "1/s",
+       .meaning = "open loop: messages per second due inside the window (Poisson: the offered rate give or take its "
+                  "square root); the achieved rate is held to this",
+       .merge = MergeRule::kSum,
+       .label = "scheduled/s",
+       .format = ".0f"},
+      {.key = "arrival_cv",
+       .unit = "ratio",
+       .meaning = "open loop: coefficient of variation of the gaps between the sends (1: Poisson, 0: uniform)",
+       .merge = MergeRule::kDrop,
+       .label = "arrival cv",
+       .format = ".3f"},
+      Lateness("send_lateness_p50_us", "median", "late p50 us"),
+      Lateness("send_lateness_p99_us", "99th percentile", "late p99 us"),
+      Lateness("send_lateness_max_us", "most", "late max us"),
+      {.key = "barrier_s",
+       .unit = "s",
+       .meaning = "start barrier: from the load's start until every connection had been answered once",
+       .merge = MergeRule::kMax,
+       .label = "barrier s",
+       .format = ".2f"},
       {.key = "achieved_rate",
        .unit = "1/s",
        .meaning = "open loop: round trips per second completed (1% short: behind)",
@@ -238,7 +279,7 @@ std::vector<harness::Metric> ServerSide() {
 
 std::vector<harness::Metric> Metrics() {
   std::vector<harness::Metric> all;
-  for (auto group : {RateAndLatency(), ErrorsAndFairness(), LoadGenerator(), ByClass(), ServerSide()}) {
+  for (auto group : {RateAndLatency(), ErrorsAndFairness(), LoadGenerator(), OpenLoop(), ByClass(), ServerSide()}) {
     all.insert(all.end(), group.begin(), group.end());
   }
   return all;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "harness/histogram.h"
+#include "scenarios/echo/arrivals.h"
 #include "scenarios/echo/load_generator.h"
 #include "scenarios/echo/protocol.h"
 
@@ -43,18 +44,25 @@ struct Connection {
   }
 };
 
-// The measurement window, opened and closed by the calling thread while the drivers run.
+// The load's timeline, set by the calling thread while the drivers run: when the load proper
+// begins (after the start barrier), and the measurement window.
 struct Window {
-  std::atomic<int64_t> start_ns{INT64_MAX};  // steady-clock ns; INT64_MAX: not yet open
+  std::atomic<int64_t> go_ns{INT64_MAX};     // steady-clock ns; INT64_MAX: still at the barrier
+  std::atomic<int64_t> start_ns{INT64_MAX};  // INT64_MAX: not yet open
   std::atomic<int64_t> end_ns{INT64_MAX};
   std::atomic<uint64_t> answered{0};      // connections that have had at least one reply
   std::atomic<int64_t> last_reply_ns{0};  // when the latest reply of any connection came back
+  // How late this machine wakes a thread that sleeps (measured at the load's start): a send due
+  // sooner than this is waited for by polling, not sleeping.
+  std::chrono::nanoseconds wake_slack{0};
 
   void Replied(Clock::time_point now) { last_reply_ns.store(Ns(now), std::memory_order_relaxed); }
 
   static int64_t Ns(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
   }
+  static Clock::time_point At(int64_t ns) { return Clock::time_point(std::chrono::nanoseconds(ns)); }
+  bool Gone(Clock::time_point t) const { return Ns(t) >= go_ns.load(std::memory_order_relaxed); }
   bool Inside(Clock::time_point t) const {
     const int64_t ns = Ns(t);
     return ns >= start_ns.load(std::memory_order_relaxed) && ns < end_ns.load(std::memory_order_relaxed);
@@ -62,32 +70,41 @@ struct Window {
   bool Over(Clock::time_point t) const { return Ns(t) >= end_ns.load(std::memory_order_relaxed); }
 };
 
-// An open loop's schedule for one driver: its share of the rate, message j due at start + j / rate,
-// dealt to its connections [begin, end) in turn.
+// An open loop's schedule for one driver: its share of the rate, the gaps drawn by the arrival
+// process from the time the load begins, the messages dealt to its connections [begin, end) in turn.
 class OpenLoopSchedule {
  public:
-  OpenLoopSchedule(double total_rate, size_t total_connections, size_t begin, size_t end)
-      : start_(Clock::now()),
-        begin_(begin),
+  OpenLoopSchedule(const LoadConfig& config, size_t total_connections, size_t begin, size_t end)
+      : begin_(begin),
         count_(end - begin),
-        rate_(total_rate * static_cast<double>(end - begin) / static_cast<double>(total_connections)) {}
+        process_(config.arrivals,
+                 config.rate * static_cast<double>(end - begin) / static_cast<double>(total_connections),
+                 config.seed * 1'000'003 + begin) {}
+
+  void Start(Clock::time_point at) {
+    start_ = at;
+    next_ = Due();
+  }
 
   // Calls send(connection_index, due) for every message due by `now`; returns when the next is due.
   template <typename Send>
   Clock::time_point Release(Clock::time_point now, Send&& send) {
-    while (true) {
-      const auto due =
-          start_ + std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(released_) * 1e9 / rate_));
-      if (due > now) return due;
-      send(begin_ + released_ % count_, due);
+    while (next_ <= now) {
+      send(begin_ + released_ % count_, next_);
       ++released_;
+      next_ = Due();
     }
+    return next_;
   }
 
  private:
-  const Clock::time_point start_;
+  Clock::time_point Due() {
+    return start_ + std::chrono::nanoseconds(static_cast<int64_t>(process_.NextOffsetNs()));
+  }
+
   const size_t begin_, count_;
-  const double rate_;
+  ArrivalProcess process_;
+  Clock::time_point start_, next_ = Clock::time_point::max();
   uint64_t released_ = 0;
 };
 
@@ -98,34 +115,77 @@ class Driver {
   virtual void Run() = 0;
 
   harness::Histogram latency;  // round trips completed inside the window
+  Intervals intervals;         // the same, by 100 ms of the window
   // --work with two classes (WorkSpec::classes): the same round trips by class (short, long), and
   // each one's slowdown, its latency over its own work, in thousandths.
   std::vector<harness::Histogram> class_latency, class_slowdown;
+  // Open loop, the messages due inside the window: how late each left against its schedule (ns),
+  // the gaps between consecutive sends, and how many there were.
+  harness::Histogram send_lateness;
+  GapStats gaps;
+  uint64_t scheduled = 0;
+  int64_t poll_ns = 0;  // inside the window, polling for a send due sooner than a wake-up takes
   uint64_t wrong_bytes = 0;
   uint64_t unread_headers = 0;  // --work: header bytes that came back as sent (MessagePattern::Wrong)
   uint64_t lost = 0;            // UDP: messages due inside the window never answered in time
   uint64_t strays = 0;          // UDP: datagrams from another run (a reused port), ignored
 
  protected:
-  // Waits on `ep` for events until `wake`, at most 10 ms so that the loop sees the window close or
-  // the stop flag; returns what epoll_pwait2 does.
-  static int WaitForEvents(int ep, epoll_event* events, int max, Clock::time_point now, Clock::time_point wake) {
-    const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now),
-                                 std::chrono::nanoseconds(0), std::chrono::nanoseconds(std::chrono::milliseconds(10)));
-    const timespec timeout{0, static_cast<long>(wait.count())};
-    return epoll_pwait2(ep, events, max, &timeout, nullptr);
-  }
-
   // A driver serves the connections conns[begin, end) of one load, counting into `window`.
   Driver(const LoadConfig& config, const MessagePattern& pattern, std::vector<Connection>& conns, size_t begin,
          size_t end, Window& window)
-      : config_(config), pattern_(pattern), conns_(conns), begin_(begin), end_(end), window_(window) {}
+      : config_(config),
+        pattern_(pattern),
+        conns_(conns),
+        begin_(begin),
+        end_(end),
+        window_(window),
+        schedule_(config, conns.size(), begin, end) {
+    intervals.Reserve(std::chrono::duration_cast<std::chrono::nanoseconds>(config.duration).count());
+  }
+
+  // Sleeps are as short as asked (the default timer slack adds 50 us to each).
+  static void SetTimerSlack();
+
+  // Waits on `ep` for events until `wake`, at most 10 ms so that the loop sees the window close or
+  // the stop flag; returns what epoll_pwait2 does. A wake due sooner than the machine's wake-up
+  // latency is waited for by polling, and the time that takes inside the window is kept apart
+  // (poll_ns): it is the load generator waiting, not working.
+  int WaitForEvents(int ep, epoll_event* events, int max, Clock::time_point now, Clock::time_point wake);
+
+  // The load begins at `now` if the calling thread has let it (the start barrier is over): an open
+  // loop's schedule starts at that moment, a closed loop fills every connection to its depth with
+  // `enqueue(index, due)`. True once begun.
+  template <typename Enqueue>
+  bool Begin(Clock::time_point now, Enqueue&& enqueue) {
+    if (going_ || !window_.Gone(now)) return going_;
+    going_ = true;
+    const Clock::time_point go = Window::At(window_.go_ns.load());
+    if (config_.rate > 0) {
+      schedule_.Start(go);
+    } else {
+      for (size_t i = begin_; i < end_; ++i) {
+        for (size_t k = InFlight(i); k < static_cast<size_t>(config_.depth); ++k) enqueue(i, now);
+      }
+    }
+    return true;
+  }
+  virtual size_t InFlight(size_t index) const = 0;
+
+  // A message due at `due` is sent at `now`: its lateness and its gap from the previous send.
+  void Sending(Clock::time_point now, Clock::time_point due);
+  // A round trip of a message due at `due` completed at `now`: recorded if inside the window.
+  // Returns its latency in ns, or -1 outside the window.
+  int64_t Completed(Clock::time_point now, Clock::time_point due);
 
   const LoadConfig& config_;
   const MessagePattern& pattern_;
   std::vector<Connection>& conns_;
   const size_t begin_, end_;
   Window& window_;
+  OpenLoopSchedule schedule_;
+  bool going_ = false;
+  Clock::time_point last_send_{};  // of a message due inside the window
 };
 
 std::unique_ptr<Driver> MakeTcpDriver(const LoadConfig& config, const MessagePattern& pattern,

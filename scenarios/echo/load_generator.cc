@@ -4,12 +4,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <random>
@@ -127,6 +129,29 @@ void WaitUntilEveryConnectionAnswered(const Window& window, size_t connections, 
   }
 }
 
+// How late this machine ends a short sleep of a thread (timer slack at its least, as the drivers
+// run): the 95th percentile of 100 sleeps of 50 us on an epoll with nothing to report (6 ms or so),
+// within [2 us, 1 ms]. A send due sooner than this is polled for.
+std::chrono::nanoseconds WakeLatency() {
+  constexpr int kSleeps = 100;
+  constexpr long kSleepNs = 50'000;
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  const unsigned long slack = static_cast<unsigned long>(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0));
+  prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+  std::vector<int64_t> late;
+  for (int k = 0; k < kSleeps; ++k) {
+    const auto before = Clock::now();
+    const timespec timeout{0, kSleepNs};
+    epoll_event event;
+    epoll_pwait2(ep, &event, 1, &timeout, nullptr);
+    late.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - before).count() - kSleepNs);
+  }
+  prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0);
+  close(ep);
+  std::sort(late.begin(), late.end());
+  return std::chrono::nanoseconds(std::clamp<int64_t>(late[late.size() * 95 / 100], 2'000, 1'000'000));
+}
+
 }  // namespace
 
 std::string ProbeTcp(const harness::Endpoint& target, harness::Duration timeout) {
@@ -189,6 +214,11 @@ void AddCounts(const std::vector<std::unique_ptr<Driver>>& drivers, const std::v
                LoadResult& result) {
   for (const auto& d : drivers) {
     result.latency.Merge(d->latency);
+    result.intervals.Merge(d->intervals);
+    result.send_lateness.Merge(d->send_lateness);
+    result.gaps.Merge(d->gaps);
+    result.scheduled += d->scheduled;
+    result.poll_seconds += static_cast<double>(d->poll_ns) / 1e9;
     result.class_latency.resize(d->class_latency.size());
     result.class_slowdown.resize(d->class_slowdown.size());
     for (size_t k = 0; k < d->class_latency.size(); ++k) {
@@ -200,6 +230,9 @@ void AddCounts(const std::vector<std::unique_ptr<Driver>>& drivers, const std::v
     result.lost += d->lost;
     result.strays += d->strays;
   }
+  // The intervals the window spans (room was made for the whole window, and one more).
+  const auto spanned = static_cast<size_t>(std::ceil(result.window_seconds * 1e9 / Intervals::kIntervalNs - 1e-9));
+  if (result.intervals.latency.size() > spanned) result.intervals.latency.resize(spanned);
   for (const auto& c : conns) {
     result.per_connection.push_back(c.completed);
     result.messages += c.completed;
@@ -207,13 +240,30 @@ void AddCounts(const std::vector<std::unique_ptr<Driver>>& drivers, const std::v
   }
 }
 
-// Waits out the warm-up (until every connection has been answered), then opens the window, holds
-// it for config.duration (or until stopped) and closes it; the times go into `result`.
+// Lets the load begin: at once without a barrier (go was set before the drivers started), else
+// once every connection has been answered or answers stopped coming; the time taken into `result`.
 template <typename Stopped>
-void HoldWindow(const LoadConfig& config, Window& window, size_t connections, Clock::time_point started,
-                Stopped stopped, LoadResult& result) {
-  std::this_thread::sleep_until(started + config.warmup);
-  WaitUntilEveryConnectionAnswered(window, connections, started + config.warmup + config.max_extra_warmup, stopped);
+Clock::time_point Go(const LoadConfig& config, Window& window, size_t connections, Clock::time_point started,
+                     Stopped stopped, LoadResult& result) {
+  if (!config.barrier) return started;
+  WaitUntilEveryConnectionAnswered(window, connections, started + config.max_extra_warmup, stopped);
+  const auto go = Clock::now();
+  window.go_ns = Window::Ns(go);
+  result.barrier_seconds = std::chrono::duration<double>(go - started).count();
+  result.unanswered_at_barrier = connections - std::min<uint64_t>(connections, window.answered.load());
+  return go;
+}
+
+// Waits out the warm-up from `go` (without a barrier, also until every connection has been
+// answered), then opens the window, holds it for config.duration (or until stopped) and closes it;
+// the times go into `result`.
+template <typename Stopped>
+void HoldWindow(const LoadConfig& config, Window& window, size_t connections, Clock::time_point go, Stopped stopped,
+                LoadResult& result) {
+  std::this_thread::sleep_until(go + config.warmup);
+  if (!config.barrier) {
+    WaitUntilEveryConnectionAnswered(window, connections, go + config.warmup + config.max_extra_warmup, stopped);
+  }
   const auto window_start = Clock::now();
   const auto window_end = window_start + config.duration;
   window.start_ns = Window::Ns(window_start);
@@ -225,7 +275,7 @@ void HoldWindow(const LoadConfig& config, Window& window, size_t connections, Cl
   if (config.on_window_end) config.on_window_end();
   const auto measured_to = Clock::now();
   window.end_ns = std::min(window.end_ns.load(), Window::Ns(measured_to));  // an interrupted run ends now
-  result.warmup_seconds = std::chrono::duration<double>(window_start - started).count();
+  result.warmup_seconds = std::chrono::duration<double>(window_start - go).count();
   // Round trips are counted in [window_start, window_end); an interrupted run counts until the stop.
   result.window_seconds = std::chrono::duration<double>(std::min(measured_to, window_end) - window_start).count();
   const int64_t quiet_from = std::max(window.last_reply_ns.load(), window.start_ns.load());
@@ -235,8 +285,9 @@ void HoldWindow(const LoadConfig& config, Window& window, size_t connections, Cl
 
 }  // namespace
 
-LoadResult RunLoad(const LoadConfig& config) {
+LoadResult RunLoad(const LoadConfig& given) {
   LoadResult result;
+  LoadConfig config = given;
   std::vector<Connection> conns(static_cast<size_t>(config.connections));
   if (std::string error = ConnectAll(config, conns); !error.empty()) {
     CloseAll(conns);
@@ -245,8 +296,12 @@ LoadResult RunLoad(const LoadConfig& config) {
   }
   std::random_device random;
   result.salt = (uint64_t{random()} << 32) | random();
+  if (config.seed == 0) config.seed = (uint64_t{random()} << 32) | random() | 1;
+  result.seed = config.seed;
   const MessagePattern pattern(config.size, result.salt, config.reply, config.work);
   Window window;
+  window.wake_slack = WakeLatency();
+  result.wake_latency_us = static_cast<double>(window.wake_slack.count()) / 1e3;
   const int threads = std::clamp(config.threads, 1, config.connections);
   std::vector<std::unique_ptr<Driver>> drivers;
   std::vector<std::thread> loops;
@@ -265,6 +320,7 @@ LoadResult RunLoad(const LoadConfig& config) {
     }
   } join_all{window, loops, conns};
   const auto started = Clock::now();
+  if (!config.barrier) window.go_ns = Window::Ns(started);
   for (int t = 0; t < threads; ++t) {
     const size_t begin = conns.size() * t / threads, end = conns.size() * (t + 1) / threads;
     drivers.push_back(config.udp ? MakeUdpDriver(config, pattern, conns, begin, end, window)
@@ -272,7 +328,8 @@ LoadResult RunLoad(const LoadConfig& config) {
     loops.emplace_back([d = drivers.back().get()] { d->Run(); });
   }
   const auto stopped = [&] { return config.stop && *config.stop; };
-  HoldWindow(config, window, conns.size(), started, stopped, result);
+  const Clock::time_point go = Go(config, window, conns.size(), started, stopped, result);
+  HoldWindow(config, window, conns.size(), go, stopped, result);
   for (auto& l : loops) l.join();
   CloseAll(conns);
   result.interrupted = stopped();

@@ -17,6 +17,7 @@
 
 #include "harness/histogram.h"
 #include "harness/params.h"
+#include "scenarios/echo/arrivals.h"
 #include "scenarios/echo/protocol.h"
 #include "scenarios/echo/work.h"
 
@@ -41,6 +42,18 @@ struct LoadConfig {
   // latency measured from each message's scheduled time, so a slow server cannot hide its delay
   // by slowing the client (no coordinated omission).
   double rate = 0;
+  // The open loop's gaps between messages (arrivals.h): exponential (Poisson) or all alike, drawn
+  // from `seed` (0: one drawn for this load, recorded in its result).
+  Arrivals arrivals = Arrivals::kPoisson;
+  uint64_t seed = 0;
+  // A closed loop's messages in flight per connection (mutilate's depth): the next is sent as each
+  // reply comes back.
+  int depth = 1;
+  // Before the load begins, every connection sends one message and waits for its reply, and the
+  // load begins when all are answered (or, as in the warm-up, when answers stop coming), so that
+  // the first connections do not load the server while the rest wait to be accepted. False: each
+  // connection starts at once (the ramp).
+  bool barrier = true;
   // UDP: each connection is a connected UDP socket; a message is one datagram (size 16..65507)
   // starting with its sequence number in 16 upper-case hex digits. A message with no reply within
   // `loss_timeout` is lost; a closed loop then sends the next.
@@ -68,9 +81,20 @@ struct LoadResult {
   // --work with two classes: round trips by class (0 short, 1 long), and their slowdowns (latency
   // over the request's own CPU and wait, in thousandths); empty otherwise.
   std::vector<harness::Histogram> class_latency, class_slowdown;
+  // Open loop, the messages due inside the window: how many, how late each left (ns), the gaps
+  // between the sends, and the time spent polling for sends due sooner than a wake-up takes.
+  uint64_t scheduled = 0;
+  harness::Histogram send_lateness;
+  GapStats gaps;
+  double poll_seconds = 0;
+  double wake_latency_us = 0;  // how late a sleep of this machine ended, measured at the start
+  uint64_t seed = 0;           // of the arrival process
+  Intervals intervals;         // the window's round trips by 100 ms
+  double barrier_seconds = 0;  // from the start until every connection had been answered once
+  uint64_t unanswered_at_barrier = 0;  // connections the load began without (answers had stopped coming)
   double window_seconds = 0;
   double silent_seconds = 0;  // from the window's last reply (or its start) to its end
-  double warmup_seconds = 0;  // as it turned out: at least the configured warm-up
+  double warmup_seconds = 0;  // as it turned out (after the barrier): at least the configured warm-up
   bool interrupted = false;
   uint64_t salt = 0;  // drawn for this load's messages: no two loads share one
 };

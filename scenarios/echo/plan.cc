@@ -13,6 +13,7 @@
 
 #include "harness/placement.h"
 #include "harness/process_usage.h"
+#include "scenarios/echo/arrivals.h"
 #include "scenarios/echo/load_generator.h"
 #include "scenarios/echo/server.h"
 #include "scenarios/echo/slo.h"
@@ -60,6 +61,19 @@ bool CheckTransport(const ModelEntry* m, const nlohmann::json& p, bool models_na
                     kMaxDatagram - reply.headroom(), size));
   }
   return true;
+}
+
+// --arrivals shapes an open loop's schedule, --depth a closed loop's: each refused where there is
+// nothing for it to shape. A prefixed reply is made per read, one message in flight.
+void CheckLoop(const nlohmann::json& p) {
+  const bool open = p.contains("rate") || p.contains("capacity");
+  if (p.contains("arrivals") && !open) throw std::invalid_argument("--arrivals: an open loop's (give --rate or --capacity)");
+  if (p.value("depth", 1) > 1) {
+    if (open) throw std::invalid_argument("--depth: a closed loop's (not with --rate or --capacity)");
+    if (ReplyMode::Parse(p.value("reply", "upper")).headroom() > 0) {
+      throw std::invalid_argument("--depth: a prefixed --reply is made per read, one message in flight at a time");
+    }
+  }
 }
 
 // The variants of --variant that model `m` has; throws for a name no chosen model has.
@@ -156,7 +170,11 @@ harness::Options WithSearch(const harness::Options& options) {
 // parameters they use.
 harness::Options ForModel(const ModelEntry* m, const harness::Options& scoped,
                           const std::vector<const ModelEntry*>& chosen, std::vector<std::string>& used) {
-  used = {"capacity", "client-threads", "connections", "rate", "reply", "size", "transport", "work"};
+  used = {"arrivals", "capacity", "client-threads", "connections", "depth",
+          "rate",     "reply",    "size",           "start",       "transport", "work"};
+  // The arrival process's seed: an open loop's (pipeline has a --seed of its own, so one given to
+  // both is refused only when no scenario takes it).
+  if (scoped.params.count("rate") || scoped.params.count("capacity")) used.push_back("seed");
   harness::Options with_defaults = scoped;
   if (m && m->workers.default_list) {
     used.push_back("workers");
@@ -182,6 +200,7 @@ void PlanModel(const harness::Scenario& echo, const ModelEntry* m, const harness
   const harness::Options mine = ForModel(m, scoped, chosen, used);
   for (auto& p : harness::ParamProduct(echo.params(), mine, used, &ParseParam)) {
     if (!CheckTransport(m, p, !options.models.empty())) continue;
+    CheckLoop(p);
     if (p.value("variant", "") == "blocking" && !p.contains("work")) {
       throw std::invalid_argument("--variant: blocking blocks the loop in a request's wait: give --work with a wait");
     }
@@ -221,6 +240,13 @@ nlohmann::json ParseParam(const std::string& name, const std::string& value) {
     if (name == "workers") return harness::ParseCount(value, 1, 20000);
     if (name == "rate") return harness::ParseCount(value, 1, 10'000'000);
     if (name == "client-threads") return harness::ParseCount(value, 1, 1024);
+    if (name == "depth") return harness::ParseCount(value, 1, 1024);
+    if (name == "seed") return harness::ParseCount(value, 1, uint64_t{1} << 62);
+    if (name == "arrivals") return ToString(ParseArrivals(value));
+    if (name == "start") {
+      if (value != "barrier" && value != "ramp") throw std::invalid_argument("must be barrier or ramp: '" + value + "'");
+      return value;
+    }
     if (name == "capacity" || name == "slo") return FormatSlo(ParseSlo(value));
     if (name == "transport") {
       if (value != "tcp" && value != "udp") throw std::invalid_argument("must be tcp or udp: '" + value + "'");

@@ -42,8 +42,10 @@ bool KeptUp(double achieved, double offered, double window_s) {
 }
 
 std::string MissReason(const nlohmann::json& m, double offered, double window_s, const std::vector<SloBound>& slo) {
-  if (!KeptUp(m["achieved_rate"].get<double>(), offered, window_s)) {
-    return fmt::format("achieved {:.0f} of {:.0f} msgs/s", m["achieved_rate"].get<double>(), offered);
+  const double due = m.value("scheduled_rate", offered);
+  if (!KeptUp(m["achieved_rate"].get<double>(), due, window_s)) {
+    return fmt::format("achieved {:.0f} of {:.0f} msgs/s{}", m["achieved_rate"].get<double>(), due,
+                       m.contains("scheduled_rate") ? " scheduled" : "");
   }
   for (const SloBound& b : slo) {
     if (m[b.metric()].get<double>() > b.bound_us()) {

@@ -23,13 +23,20 @@ std::vector<SloBound> ParseSlo(const std::string& text);
 // The canonical text of an SLO, exact: what ParseSlo reads back to the same bounds.
 std::string FormatSlo(const std::vector<SloBound>& slo);
 
+// An open loop whose sends left later than this share of a latency at p99 counts its own delay as
+// the server's: an entry says so where it is this share of the round trip's p99, and a capacity
+// search measures again a window where it is this share of the SLO's tightest bound.
+inline constexpr double kLateShare = 0.1;
+
 // Whether an open loop at `offered` msgs/s kept up: achieved within 1% of it, or within one message
 // over the window (a window counts whole round trips: at 230 msgs/s, 0.4 s holds 92, and one still
 // in flight at its end is 1.1%).
 bool KeptUp(double achieved, double offered, double window_s);
 
 // Why a window's figures `metrics` (an open loop at `offered` msgs/s over `window_s`) miss the
-// objective, or "": it did not keep up, a bound exceeded, or any error, loss or starved connection.
+// objective, or "": it did not keep up (with the rate its window held, `scheduled_rate`, where the
+// figures have it: a Poisson window holds `offered` give or take its square root), a bound exceeded,
+// or any error, loss or starved connection.
 std::string MissReason(const nlohmann::json& metrics, double offered, double window_s,
                        const std::vector<SloBound>& slo);
 

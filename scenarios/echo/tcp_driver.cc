@@ -22,28 +22,34 @@ class TcpDriver final : public Driver {
       : Driver(config, pattern, conns, begin, end, window),
         scratch_(std::max<size_t>(kBufferSize, 65536)),
         message_(pattern.work().empty() ? 0 : pattern.size()),
-        classes_(pattern.work().classes() > 1),
-        schedule_(config.rate, conns.size(), begin, end) {}
+        classes_(pattern.work().classes() > 1) {}
 
   void Run() override {
+    SetTimerSlack();
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     const auto start = Clock::now();
+    const bool barrier = !window_.Gone(start);
     for (size_t i = begin_; i < end_; ++i) {
       epoll_event ev{EPOLLIN, {.u64 = i}};
       epoll_ctl(ep_, EPOLL_CTL_ADD, conns_[i].fd, &ev);
-      if (config_.rate == 0) Enqueue(i, start);
+      if (barrier) Enqueue(i, start);  // the start barrier: one message each, answered before the load begins
     }
     epoll_event events[512];
+    const auto enqueue = [this](size_t index, Clock::time_point due) {
+      if (!conns_[index].broken) Enqueue(index, due);
+    };
     while (true) {
       const auto now = Clock::now();
       if (window_.Over(now) || (config_.stop && *config_.stop)) break;
-      // Wake for the next scheduled send (a closed loop: whenever a reply comes).
-      const Clock::time_point wake = config_.rate > 0 ? schedule_.Release(now,
-                                                                          [this](size_t index, Clock::time_point due) {
-                                                                            if (!conns_[index].broken)
-                                                                              Enqueue(index, due);
-                                                                          })
-                                                      : Clock::time_point::max();
+      // Wake for the next scheduled send (a closed loop, or before the load begins: whenever a
+      // reply comes).
+      Clock::time_point wake = Clock::time_point::max();
+      if (Begin(now, enqueue) && config_.rate > 0) {
+        wake = schedule_.Release(now, [&](size_t index, Clock::time_point due) {
+          Sending(now, due);
+          enqueue(index, due);
+        });
+      }
       const int n = WaitForEvents(ep_, events, 512, now, wake);
       for (int i = 0; i < n; ++i) {
         const size_t index = events[i].data.u64;
@@ -55,6 +61,8 @@ class TcpDriver final : public Driver {
   }
 
  private:
+  size_t InFlight(size_t index) const override { return conns_[index].due.size(); }
+
   void Enqueue(size_t index, Clock::time_point due) {
     conns_[index].due.push_back(due);
     Send(index);
@@ -89,15 +97,16 @@ class TcpDriver final : public Driver {
 
   // Reads what the connection has, a bounded number of times so that no server, however fast it
   // sends, keeps the loop from seeing the window close or the stop flag (epoll is level-triggered:
-  // what is left is reported again). Reads only what is owed; bytes beyond it answer nothing, and
-  // are read and counted as wrong.
+  // what is left is reported again). Reads what is owed, several replies at once where several
+  // are, and one byte more: a read shorter than asked emptied the socket (no second read to hear
+  // EAGAIN, one a message in a closed loop). Bytes beyond what is owed answer nothing, and are
+  // counted as wrong.
   void Receive(size_t index) {
     constexpr int kReadsPerEvent = 16;
     Connection& c = conns_[index];
     for (int reads = 0; reads < kReadsPerEvent && !c.broken; ++reads) {
       const uint64_t owed = c.owed(pattern_);
-      const size_t want =
-          owed == 0 ? scratch_.size() : std::min<uint64_t>({owed, pattern_.reply_size() - c.received, scratch_.size()});
+      const size_t want = std::min<uint64_t>(owed + 1, scratch_.size());
       const ssize_t n = recv(c.fd, scratch_.data(), want, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -105,36 +114,37 @@ class TcpDriver final : public Driver {
         Break(index);
         return;
       }
-      if (owed == 0) {
-        wrong_bytes += static_cast<uint64_t>(n);
-        continue;
-      }
-      Check(c, index, static_cast<size_t>(n));
-      if (c.received == pattern_.reply_size()) Complete(index);
+      const size_t replies = std::min<uint64_t>(owed, static_cast<size_t>(n));
+      Take(c, index, replies);
+      wrong_bytes += static_cast<size_t>(n) - replies;
+      if (static_cast<size_t>(n) < want) return;
     }
   }
 
-  void Check(Connection& c, size_t index, size_t n) {
-    wrong_bytes += pattern_.Wrong(index, c.recv_seq, c.received, scratch_.data(), n, &unread_headers);
-    c.received += n;
+  // The `n` bytes read into scratch_, replies in order: each one's bytes checked, each whole one
+  // completed.
+  void Take(Connection& c, size_t index, size_t n) {
+    for (size_t at = 0; at < n && !c.broken;) {
+      const size_t take = std::min(n - at, pattern_.reply_size() - c.received);
+      wrong_bytes += pattern_.Wrong(index, c.recv_seq, c.received, scratch_.data() + at, take, &unread_headers);
+      c.received += take;
+      at += take;
+      if (c.received == pattern_.reply_size()) Complete(index);
+    }
   }
 
   void Complete(size_t index) {
     Connection& c = conns_[index];
     const auto now = Clock::now();
-    window_.Replied(now);
     if (c.recv_seq == 0) window_.answered.fetch_add(1, std::memory_order_relaxed);
-    if (window_.Inside(now) && !c.due.empty()) {
-      const auto ns =
-          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.due.front()).count());
-      latency.Record(ns);
-      if (classes_) RecordClass(pattern_.work().Of(index, c.recv_seq), ns);
+    if (const int64_t ns = Completed(now, c.due.front()); ns >= 0) {
+      if (classes_) RecordClass(pattern_.work().Of(index, c.recv_seq), static_cast<uint64_t>(ns));
       ++c.completed;
     }
-    if (!c.due.empty()) c.due.pop_front();
+    c.due.pop_front();
     ++c.recv_seq;
     c.received = 0;
-    if (config_.rate == 0) {
+    if (config_.rate == 0 && going_) {
       Enqueue(index, now);  // closed loop: the next message goes now
     } else if (one_in_flight_ && c.unwritten() > 0) {
       Send(index);  // open loop: the next one waited for this reply
@@ -168,7 +178,6 @@ class TcpDriver final : public Driver {
   std::vector<char> scratch_;
   std::vector<char> message_;  // --work: the message being sent, its header written in
   const bool classes_;         // --work with two classes: latency recorded by class too
-  OpenLoopSchedule schedule_;
   const bool one_in_flight_ = pattern_.reply_mode().headroom() > 0;
   int ep_ = -1;
 };

@@ -37,19 +37,21 @@ class UdpDriver final : public Driver {
       : Driver(config, pattern, conns, begin, end, window),
         state_(end - begin),
         out_(pattern.size()),
-        in_(pattern.reply_size() + 1),
-        schedule_(config.rate, conns.size(), begin, end) {}
+        in_(pattern.reply_size() + 1) {}
 
   void Run() override {
+    SetTimerSlack();
     const int ep = epoll_create1(EPOLL_CLOEXEC);
     const auto start = Clock::now();
+    const bool barrier = !window_.Gone(start);
     for (size_t i = begin_; i < end_; ++i) {
       epoll_event ev{EPOLLIN, {.u64 = i}};
       epoll_ctl(ep, EPOLL_CTL_ADD, conns_[i].fd, &ev);
-      if (config_.rate == 0) Send(i, start);
+      if (barrier) Send(i, start);  // the start barrier: one message each, answered before the load begins
     }
     epoll_event events[512];
     auto next_expiry = start;
+    const auto send = [this](size_t index, Clock::time_point due) { Send(index, due); };
     while (true) {
       const auto now = Clock::now();
       if (window_.Over(now) || (config_.stop && *config_.stop)) break;
@@ -57,9 +59,13 @@ class UdpDriver final : public Driver {
         Expire(now);
         next_expiry = now + std::chrono::milliseconds(5);
       }
-      const Clock::time_point next_send =
-          config_.rate > 0 ? schedule_.Release(now, [this](size_t index, Clock::time_point due) { Send(index, due); })
-                           : next_expiry;
+      Clock::time_point next_send = next_expiry;
+      if (Begin(now, send) && config_.rate > 0) {
+        next_send = schedule_.Release(now, [&](size_t index, Clock::time_point due) {
+          Sending(now, due);
+          Send(index, due);
+        });
+      }
       const int n = WaitForEvents(ep, events, 512, now, std::min(next_send, next_expiry));
       for (int i = 0; i < n; ++i) Receive(events[i].data.u64);
     }
@@ -68,6 +74,7 @@ class UdpDriver final : public Driver {
 
  private:
   UdpState& State(size_t index) { return state_[index - begin_]; }
+  size_t InFlight(size_t index) const override { return state_[index - begin_].pending.size(); }
 
   // Sends the connection's next message. A datagram the kernel refuses (buffer full) is as lost
   // as one dropped on the way: it will expire unanswered.
@@ -119,17 +126,13 @@ class UdpDriver final : public Driver {
     wrong_bytes += pattern_.Wrong(index, seq, 0, in_.data(), at) +
                    pattern_.Wrong(index, seq, at + kHeader, in_.data() + at + kHeader, n - at - kHeader);
     const auto now = Clock::now();
-    window_.Replied(now);
     if (!answered_once_[index - begin_]) {
       answered_once_[index - begin_] = true;
       window_.answered.fetch_add(1, std::memory_order_relaxed);
     }
-    if (window_.Inside(now)) {
-      latency.Record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - p.due).count()));
-      ++conns_[index].completed;
-    }
+    if (Completed(now, p.due) >= 0) ++conns_[index].completed;
     Trim(s);
-    if (config_.rate == 0) Send(index, now);  // closed loop: the next message goes now
+    if (config_.rate == 0 && going_) Send(index, now);  // closed loop: the next message goes now
   }
 
   // Whether the `n` bytes at `data` start with this run's header; its low 32 bits of sequence in *seq32.
@@ -162,14 +165,16 @@ class UdpDriver final : public Driver {
         s.pending.pop_front();
         ++s.base_seq;
       }
-      if (expired && config_.rate == 0 && s.pending.empty()) Send(i, now);
+      // A closed loop keeps its depth: what expired is replaced.
+      while (expired && config_.rate == 0 && going_ && s.pending.size() < static_cast<size_t>(config_.depth)) {
+        Send(i, now);
+      }
     }
   }
 
   std::vector<UdpState> state_;
   std::vector<bool> answered_once_ = std::vector<bool>(end_ - begin_, false);
   std::vector<char> out_, in_;
-  OpenLoopSchedule schedule_;
   const unsigned nonce_ = static_cast<unsigned>(pattern_.salt());  // one per load, shared by its drivers
 };
 

@@ -7,6 +7,7 @@
 #include "harness/noise.h"
 #include "harness/runner.h"
 #include "harness/stats.h"
+#include "scenarios/echo/arrivals.h"
 #include "scenarios/echo/echo_metrics.h"
 #include "scenarios/echo/slo.h"
 
@@ -22,6 +23,10 @@ LoadConfig ConfigFor(const harness::RunSpec& run, const harness::Endpoint& targe
   config.threads = run.params.value("client-threads", 1);
   config.reply = ReplyMode::Parse(run.params.value("reply", "upper"));
   if (run.params.contains("work")) config.work = WorkSpec::Parse(run.params["work"].get<std::string>());
+  config.arrivals = ParseArrivals(run.params.value("arrivals", "poisson"));
+  config.seed = run.params.value("seed", uint64_t{0});
+  config.depth = run.params.value("depth", 1);
+  config.barrier = run.params.value("start", "barrier") == "barrier";
   config.warmup = run.warmup;
   config.duration = run.duration;
   config.stop = &harness::g_interrupted;
@@ -57,6 +62,56 @@ Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::Cpu
 
 namespace {
 
+// An open loop's figures of its own schedule: what it offered and what the window held of it (a
+// Poisson window holds its rate give or take its square root), whether the server kept up with that,
+// the gaps it left between sends, and how late it sent against its schedule.
+void PutScheduleFigures(const LoadResult& load, const LoadConfig& config, harness::Repetition& rep) {
+  const double msgs = static_cast<double>(load.messages), window = load.window_seconds;
+  const double scheduled = static_cast<double>(load.scheduled) / window;
+  auto& m = rep.metrics;
+  m["offered_rate"] = config.rate;
+  m["scheduled_rate"] = scheduled;
+  m["achieved_rate"] = msgs / window;
+  m["arrival_cv"] = load.gaps.Cv();
+  rep.detail["arrivals"] = ToString(config.arrivals);
+  rep.detail["arrival_seed"] = load.seed;
+  rep.detail["wake_latency_us"] = load.wake_latency_us;
+  const bool behind = !KeptUp(msgs / window, scheduled, window);
+  rep.detail["behind_schedule"] = behind;
+  if (behind) {
+    rep.warnings.push_back(
+        fmt::format("behind schedule: achieved {:.0f} of the {:.0f} msgs/s scheduled in the window ({:.1f}%)",
+                    msgs / window, scheduled, 100 * msgs / window / scheduled));
+  }
+  if (load.send_lateness.count() == 0) return;
+  const double late_p99 = static_cast<double>(load.send_lateness.Percentile(99)) / 1e3;
+  m["send_lateness_p50_us"] = static_cast<double>(load.send_lateness.Percentile(50)) / 1e3;
+  m["send_lateness_p99_us"] = late_p99;
+  m["send_lateness_max_us"] = static_cast<double>(load.send_lateness.max()) / 1e3;
+  const double p99 = static_cast<double>(load.latency.Percentile(99)) / 1e3;
+  if (late_p99 > kLateShare * p99) {
+    rep.warnings.push_back(fmt::format(
+        "load generator late: its sends left {:.0f} us after their time at p99, {:.0f}% of the round trip's p99 "
+        "({:.0f} us), which counts it as the server's",
+        late_p99, 100 * late_p99 / p99, p99));
+  }
+}
+
+// The window's round trips by 100 ms (count, p50 and p99 in us), and whether its latency drifted.
+void PutIntervals(const LoadResult& load, harness::Repetition& rep) {
+  nlohmann::json intervals = nlohmann::json::array();
+  for (const auto& h : load.intervals.latency) {
+    intervals.push_back({h.count(), static_cast<double>(h.Percentile(50)) / 1e3,
+                         static_cast<double>(h.Percentile(99)) / 1e3});
+  }
+  rep.detail["intervals"] = {{"interval_s", Intervals::kIntervalNs / 1e9},
+                             {"columns", {"count", "p50_us", "p99_us"}},
+                             {"rows", std::move(intervals)}};
+  const std::string drift = Drift(load.intervals);
+  rep.detail["steady"] = drift.empty();
+  if (!drift.empty()) rep.warnings.push_back(drift);
+}
+
 // The load generator's utilisation: the larger of what its threads wanted (time run, or run and
 // runnable where the kernel keeps that) over the window times the CPUs its threads can use, and
 // how full its CPUs were (its time and what other processes and the hypervisor took) over the
@@ -66,11 +121,20 @@ void PutClientFigures(const Sample& s, const LoadConfig& config, const harness::
   const double msgs = static_cast<double>(s.load.messages), window = s.load.window_seconds;
   auto& m = rep.metrics;
   m["warmup_s"] = s.load.warmup_seconds;
-  m["client_cpu_us_per_msg"] = s.client_cpu_s * 1e6 / msgs;
+  if (config.barrier) m["barrier_s"] = s.load.barrier_seconds;
+  if (s.load.unanswered_at_barrier > 0) {
+    rep.warnings.push_back(fmt::format("start barrier: {} of {} connections unanswered after {:.1f} s; the load began "
+                                       "without them",
+                                       s.load.unanswered_at_barrier, config.connections, s.load.barrier_seconds));
+  }
+  // Polling for a send due sooner than a wake-up takes is the load generator waiting: not its load.
+  const double poll = s.load.poll_seconds;
+  const double cpu = std::max(0.0, s.client_cpu_s - poll), demand = std::max(0.0, s.client_demand_s - poll);
+  m["client_cpu_us_per_msg"] = cpu * 1e6 / msgs;
   const double cpus = static_cast<double>(client_cpus.size());
   const double usable = std::min(cpus, static_cast<double>(std::clamp(config.threads, 1, config.connections)));
-  const double busy = std::max(std::max(s.client_cpu_s, s.client_demand_s) / (window * usable),
-                               (s.client_cpu_s + s.client_others_s) / (window * cpus));
+  const double busy =
+      std::max(std::max(cpu, demand) / (window * usable), (cpu + s.client_others_s) / (window * cpus));
   m["client_cpu_utilization"] = busy;
   rep.detail["client_bound"] = busy > kClientBusy;
   if (busy > kClientBusy) {
@@ -80,16 +144,8 @@ void PutClientFigures(const Sample& s, const LoadConfig& config, const harness::
                     "--client-cpus)",
                     busy * 100, usable));
   }
-  if (config.rate > 0) {
-    m["offered_rate"] = config.rate;
-    m["achieved_rate"] = msgs / window;
-    const bool behind = !KeptUp(msgs / window, config.rate, window);
-    rep.detail["behind_schedule"] = behind;
-    if (behind) {
-      rep.warnings.push_back(fmt::format("behind schedule: achieved {:.0f} of the {:.0f} msgs/s offered ({:.1f}%)",
-                                         msgs / window, config.rate, 100 * msgs / window / config.rate));
-    }
-  }
+  rep.detail["client_poll_s"] = poll;
+  if (config.rate > 0) PutScheduleFigures(s.load, config, rep);
 }
 
 // The server's figures, summed over its process tree (process models are charged for their
@@ -145,6 +201,7 @@ harness::Repetition Figures(const Sample& s, const LoadConfig& config, const har
   PutClientFigures(s, config, client_cpus, rep);
   PutServerFigures(s, rep);
   rep.detail["latency_histogram"] = load.latency.ToJson("ns");
+  PutIntervals(load, rep);
   if (!load.class_latency.empty()) {
     nlohmann::json histograms;
     PutClassMetrics(load.class_latency, load.class_slowdown, m, histograms);

@@ -1,0 +1,45 @@
+#include "scenarios/echo/load_driver.h"
+
+#include <sys/prctl.h>
+
+namespace echo {
+namespace {
+
+int64_t NsBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count();
+}
+
+}  // namespace
+
+void Driver::SetTimerSlack() { prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); }
+
+int Driver::WaitForEvents(int ep, epoll_event* events, int max, Clock::time_point now, Clock::time_point wake) {
+  const auto until = std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now);
+  const bool poll = until <= window_.wake_slack;
+  const auto wait = poll ? std::chrono::nanoseconds(0)
+                         : std::min<std::chrono::nanoseconds>(until - window_.wake_slack, std::chrono::milliseconds(10));
+  const timespec timeout{0, static_cast<long>(wait.count())};
+  const int n = epoll_pwait2(ep, events, max, &timeout, nullptr);
+  if (poll && n == 0 && window_.Inside(now)) poll_ns += NsBetween(now, Clock::now());
+  return n;
+}
+
+void Driver::Sending(Clock::time_point now, Clock::time_point due) {
+  if (!window_.Inside(due)) return;
+  ++scheduled;
+  send_lateness.Record(static_cast<uint64_t>(std::max<int64_t>(0, NsBetween(due, now))));
+  if (last_send_ != Clock::time_point{}) gaps.Add(static_cast<double>(NsBetween(last_send_, now)));
+  last_send_ = now;
+}
+
+int64_t Driver::Completed(Clock::time_point now, Clock::time_point due) {
+  window_.Replied(now);
+  if (!window_.Inside(now)) return -1;
+  const int64_t ns = std::max<int64_t>(0, NsBetween(due, now));
+  latency.Record(static_cast<uint64_t>(ns));
+  intervals.Record(NsBetween(Window::At(window_.start_ns.load(std::memory_order_relaxed)), now),
+                   static_cast<uint64_t>(ns));
+  return ns;
+}
+
+}  // namespace echo
