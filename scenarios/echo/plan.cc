@@ -207,9 +207,10 @@ void PlanModel(const harness::Scenario& echo, const ModelEntry* m, const harness
     harness::RunSpec run = harness::NewRun(echo, m ? m->name : options.target_name, std::move(p), scoped);
     if (options.target) run.params["target"] = *options.target;  // not in its name: loads of one run merge
     if (search) {
-      // A search's windows are many: half a second each unless --duration says; and it is itself a
-      // dozen windows: one repetition unless asked for more.
-      run.duration = options.duration.value_or(harness::Duration(500ms));
+      // A search's windows are a second each unless --duration says (as long as the windows of a
+      // plain run that checks its capacity: near the knee a queue that has not grown in half a
+      // second has in one); and it is itself dozens of windows: one repetition unless asked for more.
+      run.duration = options.duration.value_or(harness::Duration(1s));
       run.repetitions = options.repetitions.value_or(1);
       if (options.params.count("slo")) run.consumed.push_back("slo");
     }
