@@ -42,13 +42,20 @@ class Capacity(unittest.TestCase):
         self.assertEqual(e["capacity_limit"], "slo")
         # Noise the guard saw, and the load generator's own lateness it causes, may be said (a test
         # suite runs beside this one); nothing else may.
-        said = [w for w in e.get("warnings", []) if not w.startswith(("noisy", "load generator late"))]
+        # A check that a busy machine spoiled moves the capacity, up to three times, then says so.
+        said = [w for w in e.get("warnings", []) if not w.startswith(("noisy", "load generator late", "unchecked"))]
         self.assertEqual(said, [], e.get("warnings"))
+        unchecked = any(w.startswith("unchecked") for w in e.get("warnings", []))
+        self.assertEqual(e["capacity_checked"], not unchecked)
         steps = e["steps"]
         self.assertEqual(steps[0]["offered"], 0)  # the closed-loop probe
-        self.assertLessEqual(len(steps), 16)
+        # 14 steps, and each of at most 3 checks 2 more and 7 for the search it resumes.
+        self.assertLessEqual(len(steps), 14 + 3 * (2 + 7))
+        latest = {}  # a rate measured again (a capacity's check) is judged by its latest verdict
         for s in steps[1:]:
             self.assertIn("msgs_per_second", s)
+            latest[s["offered"]] = s
+        for s in latest.values():
             met = s["verdict"] == "met"
             self.assertEqual(met, s["offered"] <= capacity, s)  # every rate up to it met, every one above missed
             if s["offered"] > 1.05 * RATE:
@@ -60,7 +67,6 @@ class Capacity(unittest.TestCase):
         # of the window (a window counts whole round trips); the medians of the step's windows.
         window_s = e["iterations"] / e["msgs_per_second"]
         self.assertGreaterEqual(e["achieved_rate"], 0.99 * e["scheduled_rate"] - 1 / window_s)
-        self.assertTrue(e["capacity_checked"], e["steps"])
 
     def test_open_loop_records_offered_and_achieved_and_says_when_it_fell_behind(self):
         with FaultyServer("limited", rate=RATE) as server:
