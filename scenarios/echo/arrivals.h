@@ -3,12 +3,12 @@
 // it actually left between sends, and whether a window's latency drifted from its start to its end.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
-
-#include "harness/histogram.h"
 
 namespace echo {
 
@@ -58,13 +58,36 @@ struct GapStats {
   double Cv() const;
 };
 
-// The window's round trips in consecutive intervals of `interval_ns` from its start.
+// A small log-linear histogram for one interval's round trips: values below 16 exact, above that 16
+// buckets to each power of two (within 6.25%), 4 KB, so that a long window's hundred intervals cost
+// what one full-precision histogram does. Mergeable by adding counts.
+class CoarseHistogram {
+ public:
+  void Record(uint64_t value);
+  void Merge(const CoarseHistogram& other);
+  uint64_t count() const { return count_; }
+  // The value at percentile p in [0, 100] by nearest rank, as the upper edge of its bucket (never
+  // above the largest recorded); 0 when empty.
+  uint64_t Percentile(double p) const;
+
+ private:
+  static constexpr int kSubBits = 4;
+  static size_t IndexOf(uint64_t value);
+  static uint64_t UpperEdge(size_t index);
+  std::array<uint32_t, 64 << kSubBits> counts_{};
+  uint64_t count_ = 0, max_ = 0;
+};
+
+// The window's round trips in consecutive intervals from its start: 100 ms each, or for a window
+// longer than kMostIntervals of them, a hundredth of it.
 struct Intervals {
   static constexpr int64_t kIntervalNs = 100'000'000;  // 100 ms
-  std::vector<harness::Histogram> latency;               // by interval, in ns
-  // Makes room for a window of `window_ns` beforehand: a histogram made while the load runs would
-  // delay the sends due meanwhile.
-  void Reserve(int64_t window_ns) { latency.resize(static_cast<size_t>(window_ns / kIntervalNs + 1)); }
+  static constexpr int64_t kMostIntervals = 100;
+  int64_t interval_ns = kIntervalNs;
+  std::vector<CoarseHistogram> latency;  // by interval, in ns
+  // Makes room for a window of `window_ns` beforehand (a histogram made while the load runs would
+  // delay the sends due meanwhile), and chooses the interval.
+  void Reserve(int64_t window_ns);
   void Record(int64_t since_start_ns, uint64_t latency_ns);
   void Merge(const Intervals& o);
 };

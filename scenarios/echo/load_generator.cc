@@ -231,7 +231,8 @@ void AddCounts(const std::vector<std::unique_ptr<Driver>>& drivers, const std::v
     result.strays += d->strays;
   }
   // The intervals the window spans (room was made for the whole window, and one more).
-  const auto spanned = static_cast<size_t>(std::ceil(result.window_seconds * 1e9 / Intervals::kIntervalNs - 1e-9));
+  const auto spanned = static_cast<size_t>(
+      std::ceil(result.window_seconds * 1e9 / static_cast<double>(result.intervals.interval_ns) - 1e-9));
   if (result.intervals.latency.size() > spanned) result.intervals.latency.resize(spanned);
   for (const auto& c : conns) {
     result.per_connection.push_back(c.completed);

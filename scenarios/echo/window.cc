@@ -97,14 +97,14 @@ void PutScheduleFigures(const LoadResult& load, const LoadConfig& config, harnes
   }
 }
 
-// The window's round trips by 100 ms (count, p50 and p99 in us), and whether its latency drifted.
+// The window's round trips by interval (count, p50 and p99 in us), and whether its latency drifted.
 void PutIntervals(const LoadResult& load, harness::Repetition& rep) {
   nlohmann::json intervals = nlohmann::json::array();
   for (const auto& h : load.intervals.latency) {
     intervals.push_back({h.count(), static_cast<double>(h.Percentile(50)) / 1e3,
                          static_cast<double>(h.Percentile(99)) / 1e3});
   }
-  rep.detail["intervals"] = {{"interval_s", Intervals::kIntervalNs / 1e9},
+  rep.detail["intervals"] = {{"interval_s", static_cast<double>(load.intervals.interval_ns) / 1e9},
                              {"columns", {"count", "p50_us", "p99_us"}},
                              {"rows", std::move(intervals)}};
   const std::string drift = Drift(load.intervals);
