@@ -577,9 +577,10 @@ TEST(LoadGeneratorTest, OpenLoopKeepsToItsSchedule) {
   const LoadResult r = RunLoad(config);
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.wrong_bytes, 0u);
-  // About 1000 messages are due inside the window (Poisson: give or take 32); replies to a few sent
-  // just before it may land in it, but an open loop never runs ahead of its schedule.
-  EXPECT_LE(r.messages, r.scheduled + 10u);
+  // About 1000 messages are due inside the window (Poisson: give or take 32); replies to those in
+  // flight when it opened may land in it (a server 25 ms behind holds 50), but an open loop never
+  // runs ahead of its schedule.
+  EXPECT_LE(r.messages, r.scheduled + 50u);
   EXPECT_NEAR(static_cast<double>(r.scheduled), 1000, 160);
   EXPECT_GE(r.messages, 500u);
   for (uint64_t n : r.per_connection) EXPECT_GT(n, 0u);
@@ -741,7 +742,9 @@ TEST_P(UdpModelTest, OpenLoopKeepsToItsSchedule) {
   const LoadResult r = RunLoad(config);
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.wrong_bytes, 0u);
-  EXPECT_LE(r.messages, r.scheduled + 10u);  // never ahead of the schedule (about 1000 due in the window)
+  // Never ahead of the schedule (about 1000 due in the window), but for replies to messages sent
+  // just before it opened: as many as were in flight then (a server 25 ms behind holds 50).
+  EXPECT_LE(r.messages, r.scheduled + 50u);
   EXPECT_GE(r.messages, 500u);
 }
 
