@@ -153,27 +153,22 @@ class Driver {
   // (poll_ns): it is the load generator waiting, not working.
   int WaitForEvents(int ep, epoll_event* events, int max, Clock::time_point now, Clock::time_point wake);
 
-  // The load begins at `now` if the calling thread has let it (the start barrier is over): an open
-  // loop's schedule starts at that moment, a closed loop fills every connection to its depth with
-  // `enqueue(index, due)`. True once begun.
-  template <typename Enqueue>
-  bool Begin(Clock::time_point now, Enqueue&& enqueue) {
-    if (going_ || !window_.Gone(now)) return going_;
-    going_ = true;
-    const Clock::time_point go = Window::At(window_.go_ns.load());
-    if (config_.rate > 0) {
-      schedule_.Start(go);
-    } else {
-      for (size_t i = begin_; i < end_; ++i) {
-        for (size_t k = InFlight(i); k < static_cast<size_t>(config_.depth); ++k) enqueue(i, now);
-      }
-    }
-    return true;
+  // Sends through `send(index, due)` what is due at `now`, and returns when the next send is due
+  // (never: a closed loop, whose next message goes when a reply comes, or a load not yet begun).
+  // The load begins once the calling thread has let it (the start barrier is over): an open loop's
+  // schedule starts at that moment, a closed loop fills every connection to its depth. Each open-loop
+  // send is recorded: its lateness, and its gap from the previous one.
+  template <typename Send>
+  Clock::time_point Release(Clock::time_point now, Send&& send) {
+    if (!going_ && window_.Gone(now)) Begin(now, send);
+    if (!going_ || config_.rate == 0) return Clock::time_point::max();
+    return schedule_.Release(now, [&](size_t index, Clock::time_point due) {
+      Sending(now, due);
+      send(index, due);
+    });
   }
   virtual size_t InFlight(size_t index) const = 0;
 
-  // A message due at `due` is sent at `now`: its lateness and its gap from the previous send.
-  void Sending(Clock::time_point now, Clock::time_point due);
   // A round trip of a message due at `due` completed at `now`: recorded if inside the window.
   // Returns its latency in ns, or -1 outside the window.
   int64_t Completed(Clock::time_point now, Clock::time_point due);
@@ -186,6 +181,21 @@ class Driver {
   OpenLoopSchedule schedule_;
   bool going_ = false;
   Clock::time_point last_send_{};  // of a message due inside the window
+
+ private:
+  template <typename Send>
+  void Begin(Clock::time_point now, Send& send) {
+    going_ = true;
+    if (config_.rate > 0) {
+      schedule_.Start(Window::At(window_.go_ns.load()));
+      return;
+    }
+    for (size_t i = begin_; i < end_; ++i) {
+      for (size_t k = InFlight(i); k < static_cast<size_t>(config_.depth); ++k) send(i, now);
+    }
+  }
+  // A message due at `due` is sent at `now`: its lateness and its gap from the previous send.
+  void Sending(Clock::time_point now, Clock::time_point due);
 };
 
 std::unique_ptr<Driver> MakeTcpDriver(const LoadConfig& config, const MessagePattern& pattern,

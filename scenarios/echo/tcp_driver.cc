@@ -41,16 +41,7 @@ class TcpDriver final : public Driver {
     while (true) {
       const auto now = Clock::now();
       if (window_.Over(now) || (config_.stop && *config_.stop)) break;
-      // Wake for the next scheduled send (a closed loop, or before the load begins: whenever a
-      // reply comes).
-      Clock::time_point wake = Clock::time_point::max();
-      if (Begin(now, enqueue) && config_.rate > 0) {
-        wake = schedule_.Release(now, [&](size_t index, Clock::time_point due) {
-          Sending(now, due);
-          enqueue(index, due);
-        });
-      }
-      const int n = WaitForEvents(ep_, events, 512, now, wake);
+      const int n = WaitForEvents(ep_, events, 512, now, Release(now, enqueue));
       for (int i = 0; i < n; ++i) {
         const size_t index = events[i].data.u64;
         if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) Receive(index);

@@ -59,14 +59,7 @@ class UdpDriver final : public Driver {
         Expire(now);
         next_expiry = now + std::chrono::milliseconds(5);
       }
-      Clock::time_point next_send = next_expiry;
-      if (Begin(now, send) && config_.rate > 0) {
-        next_send = schedule_.Release(now, [&](size_t index, Clock::time_point due) {
-          Sending(now, due);
-          Send(index, due);
-        });
-      }
-      const int n = WaitForEvents(ep, events, 512, now, std::min(next_send, next_expiry));
+      const int n = WaitForEvents(ep, events, 512, now, std::min(Release(now, send), next_expiry));
       for (int i = 0; i < n; ++i) Receive(events[i].data.u64);
     }
     close(ep);
