@@ -10,6 +10,7 @@ packages=(
   liburing-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   python3 python3-matplotlib python3-numpy python3-scipy python3-jsonschema python3-gevent
   iproute2 procps socat slurm-wlm munge
+  linux-perf
 )
 
 missing=()

@@ -289,6 +289,46 @@ class Runs(unittest.TestCase):
             cpu_us = e["server_cpu_us_per_msg"] * e["iterations"]
             self.assertGreaterEqual(cpu_us, 200 * (e["iterations"] - 4), e["name"])
 
+    def test_syscalls_cpu_split_and_profile_of_a_run(self):
+        """--syscalls counts the server's calls in the window, every echo entry splits the CPU into user and
+        kernel, --flamegraph profiles one extra window; the flags are refused where they cannot work."""
+        for args, mentions in ((("--syscalls=yes",), "--syscalls: takes no value"),
+                               (("--flamegraph", "--capacity"), "--flamegraph: not with --capacity")):
+            with self.subTest(args=args):
+                p = run("run", "--scenario=echo", "--model=epoll", "--dry-run", *args)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+                self.assertIn(mentions, p.stderr)
+        p = run("load", "--target=127.0.0.1:9", "--syscalls", "--duration=100ms")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--server-pid", p.stderr)
+        if os.geteuid() != 0:
+            self.skipTest("perf's tracepoints need root")
+        out = os.path.join(self.dir, "syscalls.json")
+        p = run("run", "--scenario=echo", "--model=epoll,threads", "--connections=4", "--syscalls", "--flamegraph",
+                "--duration=300ms", "--warmup=50ms", "--repetitions=1", "--redo=0", f"--out={out}")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIsNone(validate.validate(out, SCHEMA))
+        entries = [b for b in load_json(out)["benchmarks"] if b["run_type"] == "iteration"]
+        self.assertEqual(len(entries), 2)
+        for e in entries:
+            kinds = dict(e["syscalls"]["per_msg"])
+            # A round trip is a receive and a send for both models; the counters open a little after the
+            # window and close a little after it (tens of round trips at most).
+            self.assertGreaterEqual(kinds.get("recvfrom", 0) + kinds.get("sendto", 0), 1.9, e["name"])
+            self.assertAlmostEqual(sum(kinds.values()), e["syscalls_per_msg"], places=6)
+            self.assertAlmostEqual(e["server_user_us_per_msg"] + e["server_kernel_us_per_msg"],
+                                   e["server_cpu_us_per_msg"], places=6)
+            self.assertGreater(e["server_kernel_us_per_msg"], 0)
+            self.assertIn("client_user_us_per_msg", e)
+            profile = e["profile"]
+            self.assertGreater(profile["samples"], 0)
+            self.assertLessEqual(sum(n for _, n in profile["stacks"]), profile["samples"])
+            self.assertTrue(any("sendto" in f or "recvfrom" in f for f, _, _ in profile["top"]["rows"]),
+                            profile["top"]["rows"])
+        tmp = os.environ.get("TMPDIR", "/tmp")
+        self.assertEqual([n for n in os.listdir(tmp) if n.startswith("harness-perf-")], [])  # perf's folders gone
+
     def test_variants_and_reply_rules_are_checked_and_named(self):
         p = run("run", "--scenario=echo", "--model=epoll,io_uring,threads", "--variant=spin,single",
                 "--connections=10", '--reply=prefix:Echo=>', "--dry-run")

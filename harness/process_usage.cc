@@ -58,6 +58,8 @@ pid_t ParentOf(pid_t pid) {
 struct StatCpu {
   uint64_t own_ns = 0;       // utime + stime
   uint64_t children_ns = 0;  // cutime + cstime
+  uint64_t user_ns = 0;      // utime + cutime
+  uint64_t kernel_ns = 0;    // stime + cstime
 };
 
 // CPU times of a /proc stat file (a process's or a thread's), in clock ticks converted to ns.
@@ -74,6 +76,8 @@ bool ReadStatCpu(const std::string& path, StatCpu& cpu) {
   static const unsigned long long ns_per_tick = 1000000000ULL / static_cast<unsigned long long>(sysconf(_SC_CLK_TCK));
   cpu.own_ns = (utime + stime) * ns_per_tick;
   cpu.children_ns = (cutime + cstime) * ns_per_tick;
+  cpu.user_ns = (utime + cutime) * ns_per_tick;
+  cpu.kernel_ns = (stime + cstime) * ns_per_tick;
   return true;
 }
 
@@ -83,6 +87,8 @@ std::optional<uint64_t> ReadSchedstat(const std::string& path) {
   if (std::sscanf(ReadProcFile(path).c_str(), "%llu", &runtime) != 1) return std::nullopt;
   return runtime;
 }
+
+double Seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; }
 
 }  // namespace
 
@@ -110,6 +116,8 @@ std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
   StatCpu process;
   if (!ReadStatCpu(base + "/stat", process)) return std::nullopt;
   usage.reaped_children_cpu_ns = process.children_ns;
+  usage.user_ns = process.user_ns;
+  usage.kernel_ns = process.kernel_ns;
   if (!ReadStatus(base + "/status", usage, true)) return std::nullopt;
   // /proc/PID/status counts the main thread's switches only: sum every thread's instead. Ticks
   // (10 ms) are too coarse for a process whose threads each run a few ms per second: live threads
@@ -145,6 +153,8 @@ std::optional<ProcessUsage> ReadProcessSummary(pid_t pid) {
   if (!ReadStatCpu(base + "/stat", process) || !ReadStatus(base + "/status", usage, true)) return std::nullopt;
   usage.cpu_ns = process.own_ns;
   usage.reaped_children_cpu_ns = process.children_ns;
+  usage.user_ns = process.user_ns;
+  usage.kernel_ns = process.kernel_ns;
   if (usage.threads == 1) {  // the thread group leader's schedstat is then the whole process's
     if (const auto runtime = ReadSchedstat(base + "/schedstat")) usage.cpu_ns = *runtime;
   }
@@ -155,6 +165,12 @@ double ProcessCpuSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+CpuSplit ProcessCpuSplit() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return {Seconds(usage.ru_utime), Seconds(usage.ru_stime)};
 }
 
 double ProcessCpuDemandSeconds() {
@@ -174,10 +190,7 @@ double ProcessCpuDemandSeconds() {
 double ReapedChildrenCpuSeconds() {
   rusage usage{};
   getrusage(RUSAGE_CHILDREN, &usage);
-  auto seconds = [](const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
-  };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+  return Seconds(usage.ru_utime) + Seconds(usage.ru_stime);
 }
 
 std::vector<pid_t> ChildrenOfThread(pid_t tid) {
@@ -224,6 +237,8 @@ std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root) {
   for (size_t i = 1; i < pids.size(); ++i) {
     if (const auto u = ReadProcessUsage(pids[i])) {
       tree.total.cpu_ns += u->cpu_ns + u->reaped_children_cpu_ns;
+      tree.total.user_ns += u->user_ns;
+      tree.total.kernel_ns += u->kernel_ns;
       tree.total.peak_rss_bytes += u->peak_rss_bytes;
       tree.total.rss_bytes += u->rss_bytes;
       tree.total.threads += u->threads;

@@ -14,6 +14,11 @@ namespace harness {
 struct ProcessUsage {
   uint64_t cpu_ns = 0;                  // user + system, all threads alive or dead (clock-tick resolution)
   uint64_t reaped_children_cpu_ns = 0;  // cutime + cstime: children this process has waited for
+  // The CPU time split by where it was spent, of the process and the children it has reaped
+  // (utime + cutime, stime + cstime; clock ticks, the kernel's split of the exact total): a
+  // window's share of each, not its total, which cpu_ns gives exactly.
+  uint64_t user_ns = 0;
+  uint64_t kernel_ns = 0;
   uint64_t peak_rss_bytes = 0;          // VmHWM: the high-water mark since the process started
   uint64_t rss_bytes = 0;               // VmRSS now
   uint64_t threads = 0;                 // threads now
@@ -36,6 +41,12 @@ std::optional<ProcessUsage> ReadProcessSummary(pid_t pid);
 
 // This process's CPU time (all threads), in seconds.
 double ProcessCpuSeconds();
+
+// This process's CPU time spent in user space and in the kernel (getrusage), in seconds.
+struct CpuSplit {
+  double user_s = 0, kernel_s = 0;
+};
+CpuSplit ProcessCpuSplit();
 
 // What this process's threads wanted of the CPUs, in seconds: time run plus time runnable but
 // waiting for a CPU (/proc/self/task/*/schedstat), summed over the threads alive now. Beside

@@ -162,6 +162,20 @@ std::vector<harness::Metric> LoadGenerator() {
        .label = "client cpu us",
        .format = ".2f",
        .always = true},
+      {.key = "client_user_us_per_msg",
+       .unit = "us",
+       .meaning = "the load generator's CPU per round trip in user space (less its polling)",
+       .better = Better::kLower,
+       .merge = MergeRule::kWeightedMean,
+       .label = "client user us",
+       .format = ".2f"},
+      {.key = "client_kernel_us_per_msg",
+       .unit = "us",
+       .meaning = "the load generator's CPU per round trip in the kernel (system calls, the network stack)",
+       .better = Better::kLower,
+       .merge = MergeRule::kWeightedMean,
+       .label = "client kernel us",
+       .format = ".2f"},
       {.key = "client_cpu_utilization",
        .unit = "fraction",
        .meaning = "the load generator's threads' time running or runnable, over the window and the CPUs they can use "
@@ -261,6 +275,12 @@ std::vector<harness::Metric> ServerSide() {
   std::vector<harness::Metric> m = {
       Server("server_cpu_us_per_msg", "us", "the server's CPU (its process tree) per round trip", "srv cpu us", ".2f",
              true, true),
+      Server("server_user_us_per_msg", "us",
+             "the server's CPU per round trip in user space (the exact total split as /proc's utime and stime split it)",
+             "srv user us", ".2f", false, false),
+      Server("server_kernel_us_per_msg", "us",
+             "the server's CPU per round trip in the kernel: system calls, the network stack, scheduling",
+             "srv kernel us", ".2f", false, false),
       Server("server_peak_rss_bytes", "bytes", "the server's peak resident memory (its process tree)", "srv rss MiB",
              ".1f", false, true),
       Server("server_threads", "count", "the server's threads at the end of the window", "srv threads", ".0f", false,
@@ -269,9 +289,12 @@ std::vector<harness::Metric> ServerSide() {
              false),
       Server("server_ctx_switches_per_msg", "count", "the server's context switches per round trip", "srv ctxsw/msg",
              ".2f", false, false),
+      Server("syscalls_per_msg", "count",
+             "the server's system calls per round trip (--syscalls: perf counting the kernel's syscall tracepoints)",
+             "srv syscalls/msg", ".2f", false, false),
   };
-  m[1].scale = 1.0 / (1 << 20);  // RSS shown in MiB
-  m[3].minimum = 1;              // the server itself
+  m[3].scale = 1.0 / (1 << 20);  // RSS shown in MiB
+  m[5].minimum = 1;              // the server itself
   return m;
 }
 

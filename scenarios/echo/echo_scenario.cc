@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "harness/placement.h"
 #include "harness/runner.h"
@@ -19,6 +20,7 @@
 #include "scenarios/echo/server.h"
 #include "scenarios/echo/server_process.h"
 #include "scenarios/echo/slo.h"
+#include "scenarios/echo/tracing.h"
 #include "scenarios/echo/window.h"
 
 namespace echo {
@@ -83,6 +85,14 @@ class EchoScenario final : public harness::Scenario {
          {},
          ""},
         {"slo", "the SLO of --capacity: PERCENTILE:BOUND, several joined by '+', e.g. p99:2ms+p50:500us", {}},
+        {"syscalls",
+         "count the server's system calls in each window, by kind (perf; root or CAP_PERFMON): syscalls_per_msg",
+         {},
+         ""},
+        {"flamegraph",
+         "sample the server's stacks in one extra window per run (perf record) for the report's flame graph",
+         {},
+         ""},
     };
   }
 
@@ -113,7 +123,7 @@ class EchoScenario final : public harness::Scenario {
   int Serve(const harness::ServeOptions& options) override { return echo::Serve(options); }
 };
 
-harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
+harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int repetition) {
   Server server = StartServer(run);
   const LoadConfig config = ConfigFor(run, server.target);
   const harness::CpuList client_cpus = ClientCpus(run);
@@ -142,10 +152,17 @@ harness::Repetition EchoScenario::Measure(const harness::RunSpec& run, int) {
     if (server.child) server.child->Stop(3s);
     return rep;
   }
-  const Sample sample = Drive(config, server.sampled, client_cpus);
+  std::optional<harness::SyscallCounter> syscalls;
+  if (CountsSyscalls(run)) syscalls.emplace(*server.sampled, client_cpus);
+  const Sample sample = Drive(config, server.sampled, client_cpus, [&](bool on) {
+    if (syscalls) on ? syscalls->Enable() : syscalls->Disable();
+  });
   if (std::string died = server.ExitReason(); !died.empty()) return harness::Repetition::Failed(died);
+  harness::Repetition rep = Figures(sample, config, client_cpus);
+  if (rep.ok && syscalls) PutSyscalls(syscalls->Finish(), rep);
+  if (rep.ok && Profiles(run, repetition)) rep.detail["profile"] = ProfileWindow(config, *server.sampled, client_cpus);
   if (server.child) server.child->Stop(3s);
-  return Figures(sample, config, client_cpus);
+  return rep;
 }
 
 // Loads of one server at the same time: the connections add up (the other parameters are the same).

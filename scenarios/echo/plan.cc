@@ -17,6 +17,7 @@
 #include "scenarios/echo/load_generator.h"
 #include "scenarios/echo/server.h"
 #include "scenarios/echo/slo.h"
+#include "scenarios/echo/tracing.h"
 #include "scenarios/echo/work.h"
 
 namespace echo {
@@ -206,6 +207,7 @@ void PlanModel(const harness::Scenario& echo, const ModelEntry* m, const harness
     }
     harness::RunSpec run = harness::NewRun(echo, m ? m->name : options.target_name, std::move(p), scoped);
     if (options.target) run.params["target"] = *options.target;  // not in its name: loads of one run merge
+    PlanTracing(options, run);  // how it is measured, not what: not in its name either
     if (search) {
       // A search's windows are a second each unless --duration says (as long as the windows of a
       // plain run that checks its capacity: near the knee a queue that has not grown in half a

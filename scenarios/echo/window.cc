@@ -33,24 +33,31 @@ LoadConfig ConfigFor(const harness::RunSpec& run, const harness::Endpoint& targe
   return config;
 }
 
-Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::CpuList& client_cpus) {
+Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::CpuList& client_cpus,
+             const std::function<void(bool on)>& tracer) {
   Sample s;
   std::optional<harness::NoiseMeter> others;
   double client_cpu_before = 0, client_demand_before = 0;
+  harness::CpuSplit client_split_before;
   // Both ends read in the same order, the wall clock first (it must stay with the steady clock that
   // opened the window: the noise meter's scan of /proc can take tens of milliseconds on a busy
   // machine), so that each figure spans the window shifted by about the same delay at both ends.
   config.on_window_start = [&] {
+    if (tracer) tracer(true);
     s.window_start_unix = harness::UnixSeconds();
     if (sampled) s.before = harness::ReadProcessTreeUsage(*sampled);
     client_cpu_before = harness::ProcessCpuSeconds();
+    client_split_before = harness::ProcessCpuSplit();
     client_demand_before = harness::ProcessCpuDemandSeconds();
     others.emplace(client_cpus);
   };
   config.on_window_end = [&] {
+    if (tracer) tracer(false);
     s.window_end_unix = harness::UnixSeconds();
     if (sampled) s.after = harness::ReadProcessTreeUsage(*sampled);
     s.client_cpu_s = harness::ProcessCpuSeconds() - client_cpu_before;
+    const harness::CpuSplit split = harness::ProcessCpuSplit();
+    s.client_split = {split.user_s - client_split_before.user_s, split.kernel_s - client_split_before.kernel_s};
     s.client_demand_s = harness::ProcessCpuDemandSeconds() - client_demand_before;
     const harness::NoiseReport took = others->Stop();
     s.client_others_s =
@@ -131,6 +138,8 @@ void PutClientFigures(const Sample& s, const LoadConfig& config, const harness::
   const double poll = s.load.poll_seconds;
   const double cpu = std::max(0.0, s.client_cpu_s - poll), demand = std::max(0.0, s.client_demand_s - poll);
   m["client_cpu_us_per_msg"] = cpu * 1e6 / msgs;
+  m["client_user_us_per_msg"] = std::max(0.0, s.client_split.user_s - poll) * 1e6 / msgs;  // polling is user time
+  m["client_kernel_us_per_msg"] = std::max(0.0, s.client_split.kernel_s) * 1e6 / msgs;
   const double cpus = static_cast<double>(client_cpus.size());
   const double usable = std::min(cpus, static_cast<double>(std::clamp(config.threads, 1, config.connections)));
   const double busy =
@@ -163,6 +172,13 @@ void PutServerFigures(const Sample& s, harness::Repetition& rep) {
   auto& m = rep.metrics;
   rep.cpu_time_ns = server_cpu_ns / msgs;
   m["server_cpu_us_per_msg"] = server_cpu_ns / 1e3 / msgs;
+  // The exact total, split as the kernel's ticks split it (/proc's utime and stime).
+  const double user = a.user_ns > b.user_ns ? static_cast<double>(a.user_ns - b.user_ns) : 0.0;
+  const double kernel = a.kernel_ns > b.kernel_ns ? static_cast<double>(a.kernel_ns - b.kernel_ns) : 0.0;
+  if (user + kernel > 0) {
+    m["server_user_us_per_msg"] = server_cpu_ns * user / (user + kernel) / 1e3 / msgs;
+    m["server_kernel_us_per_msg"] = server_cpu_ns * kernel / (user + kernel) / 1e3 / msgs;
+  }
   m["server_peak_rss_bytes"] = a.peak_rss_bytes;
   m["server_threads"] = a.threads;
   m["server_processes"] = s.after->processes;

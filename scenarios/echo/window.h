@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -29,14 +30,17 @@ struct Sample {
   LoadResult load;
   std::optional<harness::TreeUsage> before, after;  // the server's
   double client_cpu_s = 0;
+  harness::CpuSplit client_split;  // of client_cpu_s: user space and kernel
   double client_demand_s = 0;                         // run + runnable-waiting time of the load generator's threads
   double client_others_s = 0;                         // CPU time others (processes, the hypervisor) took of its CPUs
   double window_start_unix = 0, window_end_unix = 0;  // wall clock: loads on other hosts can be lined up
 };
 
 // Runs the load, sampling the process tree of `sampled` (the server, when it is known) at the
-// window's start and end.
-Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::CpuList& client_cpus);
+// window's start and end. `tracer` (may be empty) is switched on first thing at the window's
+// start and off first thing at its end (tracing.h: perf counting or sampling the server).
+Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::CpuList& client_cpus,
+             const std::function<void(bool on)>& tracer = {});
 
 // The figures of a window, or a failed repetition saying why it cannot stand.
 harness::Repetition Figures(const Sample& s, const LoadConfig& config, const harness::CpuList& client_cpus);
