@@ -48,5 +48,28 @@ TEST(ProcessUsageTest, ReadsThisProcess) {
   EXPECT_FALSE(ReadProcessUsage(999999999).has_value());
 }
 
+// A child that spends ~300 ms of CPU in user space, then ~300 ms in the kernel (reading /dev/zero:
+// the kernel clears the buffer), saying "user" and "kernel" as each phase ends.
+TEST(ProcessUsageTest, SplitsUserAndKernelTimeAsTheProcessSpentThem) {
+  ChildProcess child({"/bin/sh", "-c",
+                      "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo user; "
+                      "dd if=/dev/zero of=/dev/null bs=4M count=2000 status=none; echo kernel; sleep 5"});
+  const auto start = ReadProcessTreeUsage(child.pid());
+  ASSERT_TRUE(start.has_value());
+  ASSERT_EQ(child.ReadLine(60s), "user");
+  const auto middle = ReadProcessTreeUsage(child.pid());
+  ASSERT_EQ(child.ReadLine(60s), "kernel");
+  const auto end = ReadProcessTreeUsage(child.pid());
+  ASSERT_TRUE(middle && end);
+  auto user_share = [](const ProcessUsage& a, const ProcessUsage& b) {
+    const double user = static_cast<double>(b.user_ns - a.user_ns), kernel = static_cast<double>(b.kernel_ns - a.kernel_ns);
+    EXPECT_GT(user + kernel, 5e7);  // 50 ms at least: five ticks or more
+    return user / (user + kernel);
+  };
+  EXPECT_GT(user_share(start->total, middle->total), 0.8);   // the shell's arithmetic
+  EXPECT_LT(user_share(middle->total, end->total), 0.3);     // dd's read of /dev/zero, reaped by the shell
+  child.Stop(1s);
+}
+
 }  // namespace
 }  // namespace harness

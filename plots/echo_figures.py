@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter
 
 from plots import queueing, results
-from plots.figures import log_y, register
+from plots.figures import log_y, register, spread_of, whiskers
 from plots.summary_numbers import capacity_entries, echo_rows, server_cpus, us
 
 SPECTRUM = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
@@ -21,22 +21,16 @@ def plain_rows(doc, key):
 
 
 def echo_lines(doc, key):
-    """{series label: ([connections], [values])} for one echo figure, from the median rows."""
+    """{series label: ([connections], [values], [run names])} for one echo figure, from the median rows."""
     lines = {}
     for row in plain_rows(doc, key):
-        xs, ys = lines.setdefault(results.series_key(row), ([], []))
-        xs.append(row["params"]["connections"])
-        ys.append(row[key])
-    return {label: tuple(zip(*sorted(zip(xs, ys)))) for label, (xs, ys) in sorted(lines.items())}
+        lines.setdefault(results.series_key(row), []).append((row["params"]["connections"], row[key], row["run_name"]))
+    return {label: tuple(zip(*sorted(points))) for label, points in sorted(lines.items())}
 
 
 def _warned(doc, key):
-    """{series label: [(connections, value)]} of the rows with warnings (client-bound, behind schedule)."""
-    out = {}
-    for row in plain_rows(doc, key):
-        if row.get("warnings"):
-            out.setdefault(results.series_key(row), []).append((row["params"]["connections"], row[key]))
-    return out
+    """The run names of the rows with warnings (client-bound, behind schedule)."""
+    return {row["run_name"] for row in plain_rows(doc, key) if row.get("warnings")}
 
 
 def line_figure(doc, key, ylabel, title, logy=True, scale=1.0):
@@ -45,13 +39,20 @@ def line_figure(doc, key, ylabel, title, logy=True, scale=1.0):
         return None
     fig, ax = plt.subplots(figsize=(8, 5))
     warned = _warned(doc, key)
-    for label, (xs, ys) in lines.items():
-        line, = ax.plot(xs, [y * scale for y in ys], marker="o", label=label)
-        flagged = warned.get(label, [])
-        ax.plot([x for x, _ in flagged], [y * scale for _, y in flagged], linestyle="", marker="o", markersize=9,
+    ranges = spread_of(doc, "echo", key)
+    for i, (label, (xs, ys, names)) in enumerate(lines.items()):
+        # Each series a little to the side of the next (2% on the log axis), so whiskers do not overlap.
+        xs = [x * 10 ** (0.01 * (i - (len(lines) - 1) / 2)) for x in xs]
+        scaled = [y * scale for y in ys]
+        line, = ax.plot(xs, scaled, marker="o", label=label)
+        ax.errorbar(xs, scaled, yerr=whiskers(scaled, names, ranges, scale), linestyle="", color=line.get_color(),
+                    capsize=3, linewidth=1)
+        flagged = [(xs[k], scaled[k]) for k, name in enumerate(names) if name in warned]
+        ax.plot([x for x, _ in flagged], [y for _, y in flagged], linestyle="", marker="o", markersize=9,
                 markerfacecolor="white", color=line.get_color())
+    title += "; whiskers: min-max of the repetitions"
     if warned:
-        title += " (hollow: client-bound or behind schedule)"
+        title += "\n(hollow: client-bound or behind schedule)"
     ax.set_xscale("log")
     if logy:
         log_y(ax)
@@ -89,13 +90,15 @@ def fig_fairness(doc):
     if not fair:
         return None
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
-    for label, (xs, ys) in fair.items():
-        top.plot(xs, ys, marker="o", label=label)
-    for label, (xs, ys) in starved.items():
-        bottom.plot(xs, ys, marker="o", label=label)
+    for ax, lines, key in ((top, fair, "fairness"), (bottom, starved, "starved_connections")):
+        ranges = spread_of(doc, "echo", key)
+        for label, (xs, ys, names) in lines.items():
+            line, = ax.plot(xs, ys, marker="o", label=label)
+            ax.errorbar(xs, ys, yerr=whiskers(ys, names, ranges), linestyle="", color=line.get_color(), capsize=3,
+                        linewidth=1)
     top.set_ylabel("Jain's fairness index")
     top.set_ylim(0, 1.05)
-    top.set_title("Fairness across connections, and connections never answered")
+    top.set_title("Fairness across connections, and connections never answered (whiskers: min-max)")
     bottom.set_ylabel("starved connections")
     bottom.set_xlabel("connections")
     bottom.set_xscale("log")
@@ -233,16 +236,19 @@ def fig_classes(doc):
     xs = range(len(rows))
     bars = (("short_p50_us", "short p50", "#9ecae1"), ("short_p99_us", "short p99", "#3182bd"),
             ("long_p50_us", "long p50", "#fdae6b"), ("long_p99_us", "long p99", "#e6550d"))
+    names = [r["run_name"] for r in rows]
     for i, (key, label, color) in enumerate(bars):
-        lat.bar([x + (i - 1.5) * width for x in xs], [r.get(key, float("nan")) for r in rows], width, label=label,
-                color=color)
+        values = [r.get(key, float("nan")) for r in rows]
+        lat.bar([x + (i - 1.5) * width for x in xs], values, width, label=label, color=color,
+                yerr=whiskers(values, names, spread_of(doc, "echo", key)), capsize=2)
     log_y(lat)
     lat.set_ylabel("round trip (us, log)")
     lat.legend(fontsize=8)
     for i, (key, label, color) in enumerate((("short_slowdown_p99", "short", "#3182bd"),
                                              ("long_slowdown_p99", "long", "#e6550d"))):
-        slow.bar([x + (i - 0.5) * width for x in xs], [r.get(key, float("nan")) for r in rows], width,
-                 label=f"{label} p99 slowdown", color=color)
+        values = [r.get(key, float("nan")) for r in rows]
+        slow.bar([x + (i - 0.5) * width for x in xs], values, width, label=f"{label} p99 slowdown", color=color,
+                 yerr=whiskers(values, names, spread_of(doc, "echo", key)), capsize=2)
     log_y(slow)
     slow.axhline(1, color="grey", linewidth=0.8)
     slow.set_ylabel("round trip / own work (log)")
@@ -250,7 +256,7 @@ def fig_classes(doc):
     slow.set_xticks(list(xs))
     # What every run shares goes in the title; the labels keep what differs.
     shared = {k: v for k, v in rows[0]["params"].items() if all(r["params"].get(k) == v for r in rows)}
-    lat.set_title("Short and long requests" + (f" ({', '.join(f'{k}={v}' for k, v in sorted(shared.items()))})"
+    lat.set_title("Short and long requests, whiskers min-max" + (f" ({', '.join(f'{k}={v}' for k, v in sorted(shared.items()))})"
                                                if shared else ""), fontsize=10)
     slow.set_xticklabels([results.series_key(r, exclude=tuple(shared)) for r in rows], rotation=30, ha="right",
                          fontsize=8)
@@ -269,21 +275,25 @@ def fig_work(doc):
     works = sorted({r["params"]["work"] for r in rows})
     labels = sorted({results.series_key(r, exclude=("connections", "size", "work")) for r in rows})
     fig, axes = plt.subplots(2, len(works), figsize=(max(8, 4.5 * len(works)), 8), squeeze=False)
+    rate_ranges = spread_of(doc, "echo", "msgs_per_second")
+    cpu_ranges = spread_of(doc, "echo", "server_cpu_us_per_msg")
     for col, work in enumerate(works):
         mine = {results.series_key(r, exclude=("connections", "size", "work")): r for r in rows
                 if r["params"]["work"] == work}
         xs = range(len(labels))
         top, bottom = axes[0][col], axes[1][col]
-        top.bar(xs, [mine[l]["msgs_per_second"] if l in mine else float("nan") for l in labels], color="#3182bd")
+        names = [mine[l]["run_name"] if l in mine else "" for l in labels]
+        rates = [mine[l]["msgs_per_second"] if l in mine else float("nan") for l in labels]
+        top.bar(xs, rates, color="#3182bd", yerr=whiskers(rates, names, rate_ranges), capsize=3)
         hollow = [x for x, l in zip(xs, labels) if l in mine and mine[l].get("warnings")]
         top.bar(hollow, [mine[labels[x]]["msgs_per_second"] for x in hollow], color="white", edgecolor="#3182bd",
                 hatch="//")
         top.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        top.set_title(f"--work={work}, {rows[0]['params']['connections']} connections"
+        top.set_title(f"--work={work}, {rows[0]['params']['connections']} connections (whiskers: min-max)"
                       + (" (hatched: warned)" if hollow else ""), fontsize=9)
         top.set_ylabel("round trips per second")
-        bottom.bar(xs, [mine[l].get("server_cpu_us_per_msg", float("nan")) if l in mine else float("nan")
-                        for l in labels], color="#e6550d")
+        cpus = [mine[l].get("server_cpu_us_per_msg", float("nan")) if l in mine else float("nan") for l in labels]
+        bottom.bar(xs, cpus, color="#e6550d", yerr=whiskers(cpus, names, cpu_ranges), capsize=3)
         fixed_cpu = re.fullmatch(r"cpu:fixed:([0-9.]+)us", work)
         if fixed_cpu:  # the work itself: what is above it is the model's
             bottom.axhline(float(fixed_cpu.group(1)), color="grey", linewidth=0.8)

@@ -27,6 +27,28 @@ def load_scenario_modules():
         importlib.import_module(f"plots.{module}")
 
 
+def spread_of(doc, scenario, key):
+    """{run_name: (min, max)} of `key` over each run's kept repetitions: what the whiskers of a
+    figure of medians span (min to max, so that no repetition lies outside them)."""
+    from plots import results
+    values = {}
+    for b in results.iterations(doc, scenario):
+        if key in b:
+            values.setdefault(b.get("run_name", b["name"]), []).append(b[key])
+    return {name: (min(v), max(v)) for name, v in values.items()}
+
+
+def whiskers(values, names, ranges, scale=1.0):
+    """The errorbar extents [[below], [above]] of `values` (already scaled) from `ranges`, 0 where a run
+    has no spread on record."""
+    below, above = [], []
+    for v, name in zip(values, names):
+        lo, hi = ranges.get(name, (v / scale, v / scale))
+        below.append(max(0.0, v - lo * scale))
+        above.append(max(0.0, hi * scale - v))
+    return [below, above]
+
+
 def plain(v):
     return f"{v:,.0f}" if v >= 10 else f"{v:g}"
 

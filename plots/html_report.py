@@ -4,6 +4,7 @@ import html
 import os
 
 from plots import results
+from plots.findings import findings
 from plots.summary_numbers import table_rows
 
 
@@ -13,9 +14,17 @@ def write_html(doc, figures, out_dir, title):
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;font-size:13px;margin-bottom:2em}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-             "img{max-width:100%;border:1px solid #eee;margin:1em 0}table.context td{text-align:left}</style></head><body>",
+             "img{max-width:100%;border:1px solid #eee;margin:1em 0}table.context td{text-align:left}"
+             ".findings li{margin-bottom:.6em}.runs{color:#777;font-size:12px}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
              f"<p>{html.escape(ctx.get('note', ''))}</p>"]
+    found = findings(doc)
+    if found:
+        parts.append("<h2>findings</h2><ul class='findings'>")
+        parts += [f"<li>{html.escape(f['text'])}<br><span class='runs'>{html.escape(', '.join(f['runs']))}</span></li>"
+                  for f in found]
+        parts.append("</ul><p class='runs'>± is one standard deviation over the kept repetitions (a ratio's "
+                     "propagated from both runs); a slope's is its standard error.</p>")
     for name, png in figures:
         with open(png, "rb") as f:
             data = base64.b64encode(f.read()).decode("ascii")

@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter
 
 from plots import results
-from plots.figures import register
+from plots.figures import register, spread_of, whiskers
 
 
 def pipeline_rows(doc):
@@ -33,14 +33,18 @@ def fig_pipeline_makespan(doc, key="makespan_s", ylabel="makespan (s)", title="P
     lines, flat = {}, {}
     for r in rows:
         if "workers" in r["params"]:
-            lines.setdefault(pipeline_label(r), []).append((r["params"]["workers"], r[key], r["lower_bound_s"]))
+            lines.setdefault(pipeline_label(r), []).append((r["params"]["workers"], r[key], r["lower_bound_s"],
+                                                            r["run_name"]))
         else:
             flat[pipeline_label(r)] = r[key]  # no workers: one value for every x
-    xs_all = sorted({x for pts in lines.values() for x, _, _ in pts}) or [1]
+    ranges = spread_of(doc, "pipeline", key)
+    xs_all = sorted({p[0] for pts in lines.values() for p in pts}) or [1]
     bounds_drawn = {}  # model -> its bound curve; a mode gets its own only where it differs
     for label, pts in sorted(lines.items()):
         pts.sort()
         line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=whiskers([p[1] for p in pts], [p[3] for p in pts],
+                    ranges), linestyle="", color=line.get_color(), capsize=3, linewidth=1)
         model = label.split(" ")[0]
         bound = [(p[0], p[2]) for p in pts]
         if key == "makespan_s" and not same_curve(bounds_drawn.get(model), bound):
@@ -59,7 +63,7 @@ def fig_pipeline_makespan(doc, key="makespan_s", ylabel="makespan (s)", title="P
         ax.set_ylim(0, 1.05)
     ax.set_xlabel("workers")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title + " (median; whiskers: min-max of the repetitions)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig

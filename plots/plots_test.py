@@ -11,7 +11,7 @@ import unittest
 
 import numpy as np
 
-from plots import compare, figures, queueing, report, results, summary_numbers
+from plots import compare, cost_figures, echo_figures, figures, findings, queueing, report, results, summary_numbers
 
 WORKSPACE = os.path.join(os.environ.get("TEST_SRCDIR", "."), "concurrency_harness")
 FIXTURE = os.path.join(WORKSPACE, "plots", "testdata", "fixture.json")
@@ -248,8 +248,9 @@ class Compare(unittest.TestCase):
         for b in noisy["benchmarks"]:
             if b.get("run_name") == run and b.get("run_type") == "iteration":
                 b["excluded"] = "noisy neighbour"
-        self.assertEqual(len([b for b in results.iterations(noisy) if b["run_name"] == run]),
-                         len([b for b in results.iterations(doc) if b["run_name"] == run]) + 1)
+        every = [b for b in doc["benchmarks"] if b.get("run_name") == run and b.get("run_type") == "iteration"
+                 and b.get("status", "ok") == "ok"]
+        self.assertEqual(len([b for b in results.iterations(noisy) if b["run_name"] == run]), len(every) + 1)
 
     def test_an_improvement_is_not_a_regression(self):
         code, out, _ = run_main(compare.main, [self.slowed_copy(1.3), FIXTURE])
@@ -523,6 +524,110 @@ class OverTime(unittest.TestCase):
         code, _, err = run_main(report.main, [FIXTURE, "--over-time="])
         self.assertEqual(code, 2)
         self.assertIn("--over-time", err)
+
+
+def kept_values(doc, run_name, key):
+    return [b[key] for b in results.iterations(doc, "echo") if b["run_name"] == run_name and key in b]
+
+
+class Findings(unittest.TestCase):
+    """The statements that open the report, each checked against numbers computed here from the fixture."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.doc = results.load(FIXTURE)
+        cls.found = findings.findings(cls.doc)
+        cls.texts = [f["text"] for f in cls.found]
+
+    def test_the_most_round_trips_against_the_next_mean_and_propagated_deviation(self):
+        rows = [r for r in results.medians(self.doc, "echo") if r["params"].get("connections") == 10
+                and not {"work", "rate", "capacity"} & set(r["params"])]
+        rows.sort(key=lambda r: -r["msgs_per_second"])
+        a, b = (np.array(kept_values(self.doc, r["run_name"], "msgs_per_second")) for r in rows[:2])
+        ratio = a.mean() / b.mean()
+        error = ratio * math.sqrt((a.std(ddof=1) / a.mean()) ** 2 + (b.std(ddof=1) / b.mean()) ** 2)
+        statement = [f for f in self.found if f["text"].startswith("At 10 connections") and "(the next)" in f["text"]]
+        self.assertEqual(len(statement), 1, self.texts)
+        self.assertIn(f"served {ratio:.2f} ± {error:.2f} times the round trips of", statement[0]["text"])
+        self.assertEqual(statement[0]["runs"], [rows[0]["run_name"], rows[1]["run_name"]])
+
+    def test_system_calls_per_round_trip_by_model(self):
+        statement = [t for t in self.texts if t.startswith("Server system calls per round trip at 10 connections")]
+        self.assertEqual(len(statement), 1, self.texts)
+        counted = [r for r in results.medians(self.doc, "echo") if "syscalls_per_msg" in r]
+        self.assertEqual(len(counted), 2)  # epoll and io_uring, --syscalls
+        for r in counted:
+            v = np.array(kept_values(self.doc, r["run_name"], "syscalls_per_msg"))
+            self.assertIn(f"{r['model']} {v.mean():.2f} ± {v.std(ddof=1):.2f}", statement[0])
+        self.assertIn("io_uring_enter", statement[0])
+
+    def test_starved_connections_and_memory_per_connection(self):
+        starved = [t for t in self.texts if "unanswered" in t]
+        self.assertIn("thread_pool (4 workers) left 6 of 10 connections unanswered in the window (median; in 4 of 4 "
+                      "repetitions).", starved)
+        points = [(b["params"]["connections"], b["server_peak_rss_bytes"]) for b in results.iterations(self.doc, "echo")
+                  if b["model"] == "threads" and not {"work", "rate", "capacity"} & set(b["params"])]
+        slope = np.polyfit([x for x, _ in points], [y for _, y in points], 1)[0]
+        memory = [t for t in self.texts if t.startswith("Server memory per connection")]
+        self.assertEqual(len(memory), 1)
+        self.assertIn(f"threads {slope / 1024:,.1f} ± ", memory[0])
+
+    def test_a_difference_within_the_noise_says_so(self):
+        same = [100.0, 110.0, 90.0, 105.0]
+        self.assertIn("not a clear difference", findings.unclear(same, [v * 1.01 for v in same]))
+        self.assertEqual(findings.unclear(same, [v * 2 for v in same]), "")
+        self.assertEqual(findings.show(1.5, None), "1.50 (one repetition: no spread)")
+
+    def test_they_open_the_summary_and_the_report(self):
+        out = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        code, _, err = run_main(report.main, [FIXTURE, "--out", out])
+        self.assertEqual(code, 0, err)
+        with open(os.path.join(out, "summary.md"), encoding="utf-8") as f:
+            summary = f.read()
+        self.assertLess(summary.index("### Findings"), summary.index("### echo"))
+        self.assertIn(f"- {self.texts[0]}", summary)
+        with open(os.path.join(out, "report.html"), encoding="utf-8") as f:
+            page = f.read()
+        self.assertLess(page.index("<h2>findings</h2>"), page.index("<img"))
+
+
+class Spread(unittest.TestCase):
+    """Figures of medians draw whiskers from the least to the greatest repetition."""
+
+    def test_whiskers_span_the_repetitions(self):
+        doc = copy.deepcopy(results.load(FIXTURE))
+        run = "echo/threads/connections:10/size:64"
+        reps = [b for b in results.iterations(doc, "echo") if b["run_name"] == run]
+        for b, v in zip(reps, [40000.0, 50000.0, 60000.0, 70000.0]):
+            b["msgs_per_second"] = v
+        for b in doc["benchmarks"]:
+            if b.get("run_name") == run and b.get("aggregate_name") == "median":
+                b["msgs_per_second"] = 55000.0
+        fig = echo_figures.fig_throughput(doc)
+        segments = [seg for c in fig.axes[0].containers for lines in c.lines[2] for seg in lines.get_segments()]
+        spans = [(round(seg[0][1]), round(seg[1][1])) for seg in segments]
+        self.assertIn((40000, 70000), spans)
+        # Every whisker holds its median.
+        self.assertTrue(all(lo <= hi for lo, hi in spans))
+
+
+class Costs(unittest.TestCase):
+    """The CPU split, the system call table and the flame graphs, from the fixture's --syscalls --flamegraph run."""
+
+    def test_profiles_fold_into_a_tree_as_wide_as_the_samples(self):
+        doc = results.load(FIXTURE)
+        runs = cost_figures.profiled(doc)
+        self.assertEqual([name.split("/")[1] for name, _ in runs], ["epoll", "io_uring"])
+        for name, p in runs:
+            tree = cost_figures.frame_tree(p)
+            self.assertEqual(sum(count for count, _ in tree.values()), p["samples"], name)
+        self.assertIsNotNone(cost_figures.fig_profiles(doc))
+        self.assertIsNotNone(cost_figures.fig_cpu_split(doc))
+        tables = {title: rows for title, _, rows in summary_numbers.table_rows(doc)}
+        self.assertIn("system calls", tables)
+        self.assertEqual(len(tables["system calls"]), 2)
+        top = tables["profile: " + runs[1][0]]
+        self.assertTrue(any("io_uring_enter" in row[0] for row in top), top)
 
 
 class Numbers(unittest.TestCase):

@@ -109,6 +109,36 @@ def pool_sizes(doc):
     return rows
 
 
+def syscall_rows(doc):
+    """One row per run counted with --syscalls: system calls per round trip (median of the repetitions)
+    and the kinds most made (median of each kind's per-round-trip count)."""
+    kinds, totals = {}, {}
+    for b in results.iterations(doc, "echo"):
+        if "syscalls" in b:
+            totals.setdefault(b["run_name"], []).append(b["syscalls_per_msg"])
+            for kind, per_msg in b["syscalls"]["per_msg"]:
+                kinds.setdefault(b["run_name"], {}).setdefault(kind, []).append(per_msg)
+    rows = []
+    for name in sorted(totals):
+        n = len(totals[name])
+        # A kind absent from a repetition was not made in it: its median counts that repetition as 0.
+        by_kind = {k: float(np.median(v + [0.0] * (n - len(v)))) for k, v in kinds[name].items()}
+        top = sorted(by_kind.items(), key=lambda kv: -kv[1])[:4]
+        rows.append([name, f"{np.median(totals[name]):.2f}", "; ".join(f"{k} {v:.2f}" for k, v in top), str(n)])
+    return rows
+
+
+def profile_tables(doc):
+    """(title, headers, rows) of each profiled run's top functions: on the stack and in itself."""
+    seen = {}
+    for b in results.iterations(doc, "echo"):
+        if "profile" in b:
+            seen.setdefault(b["run_name"], b["profile"])
+    return [(f"profile: {name}", ["function", "on the stack", "self"],
+             [[f, f"{100 * total:.1f}%", f"{100 * own:.1f}%"] for f, total, own in p["top"]["rows"][:12]])
+            for name, p in sorted(seen.items())]
+
+
 def table_rows(doc):
     """(scenario, headers, rows) for the tables of the report and the summary: one per scenario, its
     columns and their display as the file declares them (context.scenarios, context.metrics)."""
@@ -134,6 +164,11 @@ def table_rows(doc):
         tables.append(("pool size", ["executor", "workers within 5% of best", "best makespan s", "at workers",
                                      "Little's law"],
                        [[k, str(p), f"{m:.3f}", str(b), f"{l:.0f}"] for k, p, m, b, l in pools]))
+    syscalls = syscall_rows(doc)
+    if syscalls:
+        tables.append(("system calls", ["run", "per round trip", "the kinds most made, per round trip",
+                                        "repetitions"], syscalls))
+    tables += profile_tables(doc)
     failed = [b for b in doc["benchmarks"] if b.get("status") == "failed"]
     if failed:
         tables.append(("failed", ["run", "error"], [[b["name"], b.get("error", "")] for b in failed]))
