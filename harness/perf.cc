@@ -85,7 +85,7 @@ std::string PerfOutput(const std::vector<std::string>& args, const CpuList& cpus
 // and at most this many are kept, the largest.
 constexpr double kSmallStack = 0.002;
 constexpr size_t kMostStacks = 300;
-constexpr size_t kTopFunctions = 20;
+constexpr size_t kTopFunctions = 30;
 
 uint64_t Count(const std::string& field, const std::string& event) {
   char* end = nullptr;

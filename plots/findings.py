@@ -88,7 +88,7 @@ def throughput_finding(doc, connections, rows, rates, cpus):
     """The model that served the most round trips at `connections` against the next one and the last."""
     if len(rows) < 2:
         return []
-    rows = sorted(rows, key=lambda r: -r["msgs_per_second"])
+    rows = sorted(rows, key=lambda r: -spread(rates[r["run_name"]])[0])  # by the mean the ratio is of
     out = []
     for other, which in ((rows[1], "the next"), (rows[-1], "the fewest")):
         if which == "the fewest" and len(rows) < 3:
@@ -200,7 +200,7 @@ def work_findings(doc, rates):
     for (work, connections), rows in sorted(groups.items()):
         if len(rows) < 2:
             continue
-        rows.sort(key=lambda r: -r["msgs_per_second"])
+        rows.sort(key=lambda r: -spread(rates[r["run_name"]])[0])
         r, e = ratio(rates[rows[0]["run_name"]], rates[rows[-1]["run_name"]])
         a, b = rates[rows[0]["run_name"]], rates[rows[-1]["run_name"]]
         out.append({"text": f"With --work={work} at {conn(connections)} {label(rows[0])} served "

@@ -8,6 +8,13 @@ from plots.findings import findings
 from plots.summary_numbers import table_rows
 
 
+def html_table(title, headers, rows):
+    return (f"<h2>{html.escape(title)} table</h2><table><tr>" +
+            "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>" +
+            "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows) +
+            "</table>")
+
+
 def write_html(doc, figures, out_dir, title):
     ctx = doc["context"]
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -25,16 +32,17 @@ def write_html(doc, figures, out_dir, title):
                   for f in found]
         parts.append("</ul><p class='runs'>± is one standard deviation over the kept repetitions (a ratio's "
                      "propagated from both runs); a slope's is its standard error.</p>")
+    tables = table_rows(doc)
+    # A profile's top functions go beside its flame graph; the other tables after the figures.
+    beside = {"echo_profiles": [t for t in tables if t[0].startswith("profile: ")]}
     for name, png in figures:
         with open(png, "rb") as f:
             data = base64.b64encode(f.read()).decode("ascii")
         parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2>"
                      f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
-    for scenario, headers, rows in table_rows(doc):
-        parts.append(f"<h2>{html.escape(scenario)} table</h2><table><tr>" +
-                     "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows]
-        parts.append("</table>")
+        parts += [html_table(*t) for t in beside.get(name, [])]
+    placed = [t for ts in beside.values() for t in ts]
+    parts += [html_table(*t) for t in tables if t not in placed]
     parts.append("<h2>context</h2><table class='context'>")
     for key, value in sorted(ctx.items()):
         parts.append(f"<tr><td>{html.escape(key)}</td><td>{html.escape(str(value))}</td></tr>")

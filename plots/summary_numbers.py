@@ -135,7 +135,7 @@ def profile_tables(doc):
         if "profile" in b:
             seen.setdefault(b["run_name"], b["profile"])
     return [(f"profile: {name}", ["function", "on the stack", "self"],
-             [[f, f"{100 * total:.1f}%", f"{100 * own:.1f}%"] for f, total, own in p["top"]["rows"][:12]])
+             [[f, f"{100 * total:.1f}%", f"{100 * own:.1f}%"] for f, total, own in p["top"]["rows"][:20]])
             for name, p in sorted(seen.items())]
 
 
