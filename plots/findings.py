@@ -116,7 +116,8 @@ def starvation_findings(doc):
         if r.get("starved_connections", 0) > 0 and "capacity" not in r["params"]:
             values = starved[r["run_name"]]
             times = sum(1 for v in values if v > 0)
-            out.append({"text": f"{label(r)} left {r['starved_connections']:.0f} of {r['params']['connections']} "
+            work = f" with --work={r['params']['work']}" if "work" in r["params"] else ""
+            out.append({"text": f"{label(r)}{work} left {r['starved_connections']:.0f} of {r['params']['connections']} "
                                 f"connections unanswered in the window (median; in {times} of {len(values)} "
                                 "repetitions).", "runs": [r["run_name"]]})
     return out
