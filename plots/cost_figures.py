@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 
 from plots import results
 from plots.figures import register, spread_of, whiskers
+from plots.summary_numbers import profiled
 
 
 def split_rows(doc):
@@ -43,15 +44,6 @@ def fig_cpu_split(doc):
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     return fig
-
-
-def profiled(doc):
-    """(run name, profile) of every run profiled with --flamegraph (its first repetition's)."""
-    seen = {}
-    for b in results.iterations(doc, "echo"):
-        if "profile" in b:
-            seen.setdefault(b["run_name"], b["profile"])
-    return sorted(seen.items())
 
 
 def frame_tree(profile):

@@ -616,7 +616,7 @@ class Costs(unittest.TestCase):
 
     def test_profiles_fold_into_a_tree_as_wide_as_the_samples(self):
         doc = results.load(FIXTURE)
-        runs = cost_figures.profiled(doc)
+        runs = summary_numbers.profiled(doc)
         self.assertEqual([name.split("/")[1] for name, _ in runs], ["epoll", "io_uring"])
         for name, p in runs:
             tree = cost_figures.frame_tree(p)

@@ -128,15 +128,20 @@ def syscall_rows(doc):
     return rows
 
 
-def profile_tables(doc):
-    """(title, headers, rows) of each profiled run's top functions: on the stack and in itself."""
+def profiled(doc):
+    """(run name, profile) of every run profiled with --flamegraph (its first repetition's)."""
     seen = {}
     for b in results.iterations(doc, "echo"):
         if "profile" in b:
             seen.setdefault(b["run_name"], b["profile"])
+    return sorted(seen.items())
+
+
+def profile_tables(doc):
+    """(title, headers, rows) of each profiled run's top functions: on the stack and in itself."""
     return [(f"profile: {name}", ["function", "on the stack", "self"],
              [[f, f"{100 * total:.1f}%", f"{100 * own:.1f}%"] for f, total, own in p["top"]["rows"][:20]])
-            for name, p in sorted(seen.items())]
+            for name, p in profiled(doc)]
 
 
 def table_rows(doc):
