@@ -31,19 +31,26 @@ class Capacity(unittest.TestCase):
     def test_the_search_finds_a_known_capacity(self):
         with FaultyServer("limited", rate=RATE) as server:
             p = run("load", f"--target={server.target}", "--connections=4", "--capacity", "--slo=p99:300ms",
-                    "--duration=400ms", "--warmup=100ms", "--repetitions=1", f"--out={self.out}")
+                    "--duration=1s", "--warmup=100ms", "--repetitions=1", f"--out={self.out}")
         self.assertEqual(p.returncode, 0, p.stderr)
         (e,) = iterations(self.out)
         self.assertEqual(e["params"]["capacity"], "p99:300ms")
         capacity = e["capacity_msgs_per_second"]
-        # Within the search's resolution (2%) and its 1% tolerance of the achieved rate.
+        # Within the search's resolution (2%) and its 1% tolerance of the achieved rate. The windows are
+        # the search's own length (1 s): the fake server is an M/D/1 queue, and near its capacity the
+        # replies still queued when a window closes (against those queued when it opened) vary by
+        # about ten messages, a share of a 400 ms window (760 messages) that the 1% tolerance did not
+        # cover once in a while (1,870 achieved of 1,905 scheduled: the search settled one step low).
         self.assertGreaterEqual(capacity, 0.93 * RATE, e["steps"])
         self.assertLessEqual(capacity, 1.03 * RATE, e["steps"])
         self.assertEqual(e["capacity_limit"], "slo")
         # Noise the guard saw, and the load generator's own lateness it causes, may be said (a test
         # suite runs beside this one); nothing else may.
         # A check that a busy machine spoiled moves the capacity, up to three times, then says so.
-        said = [w for w in e.get("warnings", []) if not w.startswith(("noisy", "load generator late", "unchecked"))]
+        # A queue at the capacity (97% busy) wanders for seconds: its p50 may differ between the
+        # thirds of a 1 s window, and "not steady" says so.
+        allowed = ("noisy", "load generator late", "unchecked", "not steady")
+        said = [w for w in e.get("warnings", []) if not w.startswith(allowed)]
         self.assertEqual(said, [], e.get("warnings"))
         unchecked = any(w.startswith("unchecked") for w in e.get("warnings", []))
         self.assertEqual(e["capacity_checked"], not unchecked)
