@@ -167,6 +167,13 @@ class Driver {
       send(index, due);
     });
   }
+  // Between the events of one wake-up: sends what fell due while they were handled (an open
+  // loop's send does not wait behind a batch of replies), `next` being when the next is due.
+  template <typename Send>
+  void ReleaseDue(Clock::time_point& next, Send&& send) {
+    if (next == Clock::time_point::max()) return;  // a closed loop: no clock read
+    if (const auto now = Clock::now(); next <= now) next = Release(now, send);
+  }
   virtual size_t InFlight(size_t index) const = 0;
 
   // A round trip of a message due at `due` completed at `now`: recorded if inside the window.

@@ -41,11 +41,13 @@ class TcpDriver final : public Driver {
     while (true) {
       const auto now = Clock::now();
       if (window_.Over(now) || (config_.stop && *config_.stop)) break;
-      const int n = WaitForEvents(ep_, events, 512, now, Release(now, enqueue));
+      Clock::time_point next = Release(now, enqueue);
+      const int n = WaitForEvents(ep_, events, 512, now, next);
       for (int i = 0; i < n; ++i) {
         const size_t index = events[i].data.u64;
         if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) Receive(index);
         if ((events[i].events & EPOLLOUT) && !conns_[index].broken) Send(index);
+        ReleaseDue(next, enqueue);
       }
     }
     close(ep_);

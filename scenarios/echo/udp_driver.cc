@@ -59,8 +59,12 @@ class UdpDriver final : public Driver {
         Expire(now);
         next_expiry = now + std::chrono::milliseconds(5);
       }
-      const int n = WaitForEvents(ep, events, 512, now, std::min(Release(now, send), next_expiry));
-      for (int i = 0; i < n; ++i) Receive(events[i].data.u64);
+      Clock::time_point next = Release(now, send);
+      const int n = WaitForEvents(ep, events, 512, now, std::min(next, next_expiry));
+      for (int i = 0; i < n; ++i) {
+        Receive(events[i].data.u64);
+        ReleaseDue(next, send);
+      }
     }
     close(ep);
   }
