@@ -161,19 +161,24 @@ void CapacitySearch::Search(double rate, double scale) {
 }
 
 // Whether the capacity passes its own check: at it the SLO is met again, at kCheckAbove times it
-// the SLO is missed. Where it does not, the search's bounds move to what the check found (the
-// highest rate that met below a capacity that missed; the lowest that missed above a rate past the
-// capacity that met) and the search goes on from there.
+// the SLO is missed. Where it does not, the search's bounds move to what the check found and the
+// search goes on from there: above a rate past the capacity that met, to the lowest that missed
+// above it; below a capacity that missed, by a margin. A rate that met once and missed the next
+// time lies where the SLO's edge is blurred by what varies between windows (near its knee a
+// queue's p99 moves by more than the resolution): the rates that met within the margin below it
+// are set aside, the search bisects below the margin, and the margin starts at the resolution and
+// doubles at each such miss, so that the capacity lands where the SLO holds, not on the blur.
 bool CapacitySearch::Holds() {
   const double capacity = met_;
   extra_steps_ += 2;
   Step at = Measure(capacity, true);
   if (stopped() || !at.rep.ok) return true;  // nothing more to learn: Result says why
   if (!at.misses.empty()) {
-    missed_ = capacity;
+    margin_ = margin_ == 0 ? limits_.resolution : 2 * margin_;
+    missed_ = capacity * (1 - margin_);
     met_ = 0;
     for (const auto& [r, met] : outcomes_) {
-      if (met && r < capacity) met_ = r;
+      if (met && r < missed_) met_ = r;
     }
     at_capacity_ = met_ > 0 ? met_reps_[met_] : harness::Repetition{};
     return false;

@@ -13,7 +13,9 @@
 // judged. A step in which the load generator was over `client_busy` ends the search: what it found
 // is a lower bound ("client-bound"), not a capacity. A capacity C is reported only once it passes
 // its own check: the SLO met at C again and missed at kCheckAbove x C; where it does not, the search
-// goes on from what the check found, `checks` times at most.
+// goes on from what the check found, `checks` times at most; below a C that missed on its check, by
+// a margin (the resolution, doubled at each such miss): that rate met once and missed once, so the
+// SLO's edge is blurred there by more than the resolution.
 //
 // The search knows nothing of servers or sockets: it is driven through a function that measures
 // one window at a rate, so a test can drive it with a fake of known capacity in milliseconds.
@@ -85,7 +87,8 @@ class CapacitySearch {
   nlohmann::json steps_ = nlohmann::json::array();
   std::string client_bound_;  // the warning of the step that ended the search, if the client did
   double met_ = 0;            // the highest rate that met the objective
-  double missed_ = 0;         // the lowest that missed it
+  double missed_ = 0;         // the lowest that missed it (or, after a check that missed, its margin below that)
+  double margin_ = 0;         // below a check that missed: the resolution, doubled at each (Holds)
   int noisy_windows_ = 0;     // windows measured again because others took their CPUs
   int late_windows_ = 0;      // ... because the load generator sent late (Late in the .cc)
   int extra_steps_ = 0;       // beyond max_steps: the checks' steps, and the searches resumed after them

@@ -264,6 +264,36 @@ TEST(CapacitySearchTest, ACapacityThatMissesOnItsCheckIsSearchedBelow) {
   EXPECT_TRUE(rep.warnings.empty());
 }
 
+TEST(CapacitySearchTest, ACapacityOnABlurredEdgeIsTakenBelowTheBlur) {
+  // Between 38,000 and 40,000 msgs/s the fake server meets the SLO the first time a rate is
+  // measured and misses every time after (a queue near its knee, whose p99 moves between windows by
+  // more than the resolution). A capacity found there misses on its check; the search goes below a
+  // margin of 2%, then 4%, and finds a capacity that holds below the blur.
+  std::map<double, int> seen;
+  CapacitySearch search(P99Of2ms(), [&](double rate) {
+    const bool blurred = rate >= 38000 && rate <= kCapacity;
+    const bool again = seen[rate]++ >= 3;  // a step is 3 windows: the first step at a rate meets
+    return blurred ? Window(rate, again ? 20000 : 300) : KnownServer(rate);
+  });
+  const harness::Repetition rep = search.Run();
+  ASSERT_TRUE(rep.ok) << rep.error;
+  const double capacity = rep.metrics["capacity_msgs_per_second"];
+  EXPECT_LT(capacity, 38000) << rep.detail["steps"];
+  EXPECT_GE(capacity, 38000 * (1 - 0.02 - 0.04 - 0.08)) << rep.detail["steps"];
+  EXPECT_EQ(rep.detail["capacity_checked"], true) << rep.detail["steps"];
+  // Every check at a capacity that missed was followed by one at least the doubled margin below it.
+  std::vector<double> failed;
+  for (const auto& step : rep.detail["steps"]) {
+    if (!step.value("check", false)) continue;
+    const double offered = step["offered"];
+    if (step["verdict"] != "met" && offered < kCapacity) failed.push_back(offered);
+  }
+  ASSERT_GE(failed.size(), 1u) << rep.detail["steps"];
+  double margin = 0.02;
+  for (size_t k = 1; k < failed.size(); ++k, margin *= 2) EXPECT_LE(failed[k], failed[k - 1] * (1 - margin));
+  EXPECT_LE(capacity, failed.back() * (1 - margin));
+}
+
 TEST(CapacitySearchTest, ACapacityThatNeverHoldsIsReportedUnchecked) {
   // Every check at 1.3 x the capacity meets once: the capacity moves each time, until the checks run out.
   CapacityLimits limits;
