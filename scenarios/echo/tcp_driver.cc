@@ -26,6 +26,7 @@ class TcpDriver final : public Driver {
 
   void Run() override {
     SetTimerSlack();
+    OwnFileTable();
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     const auto start = Clock::now();
     const bool barrier = !window_.Gone(start);

@@ -41,6 +41,7 @@ class UdpDriver final : public Driver {
 
   void Run() override {
     SetTimerSlack();
+    OwnFileTable();
     const int ep = epoll_create1(EPOLL_CLOEXEC);
     const auto start = Clock::now();
     const bool barrier = !window_.Gone(start);

@@ -18,6 +18,9 @@ namespace echo {
 
 // The load generator over its CPUs this busy: it, not the server, may be the limit.
 inline constexpr double kClientBusy = 0.9;
+// The most of its CPU the load generator may have spent polling for its user/kernel split to be
+// given (PutClientFigures).
+inline constexpr double kPollShare = 0.05;
 
 // The load of `run` against `target`, stopped by the harness's interrupt.
 LoadConfig ConfigFor(const harness::RunSpec& run, const harness::Endpoint& target);
