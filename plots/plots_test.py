@@ -374,10 +374,14 @@ class Queueing(unittest.TestCase):
         prediction, curve = queueing.predict(steps, 1)  # a model not named: M/D/1
         self.assertEqual(prediction.service_us, 20)
         self.assertEqual(prediction.discipline.name, "M/D/1")
-        self.assertAlmostEqual(prediction.saturation, 50000)  # 1 CPU / 20 us
-        wait = lambda rate: queueing.md1_wait(rate * 20e-6, 20e-6) * 1e6  # noqa: E731
+        # The service demand of each rate is the one measured there (20 us up to 20,000/s, 15 at
+        # 30,000), on the line between steps, the last beyond: saturation at 1 CPU / 15 us.
+        self.assertAlmostEqual(prediction.service_at(25000), 17.5e-6)
+        self.assertAlmostEqual(prediction.service_at(90000), 15e-6)
+        self.assertAlmostEqual(prediction.saturation, 1 / 15e-6, delta=1 / 15e-6 / 1000)
+        wait = lambda rate, s: queueing.md1_wait(rate * s, s) * 1e6  # noqa: E731
         self.assertAlmostEqual(curve[0][1], 60)  # the base is the lowest step's round trip
-        self.assertAlmostEqual(curve[2][1], 60 - wait(10000) + wait(30000))
+        self.assertAlmostEqual(curve[2][1], 60 - wait(10000, 20e-6) + wait(30000, 15e-6))  # 57.5 + 6.14
         rate, ratio = queueing.parting(steps, curve)
         self.assertEqual(rate, 30000)
         self.assertGreater(ratio, 1.5)

@@ -1,8 +1,12 @@
 """Predicted latency and saturation of an echo server, by the way its model schedules requests.
 
-The server is a queue whose service time is the CPU it spends per round trip (S, measured at a
-capacity search's lowest offered rate), with the variance of the request's own work (`--work`:
-fixed, exponential or bimodal CPU) on top of a constant overhead. Arrivals are taken as Poisson
+The server is a queue whose service time is the CPU it spends per round trip (S, measured at each
+step of a capacity search, and between steps taken on the line between their two; beyond the last
+step, the last), with the variance of the request's own work (`--work`: fixed, exponential or
+bimodal CPU) on top of a constant overhead. S is taken at each rate because it falls as load rises
+(an event loop's wake-up, and a thread's, is shared by more messages: 50-60 us a message at 4,000
+msgs/s, 28 us at 26,000 on this VM); a queue with the lowest step's S saturates at two thirds of
+the rates the loops served. Arrivals are taken as Poisson
 (the load generator's schedule is regular, but 100 connections' replies and the kernel's batching
 make the server's arrivals bursty). The round trip at low load is measured; the prediction adds
 the queueing delay each discipline has at higher load:
@@ -19,9 +23,8 @@ the queueing delay each discipline has at higher load:
   process_pool hold a connection, not a request: what they predict is for the connections served.)
 - A model not named here (a scenario's own, a third-party server): M/D/c on its CPUs.
 
-What it leaves out is the point: a model whose cost per message changes with load (a thread per
-connection switching more, wake-ups shared by more messages) parts from it, and the report says
-where.
+What it leaves out is the point: a model that does not schedule as its discipline says parts from
+it, and the report says where.
 """
 import math
 
@@ -148,18 +151,44 @@ class Discipline:
 
 
 class Prediction:
-    """A capacity search's prediction: service demand (us), saturation (/s), discipline, and the mean
-    round trip (us) at any rate: the lowest step's measured round trip plus the discipline's delay
-    there over its delay at the lowest step."""
+    """A capacity search's prediction: the service demand at the lowest step (us), the saturation
+    (/s: the lowest rate the discipline, with the service demand measured there, cannot serve), the
+    discipline at the lowest step, and the mean round trip (us) at any rate: the lowest step's
+    measured round trip, less the discipline's delay there, plus its delay at that rate with the
+    service demand measured at that rate."""
 
-    def __init__(self, low, discipline):
+    def __init__(self, measured, discipline_of):
+        self._points = sorted((s["msgs_per_second"], s["server_cpu_us_per_msg"] * 1e-6) for s in measured)
+        self._discipline_of = discipline_of
+        low = measured[0]
         self.service_us = low["server_cpu_us_per_msg"]
-        self.discipline = discipline
-        self.saturation = discipline.saturation
-        self._base = low["mean_us"] - discipline.delay(low["msgs_per_second"]) * 1e6
+        self.discipline = discipline_of(self.service_at(low["msgs_per_second"]))
+        self._base = low["mean_us"] - self.discipline.delay(low["msgs_per_second"]) * 1e6
+        self.saturation = self._saturation()
+
+    def service_at(self, rate):
+        """The service demand (s) at `rate`: measured, or on the line between the two steps around it."""
+        points = self._points
+        if rate <= points[0][0]:
+            return points[0][1]
+        for (r0, s0), (r1, s1) in zip(points, points[1:]):
+            if rate <= r1:
+                return s0 + (s1 - s0) * (rate - r0) / (r1 - r0) if r1 > r0 else s1
+        return points[-1][1]
+
+    def _saturation(self):
+        # The saturation with the demand of the last step bounds it; below that, the first rate
+        # (in steps of a thousandth) whose own demand saturates the discipline there.
+        bound = self._discipline_of(self._points[-1][1]).saturation
+        top = max(bound, self._points[-1][0])
+        for k in range(1, 1001):
+            rate = top * k / 1000
+            if rate >= self._discipline_of(self.service_at(rate)).saturation:
+                return rate
+        return top
 
     def mean_us(self, rate):
-        return self._base + self.discipline.delay(rate) * 1e6
+        return self._base + self._discipline_of(self.service_at(rate)).delay(rate) * 1e6
 
 
 def predict(steps, cpus, model="", params=None):
@@ -171,11 +200,12 @@ def predict(steps, cpus, model="", params=None):
     if not measured or cpus < 1:
         return None
     params = params or {}
-    low = measured[0]
-    service = low["server_cpu_us_per_msg"] * 1e-6  # s
-    discipline = Discipline(model, params.get("variant", ""), int(params.get("workers", 1)), cpus, service,
-                            params.get("work", ""))
-    prediction = Prediction(low, discipline)
+
+    def discipline_of(service):
+        return Discipline(model, params.get("variant", ""), int(params.get("workers", 1)), cpus, service,
+                          params.get("work", ""))
+
+    prediction = Prediction(measured, discipline_of)
     return prediction, [(s["msgs_per_second"], prediction.mean_us(s["msgs_per_second"])) for s in measured]
 
 
