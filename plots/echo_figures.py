@@ -289,8 +289,8 @@ def fig_work(doc):
         top.bar(hollow, [mine[labels[x]]["msgs_per_second"] for x in hollow], color="white", edgecolor="#3182bd",
                 hatch="//")
         top.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        top.set_title(f"--work={work}, {rows[0]['params']['connections']} connections (whiskers: min-max)"
-                      + (" (hatched: warned)" if hollow else ""), fontsize=9)
+        top.set_title(f"--work={work}, {rows[0]['params']['connections']} connections\n(whiskers: min-max"
+                      + ("; hatched: warned)" if hollow else ")"), fontsize=9)
         top.set_ylabel("round trips per second")
         cpus = [mine[l].get("server_cpu_us_per_msg", float("nan")) if l in mine else float("nan") for l in labels]
         bottom.bar(xs, cpus, color="#e6550d", yerr=whiskers(cpus, names, cpu_ranges), capsize=3)
