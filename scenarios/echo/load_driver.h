@@ -149,11 +149,11 @@ class Driver {
   // Gives the calling driver thread a file table of its own (unshare CLONE_FILES) holding only its
   // connections (and descriptors 0-2). A table that threads share makes every system call on a
   // descriptor take and drop a reference to its file (fdget's slow path); alone in its table a
-  // thread skips that. With it `load` matched a single-threaded minimal client at 100 connections
-  // (docs/capacity.md, "The load generator's own cost"). Nothing else is kept, so that the thread
-  // holds no one's file open: a server in the same process (the tests') closing a connection
-  // still ends it at once. The table goes when the thread ends; the drivers are joined before
-  // their connections are closed.
+  // thread skips that, as a single-threaded client does. At 100 connections its effect was within
+  // this VM's noise (docs/capacity.md, "The load generator's own cost"). Nothing else is kept, so
+  // that the thread holds no one's file open: a server in the same process (the tests') closing a
+  // connection still ends it at once. The table goes when the thread ends; the drivers are joined
+  // before their connections are closed.
   void OwnFileTable() const;
 
   // Waits on `ep` for events until `wake`, at most 10 ms so that the loop sees the window close or

@@ -135,8 +135,8 @@ void WaitUntilEveryConnectionAnswered(const Window& window, size_t connections, 
 // an epoll with nothing to report (60 ms or so), within [2 us, 1 ms]. A send due sooner than this is
 // polled for. Sleeps of every length the drivers take are measured because a longer one lets the
 // CPU idle deeper: on this VM a 50 us sleep ended 56 us late (p95), a 1 ms one 170 us, and a slack
-// taken from 50 us sleeps left the sends after longer ones late (lateness p99 110-1,010 us at
-// 10,000 msgs/s against 33-51 us with this slack).
+// taken from 50 us sleeps left the sends after longer ones late (at 10,000 msgs/s lateness p99
+// 101-1,220 us, against 33-60 us with this slack in the quiet repetitions of one sitting).
 std::chrono::nanoseconds WakeLatency() {
   constexpr int kSleeps = 40;
   constexpr std::array<long, 3> kSleepNs = {50'000, 200'000, 1'000'000};
