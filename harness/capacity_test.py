@@ -36,12 +36,26 @@ class Capacity(unittest.TestCase):
         (e,) = iterations(self.out)
         self.assertEqual(e["params"]["capacity"], "p99:300ms")
         capacity = e["capacity_msgs_per_second"]
+        # A check that missed at its capacity (the server fell behind a Poisson window near its
+        # knee) sends the search below a margin, 2% and then doubled at each such miss
+        # (capacity_search.h): the bound below gives way by those margins, and no more.
+        steps = e["steps"]
+        above = [k for k in range(1, len(steps)) if steps[k].get("check") and steps[k - 1].get("check")
+                 and steps[k - 1]["verdict"] == "met"]  # the 1.3 x C step follows a check met at C
+        missed_at_c = [s["offered"] for k, s in enumerate(steps)
+                       if s.get("check") and k not in above and s["verdict"] != "met"]
+        give, margin = 1.0, 0.02
+        for k, offered in enumerate(missed_at_c):
+            give *= 1 - margin
+            later = missed_at_c[k + 1:] + [capacity]
+            self.assertLessEqual(later[0], offered * (1 - margin) + 1e-6, e["steps"])  # searched below the margin
+            margin *= 2
         # Within the search's resolution (2%) and its 1% tolerance of the achieved rate. The windows are
         # the search's own length (1 s): the fake server is an M/D/1 queue, and near its capacity the
         # replies still queued when a window closes (against those queued when it opened) vary by
         # about ten messages, a share of a 400 ms window (760 messages) that the 1% tolerance did not
         # cover once in a while (1,870 achieved of 1,905 scheduled: the search settled one step low).
-        self.assertGreaterEqual(capacity, 0.93 * RATE, e["steps"])
+        self.assertGreaterEqual(capacity, 0.93 * give * RATE, e["steps"])
         self.assertLessEqual(capacity, 1.03 * RATE, e["steps"])
         self.assertEqual(e["capacity_limit"], "slo")
         # Noise the guard saw, and the load generator's own lateness it causes, may be said (a test
