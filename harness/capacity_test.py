@@ -23,6 +23,14 @@ def iterations(path):
         return [b for b in json.load(f)["benchmarks"] if b["run_type"] == "iteration"]
 
 
+def checks_missed_at_capacity(steps):
+    """The rates of a search's checks at a capacity that missed (a check's step at 1.3 x C follows
+    the one met at C)."""
+    above = [k for k in range(1, len(steps)) if steps[k].get("check") and steps[k - 1].get("check")
+             and steps[k - 1]["verdict"] == "met"]
+    return [s["offered"] for k, s in enumerate(steps) if s.get("check") and k not in above and s["verdict"] != "met"]
+
+
 class Capacity(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
@@ -39,11 +47,7 @@ class Capacity(unittest.TestCase):
         # A check that missed at its capacity (the server fell behind a Poisson window near its
         # knee) sends the search below a margin, 2% and then doubled at each such miss
         # (capacity_search.h): the bound below gives way by those margins, and no more.
-        steps = e["steps"]
-        above = [k for k in range(1, len(steps)) if steps[k].get("check") and steps[k - 1].get("check")
-                 and steps[k - 1]["verdict"] == "met"]  # the 1.3 x C step follows a check met at C
-        missed_at_c = [s["offered"] for k, s in enumerate(steps)
-                       if s.get("check") and k not in above and s["verdict"] != "met"]
+        missed_at_c = checks_missed_at_capacity(e["steps"])
         give, margin = 1.0, 0.02
         for k, offered in enumerate(missed_at_c):
             give *= 1 - margin
