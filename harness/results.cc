@@ -182,6 +182,7 @@ nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int rep
     e["error"] = rep.error;
     e["error_occurred"] = true;
     e["error_message"] = rep.error;
+    if (rep.detail.contains("steps")) e["steps"] = rep.detail["steps"];  // a failed capacity search's, why it failed
     return e;
   }
   e["iterations"] = rep.iterations;

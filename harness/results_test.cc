@@ -53,6 +53,13 @@ TEST(ResultsTest, FailedEntryCarriesTheErrorAndNoFigures) {
   EXPECT_EQ(e["error_occurred"], true);
   EXPECT_FALSE(e.contains("real_time"));
   EXPECT_FALSE(e.contains("msgs_per_second"));
+  // A failed capacity search keeps its steps, which say why it failed; nothing else of its detail.
+  Repetition search = Repetition::Failed("no rate met p99:2ms");
+  search.detail["steps"] = nlohmann::json::array({{{"offered", 1000}, {"verdict", "p99 9000 us > 2000 us"}}});
+  search.detail["noise"] = {{"noisy", false}};
+  const nlohmann::json f = IterationEntry(Spec(), search, 0, 0, 0);
+  EXPECT_EQ(f["steps"], search.detail["steps"]);
+  EXPECT_FALSE(f.contains("noise"));
 }
 
 // msgs_per_second aggregated as declared; a histogram-like figure declared not to aggregate.

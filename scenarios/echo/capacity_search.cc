@@ -218,8 +218,11 @@ harness::Repetition CapacitySearch::Run() {
 harness::Repetition CapacitySearch::Result(double last_rate) {
   if (stopped()) return harness::Repetition::Failed("interrupted");
   if (met_ == 0) {
-    return harness::Repetition::Failed("no rate met " + FormatSlo(slo_) + ": at " + fmt::format("{:.0f}", last_rate) +
-                                       " msgs/s, " + (first_miss_.empty() ? client_bound_ : first_miss_));
+    harness::Repetition failed = harness::Repetition::Failed(
+        "no rate met " + FormatSlo(slo_) + ": at " + fmt::format("{:.0f}", last_rate) + " msgs/s, " +
+        (first_miss_.empty() ? client_bound_ : first_miss_));
+    failed.detail["steps"] = std::move(steps_);  // what failed it, step by step
+    return failed;
   }
   harness::Repetition rep = std::move(at_capacity_);
   rep.metrics["capacity_msgs_per_second"] = met_;

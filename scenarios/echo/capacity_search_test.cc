@@ -195,6 +195,11 @@ TEST(CapacitySearchTest, NothingMeetsTheSloOrTheProbeFails) {
   harness::Repetition rep = never.Run();
   EXPECT_FALSE(rep.ok);
   EXPECT_NE(rep.error.find("no rate met p99:2ms"), std::string::npos) << rep.error;
+  ASSERT_TRUE(rep.detail.contains("steps"));  // which rates it tried, and why each missed
+  EXPECT_GT(rep.detail["steps"].size(), 2u);
+  for (const auto& step : rep.detail["steps"]) {
+    if (step["offered"].get<double>() > 0) EXPECT_NE(step["verdict"], "met") << step;
+  }
   CapacitySearch dead(P99Of2ms(), [&](double) { return harness::Repetition::Failed("connection refused"); });
   rep = dead.Run();
   EXPECT_EQ(rep.error, "closed-loop probe: connection refused");
