@@ -48,9 +48,10 @@ class Capacity(unittest.TestCase):
         # knee) sends the search below a margin, 2% and then doubled at each such miss
         # (capacity_search.h): the bound below gives way by those margins, and no more.
         missed_at_c = checks_missed_at_capacity(e["steps"])
-        give, margin = 1.0, 0.02
+        give, margin, blurred_from = 1.0, 0.02, float("inf")
         for k, offered in enumerate(missed_at_c):
             give *= 1 - margin
+            blurred_from = min(blurred_from, offered * (1 - margin))
             later = missed_at_c[k + 1:] + [capacity]
             self.assertLessEqual(later[0], offered * (1 - margin) + 1e-6, e["steps"])  # searched below the margin
             margin *= 2
@@ -82,7 +83,9 @@ class Capacity(unittest.TestCase):
             latest[s["offered"]] = s
         for s in latest.values():
             met = s["verdict"] == "met"
-            self.assertEqual(met, s["offered"] <= capacity, s)  # every rate up to it met, every one above missed
+            # Every rate up to it met; every one above missed, but for those the search set aside
+            # as blurred (met once, within a margin below a check that missed).
+            self.assertTrue(met if s["offered"] <= capacity else not met or s["offered"] >= blurred_from - 1e-6, s)
             if s["offered"] > 1.05 * RATE:
                 self.assertIn("achieved", s["verdict"])  # it fell behind: the server's limit, not the SLO's
         # The figures of the entry are those of the window at the capacity.
