@@ -115,7 +115,11 @@ class Capacity(unittest.TestCase):
                         # (22 of 500 here; 5 of them allowed), and the server kept up with that.
                         window_s = e["iterations"] / e["msgs_per_second"]
                         self.assertAlmostEqual(e["scheduled_rate"], rate, delta=5 * (rate * window_s) ** 0.5 / window_s)
-                        self.assertAlmostEqual(e["achieved_rate"], e["scheduled_rate"], delta=0.01 * rate)
+                        # Replies counted in the window are those scheduled in it, plus those queued
+                        # when it opened, less those queued when it closed. Kept up bounds the second
+                        # (behind_schedule, above); the first is the queue a stall before the window
+                        # left (CI once saw 6 messages drain into a 500 ms window: 3 ms of this server's work).
+                        self.assertLessEqual(e["achieved_rate"], e["scheduled_rate"] + 0.05 * rate)
                         self.assertEqual(e["arrivals"], "poisson")
 
     @unittest.skipIf(len(CPUS) < 2, "needs a CPU for the server and one for the load generator")
