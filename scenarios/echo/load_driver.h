@@ -50,6 +50,7 @@ struct Window {
   std::atomic<int64_t> go_ns{INT64_MAX};     // steady-clock ns; INT64_MAX: still at the barrier
   std::atomic<int64_t> start_ns{INT64_MAX};  // INT64_MAX: not yet open
   std::atomic<int64_t> end_ns{INT64_MAX};
+  std::atomic<int64_t> stop_ns{INT64_MAX};  // when the drivers stop: after the readings that follow the window
   std::atomic<uint64_t> answered{0};      // connections that have had at least one reply
   std::atomic<int64_t> last_reply_ns{0};  // when the latest reply of any connection came back
   // How late this machine wakes a thread that sleeps (measured at the load's start): a send due
@@ -67,7 +68,7 @@ struct Window {
     const int64_t ns = Ns(t);
     return ns >= start_ns.load(std::memory_order_relaxed) && ns < end_ns.load(std::memory_order_relaxed);
   }
-  bool Over(Clock::time_point t) const { return Ns(t) >= end_ns.load(std::memory_order_relaxed); }
+  bool Over(Clock::time_point t) const { return Ns(t) >= stop_ns.load(std::memory_order_relaxed); }
 };
 
 // An open loop's schedule for one driver: its share of the rate, the gaps drawn by the arrival

@@ -269,7 +269,8 @@ Clock::time_point Go(const LoadConfig& config, Window& window, size_t connection
 
 // Waits out the warm-up from `go` (without a barrier, also until every connection has been
 // answered), then opens the window, holds it for config.duration (or until stopped) and closes it;
-// the times go into `result`.
+// the times go into `result`. The load runs on through the readings on either side of the window
+// (on_window_start, on_window_end), so that what they span beyond it carries the same load.
 template <typename Stopped>
 void HoldWindow(const LoadConfig& config, Window& window, size_t connections, Clock::time_point go, Stopped stopped,
                 LoadResult& result) {
@@ -277,21 +278,22 @@ void HoldWindow(const LoadConfig& config, Window& window, size_t connections, Cl
   if (!config.barrier) {
     WaitUntilEveryConnectionAnswered(window, connections, go + config.warmup + config.max_extra_warmup, stopped);
   }
+  if (config.on_window_start) config.on_window_start();
   const auto window_start = Clock::now();
   const auto window_end = window_start + config.duration;
   window.start_ns = Window::Ns(window_start);
   window.end_ns = Window::Ns(window_end);
-  if (config.on_window_start) config.on_window_start();
   while (Clock::now() < window_end && !stopped()) {
     std::this_thread::sleep_until(std::min(window_end, Clock::now() + std::chrono::milliseconds(50)));
   }
-  if (config.on_window_end) config.on_window_end();
   const auto measured_to = Clock::now();
   window.end_ns = std::min(window.end_ns.load(), Window::Ns(measured_to));  // an interrupted run ends now
+  const int64_t quiet_from = std::max(window.last_reply_ns.load(), window.start_ns.load());
+  if (config.on_window_end) config.on_window_end();
+  window.stop_ns = Window::Ns(Clock::now());
   result.warmup_seconds = std::chrono::duration<double>(window_start - go).count();
   // Round trips are counted in [window_start, window_end); an interrupted run counts until the stop.
   result.window_seconds = std::chrono::duration<double>(std::min(measured_to, window_end) - window_start).count();
-  const int64_t quiet_from = std::max(window.last_reply_ns.load(), window.start_ns.load());
   const int64_t window_over = Window::Ns(std::min(measured_to, window_end));
   result.silent_seconds = std::max<double>(0, static_cast<double>(window_over - quiet_from) / 1e9);
 }
@@ -326,6 +328,7 @@ LoadResult RunLoad(const LoadConfig& given) {
     std::vector<Connection>& conns;
     ~JoinAll() {
       window.end_ns = std::min(window.end_ns.load(), Window::Ns(Clock::now()));
+      window.stop_ns = std::min(window.stop_ns.load(), Window::Ns(Clock::now()));
       for (auto& l : loops) {
         if (l.joinable()) l.join();
       }

@@ -62,7 +62,9 @@ struct LoadConfig {
   harness::Duration connect_timeout = std::chrono::seconds(15);
   int max_connects_in_flight = 128;
   const std::atomic<bool>* stop = nullptr;  // optional: set to end the run early (Ctrl-C)
-  // Called on the calling thread at the start and the end of the measurement window.
+  // Called on the calling thread just before the measurement window opens and just after it
+  // closes: what it reads (/proc scans take milliseconds, on the load generator's CPUs) delays no
+  // send inside the window.
   std::function<void()> on_window_start;
   std::function<void()> on_window_end;
 };

@@ -32,6 +32,7 @@ harness::CpuList ClientCpus(const harness::RunSpec& run);
 struct Sample {
   LoadResult load;
   std::optional<harness::TreeUsage> before, after;  // the server's
+  double server_span_s = 0;  // from the start of its reading before the window to that of the one after
   double client_cpu_s = 0;
   harness::CpuSplit client_split;  // of client_cpu_s: user space and kernel
   double client_demand_s = 0;                         // run + runnable-waiting time of the load generator's threads
@@ -40,8 +41,8 @@ struct Sample {
 };
 
 // Runs the load, sampling the process tree of `sampled` (the server, when it is known) at the
-// window's start and end. `tracer` (may be empty) is switched on first thing at the window's
-// start and off first thing at its end (tracing.h: perf counting or sampling the server).
+// window's start and end. `tracer` (may be empty) is switched on last thing before the window
+// opens and off first thing after it closes (tracing.h: perf counting or sampling the server).
 Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::CpuList& client_cpus,
              const std::function<void(bool on)>& tracer = {});
 
