@@ -4,6 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "harness/process_usage.h"
 
 namespace harness {
@@ -46,6 +50,39 @@ TEST(ProcessUsageTest, ReadsThisProcess) {
   EXPECT_GE(usage->peak_rss_bytes, usage->rss_bytes);
   EXPECT_GE(usage->threads, 1u);
   EXPECT_FALSE(ReadProcessUsage(999999999).has_value());
+}
+
+// Hundreds of threads that each run a little (a thread per connection): each thread's own clock
+// ticks stay at 0 (most run under a tick in all: 20 us every 5 ms), yet the process's grow. The
+// CPU read between two readings lies within what the kernel's exact process clock counted between
+// the readings' ends, give or take the tick of time that threads which ended are counted in.
+TEST(ProcessUsageTest, CountsManyThreadsThatEachRunALittleOnce) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 400; ++i) {
+    threads.emplace_back([&stop] {
+      while (!stop.load()) {
+        const auto until = std::chrono::steady_clock::now() + 20us;
+        while (std::chrono::steady_clock::now() < until) {
+        }
+        std::this_thread::sleep_for(5ms);
+      }
+    });
+  }
+  std::this_thread::sleep_for(100ms);
+  const double a0 = ProcessCpuSeconds();
+  const auto a = ReadProcessUsage(getpid());
+  const double a1 = ProcessCpuSeconds();
+  std::this_thread::sleep_for(500ms);
+  const double b0 = ProcessCpuSeconds();
+  const auto b = ReadProcessUsage(getpid());
+  const double b1 = ProcessCpuSeconds();
+  stop = true;
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(a && b);
+  const double read = static_cast<double>(b->cpu_ns - a->cpu_ns) / 1e9, tick = 1.0 / sysconf(_SC_CLK_TCK);
+  EXPECT_GE(read, b0 - a1 - tick);
+  EXPECT_LE(read, b1 - a0 + tick);
 }
 
 // A child that spends ~300 ms of CPU in user space, then ~300 ms in the kernel (reading /dev/zero:

@@ -121,9 +121,12 @@ std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
   if (!ReadStatus(base + "/status", usage, true)) return std::nullopt;
   // /proc/PID/status counts the main thread's switches only: sum every thread's instead. Ticks
   // (10 ms) are too coarse for a process whose threads each run a few ms per second: live threads
-  // are counted exactly from schedstat, and only threads that have exited from the ticks.
+  // are counted exactly from schedstat, and only threads that have exited from the ticks: the
+  // process's (its whole CPU, truncated to a tick once) less its live threads' exact time. Not
+  // less the live threads' own ticks: each of those is truncated, and a thread that has run
+  // under a tick in all shows none, which counted a thread-per-connection server's CPU twice.
   usage.voluntary_switches = usage.involuntary_switches = 0;
-  uint64_t live_exact_ns = 0, live_ticks_ns = 0;
+  uint64_t live_exact_ns = 0;
   bool exact = true;
   DIR* tasks = opendir((base + "/task").c_str());
   if (tasks == nullptr) return std::nullopt;
@@ -131,17 +134,15 @@ std::optional<ProcessUsage> ReadProcessUsage(pid_t pid) {
     if (entry->d_name[0] == '.') continue;
     const std::string task = base + "/task/" + entry->d_name;
     ReadStatus(task + "/status", usage, false);
-    StatCpu thread;
     const auto runtime = ReadSchedstat(task + "/schedstat");
-    if (!runtime || !ReadStatCpu(task + "/stat", thread)) {
+    if (!runtime) {
       exact = false;
       continue;
     }
     live_exact_ns += *runtime;
-    live_ticks_ns += thread.own_ns;
   }
   closedir(tasks);
-  const uint64_t exited_ns = process.own_ns > live_ticks_ns ? process.own_ns - live_ticks_ns : 0;
+  const uint64_t exited_ns = process.own_ns > live_exact_ns ? process.own_ns - live_exact_ns : 0;
   usage.cpu_ns = exact ? live_exact_ns + exited_ns : process.own_ns;
   return usage;
 }
