@@ -65,8 +65,7 @@ Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::Cpu
     s.server_span_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - server_read_before).count();
     if (sampled) s.after = harness::ReadProcessTreeUsage(*sampled);
     const harness::NoiseReport took = others->Stop();
-    s.client_others_s =
-        (took.steal_fraction + took.others_fraction) * took.seconds * static_cast<double>(client_cpus.size());
+    s.client_others_share = took.steal_fraction + took.others_fraction;
   };
   s.load = RunLoad(config);
   return s;
@@ -153,7 +152,7 @@ void PutClientFigures(const Sample& s, const LoadConfig& config, const harness::
   const double cpus = static_cast<double>(client_cpus.size());
   const double usable = std::min(cpus, static_cast<double>(std::clamp(config.threads, 1, config.connections)));
   const double busy =
-      std::max(std::max(cpu, demand) / (window * usable), (cpu + s.client_others_s) / (window * cpus));
+      std::max(std::max(cpu, demand) / (window * usable), cpu / (window * cpus) + s.client_others_share);
   m["client_cpu_utilization"] = busy;
   rep.detail["client_bound"] = busy > kClientBusy;
   if (busy > kClientBusy) {

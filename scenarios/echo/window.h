@@ -36,7 +36,7 @@ struct Sample {
   double client_cpu_s = 0;
   harness::CpuSplit client_split;  // of client_cpu_s: user space and kernel
   double client_demand_s = 0;                         // run + runnable-waiting time of the load generator's threads
-  double client_others_s = 0;                         // CPU time others (processes, the hypervisor) took of its CPUs
+  double client_others_share = 0;  // of its CPUs, what others (processes, the hypervisor) took over the readings' span
   double window_start_unix = 0, window_end_unix = 0;  // wall clock: loads on other hosts can be lined up
 };
 
