@@ -327,8 +327,9 @@ LoadResult RunLoad(const LoadConfig& given) {
     std::vector<std::thread>& loops;
     std::vector<Connection>& conns;
     ~JoinAll() {
-      window.end_ns = std::min(window.end_ns.load(), Window::Ns(Clock::now()));
-      window.stop_ns = std::min(window.stop_ns.load(), Window::Ns(Clock::now()));
+      const int64_t now = Window::Ns(Clock::now());
+      window.end_ns = std::min(window.end_ns.load(), now);
+      window.stop_ns = std::min(window.stop_ns.load(), now);
       for (auto& l : loops) {
         if (l.joinable()) l.join();
       }
