@@ -36,43 +36,66 @@ class Capacity(unittest.TestCase):
         self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
         self.out = os.path.join(self.dir, "r.json")
 
-    def test_the_search_finds_a_known_capacity(self):
+    def search(self):
         with FaultyServer("limited", rate=RATE) as server:
             p = run("load", f"--target={server.target}", "--connections=4", "--capacity", "--slo=p99:300ms",
                     "--duration=1s", "--warmup=100ms", "--repetitions=1", f"--out={self.out}")
         self.assertEqual(p.returncode, 0, p.stderr)
         (e,) = iterations(self.out)
+        return e
+
+    @staticmethod
+    def spared(e):
+        """Whether a busy machine left the search alone: it can only lower a capacity (0.93 of the
+        server's rate at least, but for the margins below checks that missed) or find the load
+        generator without room (client-bound). Neither can noise undo, so a search it spoiled is run
+        once more; every other property is checked on every search."""
+        give, margin = 1.0, 0.02
+        for _ in checks_missed_at_capacity(e["steps"]):
+            give *= 1 - margin
+            margin *= 2
+        return e["capacity_msgs_per_second"] >= 0.93 * give * RATE and e["capacity_limit"] == "slo"
+
+    def test_the_search_finds_a_known_capacity(self):
+        e = self.search()
+        self.check_search(e)
+        if not self.spared(e):
+            e = self.search()
+            self.check_search(e)
+        # Within the search's resolution (2%) and its 1% tolerance of the achieved rate. The windows are
+        # the search's own length (1 s): the fake server is an M/D/1 queue, and near its capacity the
+        # replies still queued when a window closes (against those queued when it opened) vary by
+        # about ten messages, a share of a 400 ms window (760 messages) that the 1% tolerance did not
+        # cover once in a while (1,870 achieved of 1,905 scheduled: the search settled one step low).
+        self.assertTrue(self.spared(e), e["steps"])
+        self.assertEqual(e["capacity_limit"], "slo")
+
+    def check_search(self, e):
         self.assertEqual(e["params"]["capacity"], "p99:300ms")
         capacity = e["capacity_msgs_per_second"]
         # A check that missed at its capacity (the server fell behind a Poisson window near its
         # knee) sends the search below a margin, 2% and then doubled at each such miss
         # (capacity_search.h): the bound below gives way by those margins, and no more.
         missed_at_c = checks_missed_at_capacity(e["steps"])
-        give, margin, blurred_from = 1.0, 0.02, float("inf")
+        margin, blurred_from = 0.02, float("inf")
         for k, offered in enumerate(missed_at_c):
-            give *= 1 - margin
             blurred_from = min(blurred_from, offered * (1 - margin))
             later = missed_at_c[k + 1:] + [capacity]
             self.assertLessEqual(later[0], offered * (1 - margin) + 1e-6, e["steps"])  # searched below the margin
             margin *= 2
-        # Within the search's resolution (2%) and its 1% tolerance of the achieved rate. The windows are
-        # the search's own length (1 s): the fake server is an M/D/1 queue, and near its capacity the
-        # replies still queued when a window closes (against those queued when it opened) vary by
-        # about ten messages, a share of a 400 ms window (760 messages) that the 1% tolerance did not
-        # cover once in a while (1,870 achieved of 1,905 scheduled: the search settled one step low).
-        self.assertGreaterEqual(capacity, 0.93 * give * RATE, e["steps"])
-        self.assertLessEqual(capacity, 1.03 * RATE, e["steps"])
-        self.assertEqual(e["capacity_limit"], "slo")
+        self.assertLessEqual(capacity, 1.03 * RATE, e["steps"])  # noise cannot make the server faster
         # Noise the guard saw, and the load generator's own lateness it causes, may be said (a test
-        # suite runs beside this one); nothing else may.
+        # suite runs beside this one); so may a load generator without room, which noise causes too.
         # A check that a busy machine spoiled moves the capacity, up to three times, then says so.
         # A queue at the capacity (97% busy) wanders for seconds: its p50 may differ between the
         # thirds of a 1 s window, and "not steady" says so.
-        allowed = ("noisy", "load generator late", "unchecked", "not steady")
+        allowed = ("noisy", "load generator late", "unchecked", "not steady", "client-bound")
         said = [w for w in e.get("warnings", []) if not w.startswith(allowed)]
         self.assertEqual(said, [], e.get("warnings"))
         unchecked = any(w.startswith("unchecked") for w in e.get("warnings", []))
-        self.assertEqual(e["capacity_checked"], not unchecked)
+        client_bound = any(w.startswith("client-bound") for w in e.get("warnings", []))
+        self.assertEqual(e["capacity_limit"] == "client", client_bound)
+        self.assertEqual(e["capacity_checked"], not unchecked and not client_bound)
         steps = e["steps"]
         self.assertEqual(steps[0]["offered"], 0)  # the closed-loop probe
         # 14 steps, and each of at most 3 checks 2 more and 7 for the search it resumes.
@@ -82,6 +105,8 @@ class Capacity(unittest.TestCase):
             self.assertIn("msgs_per_second", s)
             latest[s["offered"]] = s
         for s in latest.values():
+            if s.get("client_bound"):
+                continue  # where the search stopped, whatever the server did
             met = s["verdict"] == "met"
             # Every rate up to it met; every one above missed, but for those the search set aside
             # as blurred (met once, within a margin below a check that missed).
@@ -100,10 +125,17 @@ class Capacity(unittest.TestCase):
         with FaultyServer("limited", rate=RATE) as server:
             for rate, behind in ((RATE // 2, False), (2 * RATE, True)):
                 with self.subTest(rate=rate):
-                    p = run("load", f"--target={server.target}", "--connections=4", f"--rate={rate}",
-                            "--duration=500ms", "--warmup=100ms", "--repetitions=1", f"--out={self.out}")
-                    self.assertEqual(p.returncode, 0, p.stderr)
-                    (e,) = iterations(self.out)
+                    # Behind at half the server's capacity is what a busy machine can make of a window
+                    # by itself (a 5 ms stall near its close leaves 1% of it queued: a run here saw 988 of
+                    # about 1,000); noise never makes a server at twice its capacity keep up. So a
+                    # window behind where it should not be is run again, three in all.
+                    for _ in range(3):
+                        p = run("load", f"--target={server.target}", "--connections=4", f"--rate={rate}",
+                                "--duration=500ms", "--warmup=100ms", "--repetitions=1", f"--out={self.out}")
+                        self.assertEqual(p.returncode, 0, p.stderr)
+                        (e,) = iterations(self.out)
+                        if e["behind_schedule"] == behind:
+                            break
                     self.assertEqual(e["offered_rate"], rate)
                     self.assertEqual(e["behind_schedule"], behind, e["achieved_rate"])
                     if behind:

@@ -22,8 +22,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-LoadResult Drive(uint16_t port, int connections, size_t size, harness::Duration duration = 300ms,
-                 const ReplyMode& reply = {}) {
+LoadConfig DriveConfig(uint16_t port, int connections, size_t size, harness::Duration duration = 300ms,
+                       const ReplyMode& reply = {}) {
   LoadConfig config;
   config.target = {"127.0.0.1", port};
   config.connections = connections;
@@ -31,7 +31,33 @@ LoadResult Drive(uint16_t port, int connections, size_t size, harness::Duration 
   config.warmup = 50ms;
   config.duration = duration;
   config.reply = reply;
-  return RunLoad(config);
+  return config;
+}
+
+LoadResult Drive(uint16_t port, int connections, size_t size, harness::Duration duration = 300ms,
+                 const ReplyMode& reply = {}) {
+  return RunLoad(DriveConfig(port, connections, size, duration, reply));
+}
+
+// A window's liveness bound (so many round trips at least, every connection answered) is the one
+// check a host that steals CPU in bursts, or a test suite beside this one, can break by itself: noise
+// only removes round trips. A window short of `enough` is run again, three windows in all, and the
+// bound is checked on the last. A window with an error, a wrong byte, an unread header or a broken
+// connection is returned at once: what is checked of behaviour is checked in every window run.
+LoadResult RunLoadEnough(const LoadConfig& config, const std::function<bool(const LoadResult&)>& enough) {
+  LoadResult r;
+  for (int window = 0; window < 3; ++window) {
+    r = RunLoad(config);
+    if (!r.ok || r.wrong_bytes > 0 || r.unread_headers > 0 || r.broken_connections > 0 || enough(r)) break;
+  }
+  return r;
+}
+
+// The usual liveness bound: more than `messages` round trips, and none of the connections starved.
+std::function<bool(const LoadResult&)> MoreThan(uint64_t messages) {
+  return [messages](const LoadResult& r) {
+    return r.messages > messages && std::count(r.per_connection.begin(), r.per_connection.end(), 0u) == 0;
+  };
 }
 
 int LowerCaseLetters(const char* data, size_t n) {
@@ -157,7 +183,7 @@ TEST_P(ModelTest, EchoesEveryByteOfEverySize) {
   if (GetParam().variant == "blocking") GTEST_SKIP() << "without --work, the model's default form";
   for (size_t size : {size_t{1}, size_t{64}, size_t{65536}}) {
     SCOPED_TRACE("size " + std::to_string(size));
-    const LoadResult r = Drive(port_, 64, size);
+    const LoadResult r = RunLoadEnough(DriveConfig(port_, 64, size), MoreThan(64));
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_EQ(r.wrong_bytes, 0u);
     EXPECT_EQ(r.broken_connections, 0u);
@@ -181,7 +207,7 @@ TEST_P(ModelTest, EchoesEveryByteOfPipelinedMessages) {
     config.depth = 8;
     config.warmup = 50ms;
     config.duration = 200ms;
-    const LoadResult r = RunLoad(config);
+    const LoadResult r = RunLoadEnough(config, MoreThan(16u * 8u));
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_EQ(r.wrong_bytes, 0u);
     EXPECT_EQ(r.broken_connections, 0u);
@@ -200,7 +226,7 @@ TEST_P(ModelTest, AnswersByEveryReplyRule) {
     Serve(entry_->make, Listen("127.0.0.1", 0, &port_), reply);
     for (size_t size : {size_t{1}, size_t{64}, size_t{4096}}) {
       SCOPED_TRACE("size " + std::to_string(size));
-      const LoadResult r = Drive(port_, 16, size, 200ms, reply);
+      const LoadResult r = RunLoadEnough(DriveConfig(port_, 16, size, 200ms, reply), MoreThan(16));
       ASSERT_TRUE(r.ok) << r.error;
       EXPECT_EQ(r.wrong_bytes, 0u);
       EXPECT_EQ(r.broken_connections, 0u);
@@ -214,7 +240,7 @@ TEST_P(ModelTest, AnswersByEveryReplyRule) {
     open.reply = reply;
     open.warmup = 50ms;
     open.duration = 200ms;
-    const LoadResult r = RunLoad(open);
+    const LoadResult r = RunLoadEnough(open, MoreThan(400));
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_EQ(r.wrong_bytes, 0u);
     EXPECT_GT(r.messages, 400u);
@@ -259,7 +285,7 @@ TEST_P(ModelTest, DoesTheWorkEachRequestCarries) {
     Serve(entry_->make, Listen("127.0.0.1", 0, &port_), reply, true, WorkersForWaits(GetParam()));
     for (size_t size : {WorkHeader::kSize, size_t{64}, size_t{4096}}) {
       SCOPED_TRACE("size " + std::to_string(size));
-      const LoadResult r = RunLoad(WorkLoad(port_, 16, size, "cpu:exp:20us", reply));
+      const LoadResult r = RunLoadEnough(WorkLoad(port_, 16, size, "cpu:exp:20us", reply), MoreThan(16));
       ASSERT_TRUE(r.ok) << r.error;
       EXPECT_EQ(r.wrong_bytes, 0u);
       EXPECT_EQ(r.unread_headers, 0u);
@@ -268,7 +294,7 @@ TEST_P(ModelTest, DoesTheWorkEachRequestCarries) {
     }
     LoadConfig open = WorkLoad(port_, 4, 64, "cpu:fixed:10us+wait:fixed:100us", reply);
     open.rate = 2000;
-    const LoadResult r = RunLoad(open);
+    const LoadResult r = RunLoadEnough(open, MoreThan(200));
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_EQ(r.wrong_bytes, 0u);
     EXPECT_EQ(r.broken_connections, 0u);
@@ -283,7 +309,9 @@ TEST_P(ModelTest, AWaitHoldsOnlyItsOwnConnection) {
   Serve(entry_->make, Listen("127.0.0.1", 0, &port_), {}, true, WorkersForWaits(GetParam()));
   LoadConfig config = WorkLoad(port_, 100, 64, "wait:fixed:50ms");
   config.duration = 1s;
-  const LoadResult r = RunLoad(config);
+  const LoadResult r = RunLoadEnough(config, [](const LoadResult& w) {
+    return std::all_of(w.per_connection.begin(), w.per_connection.end(), [](uint64_t n) { return n >= 10; });
+  });
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.wrong_bytes, 0u);
   ASSERT_EQ(r.per_connection.size(), 100u);
@@ -327,7 +355,9 @@ TEST_P(ModelTest, RoundTripsAreCountedByClassNoneFasterThanItsWork) {
     GTEST_SKIP() << "two models show it";
   }
   Serve(entry_->make, Listen("127.0.0.1", 0, &port_), {}, true);
-  const LoadResult r = RunLoad(WorkLoad(port_, 8, 64, "cpu:bimodal:0.8:20us:2ms"));
+  const LoadResult r = RunLoadEnough(WorkLoad(port_, 8, 64, "cpu:bimodal:0.8:20us:2ms"), [](const LoadResult& w) {
+    return w.class_latency.size() == 2 && w.class_latency[0].count() > 0 && w.class_latency[1].count() > 0;
+  });
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.wrong_bytes, 0u);
   ASSERT_EQ(r.class_latency.size(), 2u);
@@ -574,7 +604,7 @@ TEST(LoadGeneratorTest, OpenLoopKeepsToItsSchedule) {
   config.rate = 2000;
   config.warmup = 100ms;
   config.duration = 500ms;
-  const LoadResult r = RunLoad(config);
+  const LoadResult r = RunLoadEnough(config, [](const LoadResult& w) { return w.messages >= 500 && MoreThan(0)(w); });
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.wrong_bytes, 0u);
   // About 1000 messages are due inside the window (Poisson: give or take 32); replies to those in
@@ -638,15 +668,20 @@ TEST(LoadGeneratorTest, OpenLoopChargesAServerStallToEveryMessageScheduledDuring
   config.warmup = harness::Duration(0);
   config.max_extra_warmup = harness::Duration(0);  // measure from the start, stall included
   config.duration = 600ms;
-  const LoadResult r = RunLoad(config);
+  // About 300 messages were due during the stall, 200 of them 100 ms or more before it ended; a
+  // closed loop would have sent one and waited. (The load generator delayed between the accept and
+  // its window, by a busy machine, sees less of the stall: run again.)
+  const auto slow = [](const LoadResult& r) {
+    uint64_t n = 0;
+    const auto j = r.latency.ToJson();  // held: a range-for keeps only the outermost temporary alive
+    for (const auto& bucket : j["buckets"]) {
+      if (bucket[0].get<uint64_t>() >= 100'000'000) n += bucket[1].get<uint64_t>();
+    }
+    return n;
+  };
+  const LoadResult r = RunLoadEnough(config, [&](const LoadResult& w) { return slow(w) >= 100; });
   ASSERT_TRUE(r.ok) << r.error;
-  // About 300 messages were due during the stall; a closed loop would have sent one and waited.
-  uint64_t slow = 0;
-  const auto j = r.latency.ToJson();
-  for (const auto& bucket : j["buckets"]) {
-    if (bucket[0].get<uint64_t>() >= 100'000'000) slow += bucket[1].get<uint64_t>();
-  }
-  EXPECT_GE(slow, 100u);
+  EXPECT_GE(slow(r), 100u);
 }
 
 TEST(LoadGeneratorTest, ConnectionRefusedIsAnError) {
@@ -688,7 +723,7 @@ TEST_P(UdpModelTest, AnswersByEveryReplyRule) {
     config.reply = reply;
     config.warmup = 50ms;
     config.duration = 200ms;
-    const LoadResult r = RunLoad(config);
+    const LoadResult r = RunLoadEnough(config, [](const LoadResult& w) { return w.messages > 8; });
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_EQ(r.wrong_bytes, 0u);
     EXPECT_GT(r.messages, 8u);
@@ -705,7 +740,7 @@ TEST_P(UdpModelTest, EchoesEveryDatagramOfSeveralInFlight) {
   config.depth = 4;
   config.warmup = 50ms;
   config.duration = 200ms;
-  const LoadResult r = RunLoad(config);
+  const LoadResult r = RunLoadEnough(config, MoreThan(8u * 4u));
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.wrong_bytes, 0u);
   EXPECT_GT(r.messages, 8u * 4u);
@@ -722,7 +757,7 @@ TEST_P(UdpModelTest, EchoesEveryDatagram) {
     config.size = size;
     config.warmup = 50ms;
     config.duration = 300ms;
-    const LoadResult r = RunLoad(config);
+    const LoadResult r = RunLoadEnough(config, MoreThan(16));
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_EQ(r.wrong_bytes, 0u);
     EXPECT_GT(r.messages, 16u);
@@ -739,7 +774,7 @@ TEST_P(UdpModelTest, OpenLoopKeepsToItsSchedule) {
   config.rate = 2000;
   config.warmup = 100ms;
   config.duration = 500ms;
-  const LoadResult r = RunLoad(config);
+  const LoadResult r = RunLoadEnough(config, [](const LoadResult& w) { return w.messages >= 500; });
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.wrong_bytes, 0u);
   // Never ahead of the schedule (about 1000 due in the window), but for replies to messages sent
