@@ -3,6 +3,7 @@ that answers at most R messages a second, and the load generator pinned beside a
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -60,6 +61,8 @@ class Capacity(unittest.TestCase):
         e = self.search()
         self.check_search(e)
         if not self.spared(e):
+            print(f"search spoiled: capacity {e['capacity_msgs_per_second']:.0f}, limit {e['capacity_limit']}; again",
+                  file=sys.stderr)
             e = self.search()
             self.check_search(e)
         # Within the search's resolution (2%) and its 1% tolerance of the achieved rate. The windows are
@@ -136,6 +139,7 @@ class Capacity(unittest.TestCase):
                         (e,) = iterations(self.out)
                         if e["behind_schedule"] == behind:
                             break
+                        print(f"behind at {rate} msgs/s: achieved {e['achieved_rate']:.0f}; again", file=sys.stderr)
                     self.assertEqual(e["offered_rate"], rate)
                     self.assertEqual(e["behind_schedule"], behind, e["achieved_rate"])
                     if behind:

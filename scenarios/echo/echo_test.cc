@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <iostream>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -49,6 +50,8 @@ LoadResult RunLoadEnough(const LoadConfig& config, const std::function<bool(cons
   for (int window = 0; window < 3; ++window) {
     r = RunLoad(config);
     if (!r.ok || r.wrong_bytes > 0 || r.unread_headers > 0 || r.broken_connections > 0 || enough(r)) break;
+    std::cout << "[ short window " << window + 1 << " of 3: " << r.messages << " round trips, "
+              << std::count(r.per_connection.begin(), r.per_connection.end(), 0u) << " connections unanswered ]\n";
   }
   return r;
 }
