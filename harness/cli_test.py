@@ -547,6 +547,8 @@ class Merge(unittest.TestCase):
                 self.assertEqual(e["iterations"], pa["iterations"] + pb["iterations"])
                 self.assertEqual(e["connections"], 8)
                 self.assertAlmostEqual(e["msgs_per_second"], pa["msgs_per_second"] + pb["msgs_per_second"])
+                m = e["iterations"] / 8  # round trips a connection, over both loads
+                self.assertAlmostEqual(e["fairness_random_order"], m / (m + 1 - 1 / 8))
                 h = e["latency_histogram"]
                 self.assertEqual(h["count"], pa["latency_histogram"]["count"] + pb["latency_histogram"]["count"])
                 self.assertEqual(h["max"], max(pa["latency_histogram"]["max"], pb["latency_histogram"]["max"]))

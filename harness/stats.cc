@@ -52,4 +52,10 @@ double JainFairness(const std::vector<uint64_t>& counts) {
   return sum * sum / (static_cast<double>(counts.size()) * squares);
 }
 
+double RandomOrderFairness(double messages, double connections) {
+  if (messages <= 0 || connections < 1) return 0;
+  const double m = messages / connections;
+  return m / (m + 1 - 1 / connections);
+}
+
 }  // namespace harness

@@ -19,5 +19,10 @@ double CoefficientOfVariation(const std::vector<double>& xs);
 // Jain's index (sum x)^2 / (n * sum x^2): 1 when every connection got the same share, 1/n when one
 // got everything. 0 when nothing was served at all.
 double JainFairness(const std::vector<uint64_t>& counts);
+// The index that `messages` round trips over `connections` would have were each given to a connection
+// chosen at random (multinomial counts, the ratio of the expectations): m / (m + 1 - 1/n), m the round
+// trips a connection. With few of them only an order (round-robin) is fairer than chance: 6 each give
+// 0.86, 30 give 0.97. 0 when nothing was served.
+double RandomOrderFairness(double messages, double connections);
 
 }  // namespace harness

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+#include <vector>
+
 namespace harness {
 namespace {
 
@@ -38,6 +41,21 @@ TEST(StatsTest, JainFairness) {
   EXPECT_DOUBLE_EQ(JainFairness({9, 9, 9, 0, 0, 0, 0, 0, 0, 0}), 0.3);
   EXPECT_EQ(JainFairness({0, 0}), 0);
   EXPECT_EQ(JainFairness({}), 0);
+}
+
+TEST(StatsTest, RandomOrderFairness) {
+  EXPECT_DOUBLE_EQ(RandomOrderFairness(60'000, 10'000), 6 / (7 - 1e-4));  // 0.857
+  EXPECT_DOUBLE_EQ(RandomOrderFairness(7, 1), 1);                         // one connection: always fair
+  // 2 round trips, 2 connections: both to one (probability 1/2, sum of squares 4) or one each (2): the
+  // ratio of the expectations is 2^2 / (2 x 3) = 2/3 (the expected index itself is 3/4).
+  EXPECT_DOUBLE_EQ(RandomOrderFairness(2, 2), 2.0 / 3);
+  EXPECT_EQ(RandomOrderFairness(0, 10), 0);
+  // Against the thing itself: 200,000 round trips given to 10,000 connections at random (seeded).
+  std::mt19937_64 rng(25);
+  std::uniform_int_distribution<size_t> pick(0, 9'999);
+  std::vector<uint64_t> counts(10'000);
+  for (int k = 0; k < 200'000; ++k) ++counts[pick(rng)];
+  EXPECT_NEAR(JainFairness(counts), RandomOrderFairness(200'000, 10'000), 0.005);  // 0.952
 }
 
 }  // namespace

@@ -89,6 +89,8 @@ def fig_fairness(doc):
     starved = echo_lines(doc, "starved_connections")
     if not fair:
         return None
+    # What a random order would score with the same round trips (few a connection: well under 1).
+    chance = echo_lines(doc, "fairness_random_order")
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     for ax, lines, key in ((top, fair, "fairness"), (bottom, starved, "starved_connections")):
         ranges = spread_of(doc, "echo", key)
@@ -96,6 +98,10 @@ def fig_fairness(doc):
             line, = ax.plot(xs, ys, marker="o", label=label)
             ax.errorbar(xs, ys, yerr=whiskers(ys, names, ranges), linestyle="", color=line.get_color(), capsize=3,
                         linewidth=1)
+            if ax is top and label in chance:
+                ax.plot(chance[label][0], chance[label][1], linestyle="--", linewidth=1, color=line.get_color())
+    if chance:
+        top.plot([], [], linestyle="--", color="grey", label="dashed: the same round trips in a random order")
     top.set_ylabel("Jain's fairness index")
     top.set_ylim(0, 1.05)
     top.set_title("Fairness across connections, and connections never answered (whiskers: min-max)")

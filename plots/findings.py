@@ -123,6 +123,22 @@ def starvation_findings(doc):
     return out
 
 
+def unfairness_findings(doc):
+    """Where a model answered its connections less evenly than a random order would have with the same
+    round trips (a starved connection is said above; with few round trips a connection, even chance is
+    well under 1, and only an order such as an event loop's ready list is above it)."""
+    out = []
+    for r in results.medians(doc, "echo"):
+        chance = r.get("fairness_random_order")
+        if chance is None or "capacity" in r["params"] or r.get("starved_connections", 0) > 0:
+            continue
+        if r["fairness"] < chance - 0.05:
+            out.append({"text": f"{label(r)} at {conn(r['params']['connections'])} answered its connections less "
+                                f"evenly than a random order would have: Jain's index {r['fairness']:.2f} against "
+                                f"{chance:.2f} for the same round trips (median).", "runs": [r["run_name"]]})
+    return out
+
+
 def memory_finding(doc):
     """Peak RSS per connection for each model, fitted over its plain closed-loop repetitions."""
     points = {}
@@ -242,6 +258,7 @@ def findings(doc):
         out += throughput_finding(doc, connections, rows, rates, cpus)
         out += syscalls_finding(doc, connections, rows)
         out += kernel_share_finding(doc, connections, rows)
-    out += work_findings(doc, rates) + starvation_findings(doc) + capacity_findings(doc)
+    out += work_findings(doc, rates) + starvation_findings(doc) + unfairness_findings(doc)
+    out += capacity_findings(doc)
     out += memory_finding(doc) + pipeline_findings(doc)
     return out

@@ -576,6 +576,20 @@ class Findings(unittest.TestCase):
         self.assertEqual(len(memory), 1)
         self.assertIn(f"threads {slope / 1024:,.1f} ± ", memory[0])
 
+    def test_a_model_less_fair_than_chance_is_named(self):
+        doc = copy.deepcopy(self.doc)
+        rows = [r for r in results.medians(doc, "echo") if r.get("starved_connections", 0) == 0
+                and "capacity" not in r["params"]]
+        for r in rows:
+            r["fairness_random_order"] = r["fairness"]  # as fair as chance
+        for r, fairness in zip(rows, (0.58, 0.83)):  # less fair than chance; within 0.05 of it
+            r["fairness"], r["fairness_random_order"] = fairness, 0.86
+        texts = [f["text"] for f in findings.unfairness_findings(doc)]
+        self.assertEqual(len(texts), 1, texts)
+        self.assertIn(f"{findings.label(rows[0])} at {findings.conn(rows[0]['params']['connections'])} answered its "
+                      "connections less evenly than a random order would have: Jain's index 0.58 against 0.86", texts[0])
+        self.assertEqual(findings.unfairness_findings(self.doc), [])  # the fixture predates the reference
+
     def test_a_difference_within_the_noise_says_so(self):
         same = [100.0, 110.0, 90.0, 105.0]
         self.assertIn("not a clear difference", findings.unclear(same, [v * 1.01 for v in same]))

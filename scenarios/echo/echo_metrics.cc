@@ -141,6 +141,14 @@ std::vector<harness::Metric> ErrorsAndFairness() {
        .maximum = 1,
        .always = true,
        .column = true},
+      {.key = "fairness_random_order",
+       .unit = "fraction",
+       .meaning = "Jain's index the same round trips would have, each given to a connection chosen at random: "
+                  "m / (m + 1 - 1/n) for m round trips a connection; a fairness below it is less fair than chance",
+       .merge = MergeRule::kRecompute,
+       .label = "fair if random",
+       .format = ".3f",
+       .maximum = 1},
   };
 }
 

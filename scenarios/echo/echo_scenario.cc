@@ -13,6 +13,7 @@
 #include "harness/placement.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
+#include "harness/stats.h"
 #include "scenarios/echo/capacity_search.h"
 #include "scenarios/echo/echo_metrics.h"
 #include "scenarios/echo/plan.h"
@@ -182,6 +183,9 @@ void EchoScenario::Recompute(const std::vector<const nlohmann::json*>& parts, ha
   const double messages = static_cast<double>(merged.iterations);
   PutLatencyMetrics(harness::Histogram::FromJson(merged.detail.at("latency_histogram")), m);
   m["fairness"] = CombinedFairness(parts);
+  if (!parts.empty() && parts.front()->contains("fairness_random_order")) {
+    m["fairness_random_order"] = harness::RandomOrderFairness(messages, m.value("connections", 0.0));
+  }
   nlohmann::json histograms;
   RecomputeClassMetrics(parts, m, histograms);
   if (!histograms.is_null()) merged.detail["class_histograms"] = std::move(histograms);

@@ -227,6 +227,7 @@ harness::Repetition Figures(const Sample& s, const LoadConfig& config, const har
   m["connections"] = config.connections;
   m["starved_connections"] = std::count(load.per_connection.begin(), load.per_connection.end(), 0);
   m["fairness"] = harness::JainFairness(load.per_connection);
+  m["fairness_random_order"] = harness::RandomOrderFairness(msgs, static_cast<double>(load.per_connection.size()));
   PutClientFigures(s, config, client_cpus, rep);
   PutServerFigures(s, rep);
   rep.detail["latency_histogram"] = load.latency.ToJson("ns");
