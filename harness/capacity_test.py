@@ -1,6 +1,7 @@
 """The capacity search and open-loop honesty against servers whose limits are known: a fake server
 that answers at most R messages a second, and the load generator pinned beside a busy loop."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -32,6 +33,12 @@ def checks_missed_at_capacity(steps):
     return [s["offered"] for k, s in enumerate(steps) if s.get("check") and k not in above and s["verdict"] != "met"]
 
 
+def margins_below_missed_checks(steps):
+    """Each check that missed at its capacity, with the margin the search went below it by: the 2%
+    resolution, doubled at each such miss (capacity_search.h)."""
+    return [(offered, 0.02 * 2**k) for k, offered in enumerate(checks_missed_at_capacity(steps))]
+
+
 class Capacity(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
@@ -51,10 +58,7 @@ class Capacity(unittest.TestCase):
         server's rate at least, but for the margins below checks that missed) or find the load
         generator without room (client-bound). Neither can noise undo, so a search it spoiled is run
         once more; every other property is checked on every search."""
-        give, margin = 1.0, 0.02
-        for _ in checks_missed_at_capacity(e["steps"]):
-            give *= 1 - margin
-            margin *= 2
+        give = math.prod(1 - margin for _, margin in margins_below_missed_checks(e["steps"]))
         return e["capacity_msgs_per_second"] >= 0.93 * give * RATE and e["capacity_limit"] == "slo"
 
     def test_the_search_finds_a_known_capacity(self):
@@ -77,15 +81,13 @@ class Capacity(unittest.TestCase):
         self.assertEqual(e["params"]["capacity"], "p99:300ms")
         capacity = e["capacity_msgs_per_second"]
         # A check that missed at its capacity (the server fell behind a Poisson window near its
-        # knee) sends the search below a margin, 2% and then doubled at each such miss
-        # (capacity_search.h): the bound below gives way by those margins, and no more.
-        missed_at_c = checks_missed_at_capacity(e["steps"])
-        margin, blurred_from = 0.02, float("inf")
-        for k, offered in enumerate(missed_at_c):
+        # knee) sends the search below a margin: the bound below gives way by those margins, and no more.
+        missed_at_c = margins_below_missed_checks(e["steps"])
+        blurred_from = float("inf")
+        for k, (offered, margin) in enumerate(missed_at_c):
             blurred_from = min(blurred_from, offered * (1 - margin))
-            later = missed_at_c[k + 1:] + [capacity]
+            later = [o for o, _ in missed_at_c[k + 1:]] + [capacity]
             self.assertLessEqual(later[0], offered * (1 - margin) + 1e-6, e["steps"])  # searched below the margin
-            margin *= 2
         self.assertLessEqual(capacity, 1.03 * RATE, e["steps"])  # noise cannot make the server faster
         # Noise the guard saw, and the load generator's own lateness it causes, may be said (a test
         # suite runs beside this one); so may a load generator without room, which noise causes too.

@@ -40,6 +40,11 @@ LoadResult Drive(uint16_t port, int connections, size_t size, harness::Duration 
   return RunLoad(DriveConfig(port, connections, size, duration, reply));
 }
 
+// Connections that completed no round trip in the window.
+uint64_t Unanswered(const LoadResult& r) {
+  return static_cast<uint64_t>(std::count(r.per_connection.begin(), r.per_connection.end(), 0u));
+}
+
 // A window's liveness bound (so many round trips at least, every connection answered) is the one
 // check a host that steals CPU in bursts, or a test suite beside this one, can break by itself: noise
 // only removes round trips. A window short of `enough` is run again, three windows in all, and the
@@ -50,17 +55,15 @@ LoadResult RunLoadEnough(const LoadConfig& config, const std::function<bool(cons
   for (int window = 0; window < 3; ++window) {
     r = RunLoad(config);
     if (!r.ok || r.wrong_bytes > 0 || r.unread_headers > 0 || r.broken_connections > 0 || enough(r)) break;
-    std::cout << "[ short window " << window + 1 << " of 3: " << r.messages << " round trips, "
-              << std::count(r.per_connection.begin(), r.per_connection.end(), 0u) << " connections unanswered ]\n";
+    std::cout << "[ short window " << window + 1 << " of 3: " << r.messages << " round trips, " << Unanswered(r)
+              << " connections unanswered ]\n";
   }
   return r;
 }
 
 // The usual liveness bound: more than `messages` round trips, and none of the connections starved.
 std::function<bool(const LoadResult&)> MoreThan(uint64_t messages) {
-  return [messages](const LoadResult& r) {
-    return r.messages > messages && std::count(r.per_connection.begin(), r.per_connection.end(), 0u) == 0;
-  };
+  return [messages](const LoadResult& r) { return r.messages > messages && Unanswered(r) == 0; };
 }
 
 int LowerCaseLetters(const char* data, size_t n) {
@@ -579,7 +582,7 @@ TEST(LoadGeneratorTest, ABarrierGivesUpOnAConnectionNeverAnswered) {
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.unanswered_at_barrier, 1u);
   EXPECT_GE(r.barrier_seconds, 0.5);
-  EXPECT_EQ(std::count(r.per_connection.begin(), r.per_connection.end(), 0u), 1);
+  EXPECT_EQ(Unanswered(r), 1u);
 }
 
 TEST(LoadGeneratorTest, ServerThatNeverRepliesEndsOnTimeWithEveryConnectionStarved) {
@@ -594,7 +597,7 @@ TEST(LoadGeneratorTest, ServerThatNeverRepliesEndsOnTimeWithEveryConnectionStarv
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);  // 5 s waiting for a first answer, then the window
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.messages, 0u);
-  EXPECT_EQ(std::count(r.per_connection.begin(), r.per_connection.end(), 0u), 8);
+  EXPECT_EQ(Unanswered(r), 8u);
 }
 
 TEST(LoadGeneratorTest, OpenLoopKeepsToItsSchedule) {
