@@ -47,9 +47,10 @@ uint64_t Unanswered(const LoadResult& r) {
 
 // A window's liveness bound (so many round trips at least, every connection answered) is the one
 // check a host that steals CPU in bursts, or a test suite beside this one, can break by itself: noise
-// only removes round trips. A window short of `enough` is run again, three windows in all, and the
-// bound is checked on the last. A window with an error, a wrong byte, an unread header or a broken
-// connection is returned at once: what is checked of behaviour is checked in every window run.
+// only removes round trips (or, in an open loop, leaves more replies queued when the window opens).
+// A window short of `enough` is run again, three windows in all, and the bound is checked on the last.
+// A window with an error, a wrong byte, an unread header or a broken connection is returned at once:
+// what is checked of behaviour is checked in every window run.
 LoadResult RunLoadEnough(const LoadConfig& config, const std::function<bool(const LoadResult&)>& enough) {
   LoadResult r;
   for (int window = 0; window < 3; ++window) {
@@ -610,12 +611,14 @@ TEST(LoadGeneratorTest, OpenLoopKeepsToItsSchedule) {
   config.rate = 2000;
   config.warmup = 100ms;
   config.duration = 500ms;
-  const LoadResult r = RunLoadEnough(config, [](const LoadResult& w) { return w.messages >= 500 && MoreThan(0)(w); });
-  ASSERT_TRUE(r.ok) << r.error;
-  EXPECT_EQ(r.wrong_bytes, 0u);
   // About 1000 messages are due inside the window (Poisson: give or take 32); replies to those in
   // flight when it opened may land in it (a server 25 ms behind holds 50), but an open loop never
-  // runs ahead of its schedule.
+  // runs ahead of its schedule. A stall before the window (a busy machine) holds more: run again.
+  const LoadResult r = RunLoadEnough(config, [](const LoadResult& w) {
+    return w.messages >= 500 && w.messages <= w.scheduled + 50 && MoreThan(0)(w);
+  });
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.wrong_bytes, 0u);
   EXPECT_LE(r.messages, r.scheduled + 50u);
   EXPECT_NEAR(static_cast<double>(r.scheduled), 1000, 160);
   EXPECT_GE(r.messages, 500u);
@@ -780,11 +783,13 @@ TEST_P(UdpModelTest, OpenLoopKeepsToItsSchedule) {
   config.rate = 2000;
   config.warmup = 100ms;
   config.duration = 500ms;
-  const LoadResult r = RunLoadEnough(config, [](const LoadResult& w) { return w.messages >= 500; });
+  // Never ahead of the schedule (about 1000 due in the window), but for replies to messages sent
+  // just before it opened: as many as were in flight then (a server 25 ms behind holds 50; one that a
+  // busy machine stalled before the window, more: run again).
+  const LoadResult r =
+      RunLoadEnough(config, [](const LoadResult& w) { return w.messages >= 500 && w.messages <= w.scheduled + 50; });
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.wrong_bytes, 0u);
-  // Never ahead of the schedule (about 1000 due in the window), but for replies to messages sent
-  // just before it opened: as many as were in flight then (a server 25 ms behind holds 50).
   EXPECT_LE(r.messages, r.scheduled + 50u);
   EXPECT_GE(r.messages, 500u);
 }
