@@ -12,7 +12,7 @@ namespace harness {
 // What `harness measure` prints, field by field (not the ready-made entries: no isolated scenario
 // measures with another tool).
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Repetition, ok, error, iterations, real_time_ns, cpu_time_ns, metrics, detail,
-                                   warnings)
+                                   warnings, spoiled)
 
 namespace {
 

@@ -226,8 +226,8 @@ nlohmann::json AggregateWarnings(const std::vector<const Repetition*>& ok, size_
     warnings.push_back(kind + ": in " + std::to_string(n) + " of " + std::to_string(ok.size()) + " repetitions");
   }
   if (clean == 0) {
-    warnings.push_back("noisy: no repetition was clean of noise; these figures are over " + std::to_string(ok.size()) +
-                       " noisy ones (see each entry's noise)");
+    warnings.push_back("noisy: no repetition was clean of noise or spoiling; these figures are over " +
+                       std::to_string(ok.size()) + " left-out ones (see each entry's noise and spoiled)");
   } else if (noisy > 0 && clean < asked) {
     warnings.push_back("noisy: " + std::to_string(clean) + " clean repetitions of " + std::to_string(asked) +
                        " asked; " + std::to_string(noisy) + " left out, the redo budget spent (--redo)");

@@ -92,26 +92,30 @@ std::string Outcome(const std::vector<Repetition>& reps) {
     else if (r.real_time_ns > 0)
       rates.push_back(1e9 / r.real_time_ns);
   }
-  std::string text;
-  if (!rates.empty()) text = fmt::format("{:.0f} ops/s (median of {})", Median(rates), rates.size());
+  std::vector<std::string> parts;
+  if (!rates.empty()) parts.push_back(fmt::format("{:.0f} ops/s (median of {})", Median(rates), rates.size()));
   int noisy = 0;
   std::string busiest;
+  std::map<std::string, int> spoiled;  // by kind: "load generator late in 2 of 5"
   for (const auto& r : reps) {
-    if (r.ok && r.detail.contains("noise") && r.detail["noise"].value("noisy", false)) {
+    if (!r.ok) continue;
+    if (r.detail.contains("noise") && r.detail["noise"].value("noisy", false)) {
       ++noisy;
       busiest = r.detail["noise"].value("busiest", busiest);
     }
+    if (!r.spoiled.empty()) ++spoiled[r.spoiled.substr(0, r.spoiled.find(':'))];
   }
   if (noisy) {
-    text +=
-        fmt::format("; noisy neighbour in {} of {}{}", noisy, reps.size(), busiest.empty() ? "" : " (" + busiest + ")");
-    if (excluded) text += fmt::format(", {} left out", excluded);
+    parts.push_back(
+        fmt::format("noisy neighbour in {} of {}{}", noisy, reps.size(), busiest.empty() ? "" : " (" + busiest + ")"));
   }
+  for (const auto& [kind, n] : spoiled) parts.push_back(fmt::format("{} in {} of {}", kind, n, reps.size()));
+  if (excluded && !parts.empty()) parts.back() += fmt::format(", {} left out", excluded);
   if (failed) {
     const std::string& why = std::find_if(reps.begin(), reps.end(), [](auto& r) { return !r.ok; })->error;
-    text += (text.empty() ? "" : "; ") + fmt::format("FAILED {}x: {}", failed, why);
+    parts.push_back(fmt::format("FAILED {}x: {}", failed, why));
   }
-  return text;
+  return fmt::format("{}", fmt::join(parts, "; "));
 }
 
 // A figure the scenario did not declare has no meaning the file could carry: the repetition fails,
@@ -130,22 +134,26 @@ struct RunState {
   int redone = 0;
 };
 
-// A repetition whose CPUs were taken by more than the run's threshold is left out of the
-// aggregates and, within the run's redo budget, measured again in a later round; without a budget
-// (--redo=0) it is kept, flagged, as before. One made of windows that redid their own (the
-// capacity search) is only flagged.
+// A repetition whose CPUs were taken by more than the run's threshold, or that its scenario found
+// spoiled by its own instrument (Repetition::spoiled), is left out of the aggregates and, within the
+// run's redo budget, measured again in a later round; without a budget (--redo=0) it is kept,
+// flagged, as before. One made of windows that redid their own (the capacity search) is only flagged.
 void JudgeNoise(const RunSpec& spec, const NoiseReport& noise, Repetition& rep, RunState& state, Progress& progress,
                 int repetition_index) {
   if (!rep.ok) return;
   rep.detail["noise"] = noise.ToJson();
-  if (!noise.noisy() || rep.noise_judged || spec.redo == 0) return;
-  rep.detail["excluded"] = "noisy neighbour: " + noise.Describe();
+  if (!rep.spoiled.empty()) rep.detail["spoiled"] = rep.spoiled;
+  const bool noisy = noise.noisy();
+  if ((!noisy && rep.spoiled.empty()) || rep.noise_judged || spec.redo == 0) return;
+  const std::string why = noisy ? "noisy neighbour: " + noise.Describe() : rep.spoiled;
+  rep.detail["excluded"] = why;
   const bool again = state.redone < spec.redo;
   if (again) {
     ++state.redone;
     ++state.planned;
   }
-  progress.Note(fmt::format("{} repetition {}: {}; {}", spec.name, repetition_index + 1, noise.Describe(),
+  progress.Note(fmt::format("{} repetition {}: {}; {}", spec.name, repetition_index + 1,
+                            noisy ? noise.Describe() : rep.spoiled,
                             again ? fmt::format("measuring it again ({} of {} redos)", state.redone, spec.redo)
                                   : fmt::format("no redo left (--redo={}): left out", spec.redo)));
 }
@@ -305,28 +313,41 @@ std::string ScenarioTable(const nlohmann::json& context, const MetricSet& declar
   return out;
 }
 
-// The line that counts noisy repetitions, or "" when there were none.
+// The lines that count noisy repetitions and those their scenario found spoiled, or "" when there
+// were none.
 std::string NoiseFooter(const nlohmann::json& document) {
-  int noisy = 0, measured = 0, excluded = 0;
+  int noisy = 0, measured = 0, excluded = 0, spoiled = 0, spoiled_excluded = 0;
   double threshold = kNoisyFraction;
   for (const auto& e : document["benchmarks"]) {
     if (e.value("run_type", "") != "iteration" || !e.contains("noise")) continue;
     ++measured;
-    noisy += e["noise"].value("noisy", false);
-    excluded += e.contains("excluded");
+    const bool is_noisy = e["noise"].value("noisy", false);
+    noisy += is_noisy;
+    excluded += is_noisy && e.contains("excluded");
+    spoiled += !is_noisy && e.contains("spoiled");
+    spoiled_excluded += !is_noisy && e.contains("spoiled") && e.contains("excluded");
     threshold = e["noise"].value("threshold", threshold);
   }
-  if (!noisy) return "";
-  std::string out = fmt::format(
-      "\nnoisy neighbour: in {} of {} repetitions other processes or the hypervisor took more than "
-      "{:.0f}% of the CPUs under test (each entry's \"noise\" says how much and who)",
-      noisy, measured, threshold * 100);
-  if (excluded) out += fmt::format("; {} left out of the medians and measured again (\"excluded\")", excluded);
-  if (noisy > excluded) {
-    out += fmt::format("; {} kept (--redo=0, or a capacity search, which redoes its noisy windows itself)",
-                       noisy - excluded);
+  std::string out;
+  if (noisy) {
+    out += fmt::format(
+        "\nnoisy neighbour: in {} of {} repetitions other processes or the hypervisor took more than "
+        "{:.0f}% of the CPUs under test (each entry's \"noise\" says how much and who)",
+        noisy, measured, threshold * 100);
+    if (excluded) out += fmt::format("; {} left out of the medians and measured again (\"excluded\")", excluded);
+    if (noisy > excluded) {
+      out += fmt::format("; {} kept (--redo=0, or a capacity search, which redoes its noisy windows itself)",
+                         noisy - excluded);
+    }
+    out += "\n";
   }
-  return out + "\n";
+  if (spoiled) {
+    out += fmt::format(
+        "{}spoiled: in {} of {} repetitions the scenario's own instrument failed (each entry's "
+        "\"spoiled\" says how); {} left out of the medians and measured again\n",
+        noisy ? "" : "\n", spoiled, measured, spoiled_excluded);
+  }
+  return out;
 }
 
 }  // namespace

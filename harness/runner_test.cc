@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <set>
 #include <stdexcept>
 
 namespace harness {
@@ -190,22 +191,26 @@ class NoisyScenario final : public TestScenario {
     r.ok = true;
     r.iterations = 1;
     r.real_time_ns = 100 + index;
+    if (spoil.count(measured.back())) r.spoiled = "load generator late: its sends left 900 us after their time";
     return r;
   }
   static inline std::vector<std::string> measured;
+  static inline std::set<std::string> spoil;  // repetitions ("a1") whose own instrument failed
 };
 
 struct Measured {
   std::vector<nlohmann::json> iterations, medians;
 };
 
-Measured RunNoisy(const Options& options, const NoiseProbe& probe, const std::string& file) {
+Measured RunNoisy(const Options& options, const NoiseProbe& probe, const std::string& file,
+                  const std::set<std::string>& spoil = {}) {
   static const bool registered = [] {
     Registry<ScenarioEntry>::Add(std::make_unique<NoisyScenario>());
     return true;
   }();
   (void)registered;
   NoisyScenario::measured.clear();
+  NoisyScenario::spoil = spoil;
   auto runs = PlanAll({"noisy"}, options);
   ResultsWriter writer(TempPath(file), MakeContext("test", "quick"));
   EXPECT_EQ(RunAll(runs, writer, nullptr, probe), 0);
@@ -235,6 +240,47 @@ TEST(RunnerTest, ANoisyRepetitionIsMeasuredAgainInALaterRoundAndLeftOutOfTheAggr
   EXPECT_EQ(a["clean_repetitions"], 3);
   EXPECT_EQ(a["noisy_repetitions"], 1);
   EXPECT_FALSE(a.contains("warnings")) << a.dump();
+}
+
+TEST(RunnerTest, ARepetitionItsScenarioFoundSpoiledIsMeasuredAgainLikeANoisyOne) {
+  // No noise at all; a1's load generator was late.
+  const Measured m = RunNoisy(Options{}, Scripted({}), "runner_spoiled.json", {"a1"});
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"a0", "b0", "a1", "b1", "a2", "a3"}));
+  ASSERT_EQ(m.iterations.size(), 6u);
+  for (const auto& e : m.iterations) {
+    const bool a1 = e["name"] == "noisy/a" && e["repetition_index"] == 1;
+    EXPECT_FALSE(e["noise"]["noisy"]) << e.dump();
+    EXPECT_EQ(e.contains("spoiled"), a1) << e.dump();
+    EXPECT_EQ(e.value("excluded", ""), a1 ? "load generator late: its sends left 900 us after their time" : "");
+  }
+  const auto& a = m.medians[1]["name"] == "noisy/a_median" ? m.medians[1] : m.medians[0];
+  EXPECT_EQ(a["real_time"], 102.0);  // the median of 100, 102, 103: not 101, the spoiled one
+  EXPECT_EQ(a["clean_repetitions"], 3);
+}
+
+TEST(RunnerTest, RedoZeroKeepsASpoiledRepetitionSayingSo) {
+  Options options;
+  options.models = {"b"};
+  options.redo = 0;
+  const Measured m = RunNoisy(options, Scripted({}), "runner_spoiled_kept.json", {"b0"});
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1"}));
+  EXPECT_FALSE(m.iterations[0].contains("excluded"));
+  EXPECT_EQ(m.iterations[0]["spoiled"], "load generator late: its sends left 900 us after their time");
+  EXPECT_EQ(m.medians[0]["real_time"], 100.5);
+}
+
+TEST(RunnerTest, TheSummarySaysHowManyRepetitionsWereSpoiledAndLeftOut) {
+  Options options;
+  options.models = {"b"};
+  const Measured m = RunNoisy(options, Scripted({}), "runner_spoiled_summary.json", {"b1"});
+  nlohmann::json doc = {{"context", MakeContext("test", "quick")}, {"benchmarks", nlohmann::json::array()}};
+  for (const auto& e : m.iterations) doc["benchmarks"].push_back(e);
+  for (const auto& e : m.medians) doc["benchmarks"].push_back(e);
+  const std::string summary = SummaryTable(doc);
+  EXPECT_NE(summary.find("spoiled: in 1 of 3 repetitions the scenario's own instrument failed"), std::string::npos)
+      << summary;
+  EXPECT_NE(summary.find("1 left out of the medians and measured again"), std::string::npos) << summary;
+  EXPECT_EQ(summary.find("noisy neighbour"), std::string::npos) << summary;
 }
 
 TEST(RunnerTest, RedosStopAtTheBudgetAndTheAggregateSaysHowFewWereClean) {

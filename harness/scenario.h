@@ -96,6 +96,10 @@ struct Repetition {
   // Set by a repetition made of windows that redid its own noisy ones (the capacity search): the
   // runner records its noise but does not measure it again.
   bool noise_judged = false;
+  // Set by a scenario whose own instrument spoiled the repetition, as "kind: what" (e.g. "load
+  // generator late: ..."): its figures are then not the model's. The runner treats it as it treats a
+  // noisy one: left out of the aggregates and, within the redo budget, measured again.
+  std::string spoiled;
 
   static Repetition Failed(std::string why) {
     Repetition r;

@@ -15,7 +15,8 @@ results/ab), and compared as //plots:compare does, but paired: repetition i of t
 side by side, so the test is on the ratios of the pairs, and a drift of the machine from one round
 to the next (seen here: 63k to 148k msgs/s within minutes, invisible to steal time) cancels.
 A pair in which the harness's noise guard found either half noisy (others took more than its
-threshold of the CPUs under test) is run again, both halves, up to --redo times in the sitting;
+threshold of the CPUs under test), or whose scenario found its own instrument spoiled (an entry's
+"spoiled": the load generator's sends left late), is run again, both halves, up to --redo times in the sitting;
 each harness that can is run with --redo=0, so that it does not redo a half on its own.
 Each invocation of a harness has a time limit (--timeout, by default derived from the run's
 --duration and --warmup among RUN_FLAGS: 120 s + 20 x (warm-up + duration), four times that for a
@@ -73,7 +74,7 @@ def parse(argv):
     parser.add_argument("--threshold", default="10%", help="smallest change that counts (default 10%%)")
     parser.add_argument("--out", default=None, help="directory for base.json and new.json (default results/ab)")
     parser.add_argument("--redo", type=int, default=None,
-                        help="pairs that may be run again because the noise guard found a half of them noisy "
+                        help="pairs that may be run again because a half of them was noisy or spoiled "
                              "(default: as many as --repetitions; 0: keep them)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds one harness invocation may take (default: from --duration and --warmup)")
@@ -186,20 +187,23 @@ def redoes_noise(binary, timeout):
 
 
 def noise_of(path):
-    """What the noise guard said of the file's noisy repetitions (one line), or None if none was noisy."""
+    """Why the file's first spoiled repetition is not to be believed (one line: the noise guard's
+    noisy neighbour, or what the scenario found wrong with its own instrument), or None if none was."""
     try:
         doc = results.load(path)
     except (OSError, results.BadInput):
         return None  # a failed run's file is judged by the comparison, not here
-    noisy = [e for e in doc["benchmarks"] if e.get("run_type") == "iteration" and e.get("noise", {}).get("noisy")]
+    iterations = [e for e in doc["benchmarks"] if e.get("run_type") == "iteration"]
+    noisy = [e for e in iterations if e.get("noise", {}).get("noisy")]
     if not noisy:
-        return None
+        spoiled = [e["spoiled"] for e in iterations if e.get("spoiled")]
+        return spoiled[0] if spoiled else None
     n = noisy[0]["noise"]
     taken = n.get("steal_fraction", 0) + n.get("others_fraction", 0)
     said = f"{taken:.0%} of its CPUs taken"
     if n.get("worst_cpu", -1) >= 0 and n.get("worst_cpu_fraction", 0) > taken:
         said = f"CPU {n['worst_cpu']} lost {n['worst_cpu_fraction']:.0%}"
-    return said + (f" ({n['busiest']})" if n.get("busiest") else "")
+    return "noisy neighbour: " + said + (f" ({n['busiest']})" if n.get("busiest") else "")
 
 
 def combine(rounds, repetitions):
@@ -229,7 +233,7 @@ def sitting(args, scratch):
     own_redo = {side: ["--redo=0"] if redoes_noise(getattr(args, side), args.timeout) else [] for side in files}
     for r, extra, order in schedule(args, names):
         what = f"warm-up round {r + args.warmup_rounds + 1}" if r < 0 else f"round {r + 1}/{args.repetitions}"
-        while True:  # the pair, again while a half of it was noisy and the budget lasts
+        while True:  # the pair, again while a half of it was noisy or spoiled and the budget lasts
             outs, codes = {}, {}
             for side in order:
                 n += 1
@@ -242,7 +246,7 @@ def sitting(args, scratch):
             if not noisy or redone >= args.redo:
                 break
             redone += 1
-            print(f"ab: {what}: noisy neighbour in " + "; ".join(f"{side}: {why}" for side, why in noisy.items())
+            print(f"ab: {what}: " + "; ".join(f"{side}: {why}" for side, why in noisy.items())
                   + f"; running the pair again ({redone} of {args.redo} redos)", file=sys.stderr, flush=True)
         if r >= 0:  # a warm-up round's files are left to the scratch directory's removal
             for side in order:

@@ -119,7 +119,7 @@ class Ab(unittest.TestCase):
         self.assertEqual(len(log), 2 * 10 * 2 + 2 * 1)  # one pair run twice
         self.assertEqual([run for _, run, _ in log[4:8]], ["^echo/m/connections:2$"] * 4)  # the pair, again
         self.assertTrue(all(redo == "True" for _, _, redo in log))  # the harness redoes nothing itself
-        self.assertIn("noisy neighbour in base: 30% of its CPUs taken; running the pair again (1 of 1 redos)", err)
+        self.assertIn("base: noisy neighbour: 30% of its CPUs taken; running the pair again (1 of 1 redos)", err)
         self.assertIn("1 pairs were run again", out)
         for side, kept in (("base", []), ("new", [("echo/m/connections:5", 0)])):  # 12: the budget was spent
             with open(os.path.join(self.dir, "r", side + ".json"), encoding="utf-8") as f:

@@ -218,9 +218,9 @@ harness::Repetition CapacitySearch::Run() {
 harness::Repetition CapacitySearch::Result(double last_rate) {
   if (stopped()) return harness::Repetition::Failed("interrupted");
   if (met_ == 0) {
-    harness::Repetition failed = harness::Repetition::Failed(
-        "no rate met " + FormatSlo(slo_) + ": at " + fmt::format("{:.0f}", last_rate) + " msgs/s, " +
-        (first_miss_.empty() ? client_bound_ : first_miss_));
+    harness::Repetition failed =
+        harness::Repetition::Failed("no rate met " + FormatSlo(slo_) + ": at " + fmt::format("{:.0f}", last_rate) +
+                                    " msgs/s, " + (first_miss_.empty() ? client_bound_ : first_miss_));
     failed.detail["steps"] = std::move(steps_);  // what failed it, step by step
     return failed;
   }
@@ -230,6 +230,7 @@ harness::Repetition CapacitySearch::Result(double last_rate) {
   rep.detail["noisy_windows"] = noisy_windows_;
   rep.detail["late_windows"] = late_windows_;
   rep.detail.erase("noise");  // the window's: the runner puts the whole search's in its place
+  rep.spoiled.clear();        // the search judged its windows' lateness itself, against the SLO (Late)
   rep.detail["capacity_limit"] = !client_bound_.empty() ? "client" : missed_ > 0 ? "slo" : "steps";
   rep.warnings.erase(std::remove_if(rep.warnings.begin(), rep.warnings.end(),
                                     [](const std::string& w) { return w.rfind("client-bound", 0) == 0; }),
@@ -242,9 +243,10 @@ harness::Repetition CapacitySearch::Result(double last_rate) {
     rep.warnings.push_back(
         fmt::format("steps: the search ran out of windows still meeting the SLO at {:.0f} msgs/s", met_));
   } else if (unchecked_) {
-    rep.warnings.push_back(fmt::format("unchecked: after {} checks the capacity still moved; {:.0f} msgs/s is the "
-                                       "last the search found, not confirmed",
-                                       limits_.checks, met_));
+    rep.warnings.push_back(
+        fmt::format("unchecked: after {} checks the capacity still moved; {:.0f} msgs/s is the "
+                    "last the search found, not confirmed",
+                    limits_.checks, met_));
   }
   rep.detail["capacity_checked"] = client_bound_.empty() && missed_ > 0 && !unchecked_;
   return rep;

@@ -100,6 +100,12 @@ void PutScheduleFigures(const LoadResult& load, const LoadConfig& config, harnes
   m["send_lateness_p99_us"] = late_p99;
   m["send_lateness_max_us"] = static_cast<double>(load.send_lateness.max()) / 1e3;
   const double p99 = static_cast<double>(load.latency.Percentile(99)) / 1e3;
+  if (late_p99 > kPunctualUs) {
+    rep.spoiled = fmt::format(
+        "load generator late: its sends left {:.0f} us after their time at p99, over the {:.0f} us it holds to: the "
+        "server was not offered the arrivals asked for",
+        late_p99, kPunctualUs);
+  }
   if (late_p99 > kLateShare * p99) {
     rep.warnings.push_back(fmt::format(
         "load generator late: its sends left {:.0f} us after their time at p99, {:.0f}% of the round trip's p99 "
@@ -112,8 +118,8 @@ void PutScheduleFigures(const LoadResult& load, const LoadConfig& config, harnes
 void PutIntervals(const LoadResult& load, harness::Repetition& rep) {
   nlohmann::json intervals = nlohmann::json::array();
   for (const auto& h : load.intervals.latency) {
-    intervals.push_back({h.count(), static_cast<double>(h.Percentile(50)) / 1e3,
-                         static_cast<double>(h.Percentile(99)) / 1e3});
+    intervals.push_back(
+        {h.count(), static_cast<double>(h.Percentile(50)) / 1e3, static_cast<double>(h.Percentile(99)) / 1e3});
   }
   rep.detail["intervals"] = {{"interval_s", static_cast<double>(load.intervals.interval_ns) / 1e9},
                              {"columns", {"count", "p50_us", "p99_us"}},
@@ -134,9 +140,10 @@ void PutClientFigures(const Sample& s, const LoadConfig& config, const harness::
   m["warmup_s"] = s.load.warmup_seconds;
   if (config.barrier) m["barrier_s"] = s.load.barrier_seconds;
   if (s.load.unanswered_at_barrier > 0) {
-    rep.warnings.push_back(fmt::format("start barrier: {} of {} connections unanswered after {:.1f} s; the load began "
-                                       "without them",
-                                       s.load.unanswered_at_barrier, config.connections, s.load.barrier_seconds));
+    rep.warnings.push_back(
+        fmt::format("start barrier: {} of {} connections unanswered after {:.1f} s; the load began "
+                    "without them",
+                    s.load.unanswered_at_barrier, config.connections, s.load.barrier_seconds));
   }
   // Polling for a send due sooner than a wake-up takes is the load generator waiting: not its load.
   const double poll = s.load.poll_seconds;
