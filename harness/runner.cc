@@ -344,8 +344,11 @@ std::string NoiseFooter(const nlohmann::json& document) {
   if (spoiled) {
     out += fmt::format(
         "{}spoiled: in {} of {} repetitions the scenario's own instrument failed (each entry's "
-        "\"spoiled\" says how); {} left out of the medians and measured again\n",
-        noisy ? "" : "\n", spoiled, measured, spoiled_excluded);
+        "\"spoiled\" says how)",
+        noisy ? "" : "\n", spoiled, measured);
+    if (spoiled_excluded) out += fmt::format("; {} left out of the medians and measured again", spoiled_excluded);
+    if (spoiled > spoiled_excluded) out += fmt::format("; {} kept (--redo=0)", spoiled - spoiled_excluded);
+    out += "\n";
   }
   return out;
 }

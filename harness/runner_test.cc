@@ -267,6 +267,11 @@ TEST(RunnerTest, RedoZeroKeepsASpoiledRepetitionSayingSo) {
   EXPECT_FALSE(m.iterations[0].contains("excluded"));
   EXPECT_EQ(m.iterations[0]["spoiled"], "load generator late: its sends left 900 us after their time");
   EXPECT_EQ(m.medians[0]["real_time"], 100.5);
+  nlohmann::json doc = {{"context", MakeContext("test", "quick")}, {"benchmarks", m.iterations}};
+  const std::string summary = SummaryTable(doc);
+  EXPECT_NE(summary.find("spoiled: in 1 of 2 repetitions"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("; 1 kept (--redo=0)"), std::string::npos) << summary;
+  EXPECT_EQ(summary.find("left out"), std::string::npos) << summary;
 }
 
 TEST(RunnerTest, TheSummarySaysHowManyRepetitionsWereSpoiledAndLeftOut) {
