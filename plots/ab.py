@@ -187,8 +187,9 @@ def redoes_noise(binary, timeout):
 
 
 def noise_of(path):
-    """Why the file's first spoiled repetition is not to be believed (one line: the noise guard's
-    noisy neighbour, or what the scenario found wrong with its own instrument), or None if none was."""
+    """Why a repetition of the file is not to be believed, in one line: the first noisy one's noisy
+    neighbour, else what the scenario found wrong with its own instrument in the first spoiled one;
+    None if none was noisy or spoiled."""
     try:
         doc = results.load(path)
     except (OSError, results.BadInput):

@@ -27,11 +27,11 @@ std::string FormatSlo(const std::vector<SloBound>& slo);
 // the server's: an entry says so where it is this share of the round trip's p99, and a capacity
 // search measures again a window where it is this share of the SLO's tightest bound.
 inline constexpr double kLateShare = 0.1;
-// The punctuality the open loop holds itself to (us at p99) where the host lets it. Sends later than
-// this bunch (at 50,000 msgs/s the mean gap is 20 us): the server was offered burstier arrivals than
-// asked for, whatever its round trips, and the repetition is spoiled (harness::Repetition::spoiled),
-// measured again like a noisy one. Not a share of the round trip: the stall that delays the sends
-// delays the replies too, and a tail it made long excused it.
+// The punctuality the open loop holds itself to (us at p99) where the host lets it. Sends as late as
+// that bunch up (at 50,000 msgs/s the mean gap is 20 us): the server was offered burstier arrivals
+// than asked for, whatever its round trips, and the repetition is spoiled (harness::Repetition::
+// spoiled), measured again like a noisy one. Not a share of the round trip: the stall that delays
+// the sends delays the replies too, and the long tail it made would excuse it.
 inline constexpr double kPunctualUs = 50;
 
 // Whether an open loop at `offered` msgs/s kept up: achieved within 1% of it, or within one message
