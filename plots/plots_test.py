@@ -381,7 +381,8 @@ class Queueing(unittest.TestCase):
         self.assertAlmostEqual(prediction.saturation, 1 / 15e-6, delta=1 / 15e-6 / 1000)
         wait = lambda rate, s: queueing.md1_wait(rate * s, s) * 1e6  # noqa: E731
         self.assertAlmostEqual(curve[0][1], 60)  # the base is the lowest step's round trip
-        self.assertAlmostEqual(curve[2][1], 60 - wait(10000, 20e-6) + wait(30000, 15e-6))  # 57.5 + 6.14
+        # At 30,000/s the request's own service is 15 us where it was 20: 60 - 2.5 - 20 + 15 + 6.14.
+        self.assertAlmostEqual(curve[2][1], 60 - wait(10000, 20e-6) - 20 + 15 + wait(30000, 15e-6))
         rate, ratio = queueing.parting(steps, curve)
         self.assertEqual(rate, 30000)
         self.assertGreater(ratio, 1.5)
