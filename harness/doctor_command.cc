@@ -72,6 +72,30 @@ void Cpus(const nlohmann::json& env) {
   }
 }
 
+// How an idle CPU waits for work: a guest whose haltpoll driver does not poll halts the vCPU at once,
+// and the next wake-up is a VM exit and the host's to schedule.
+void Idle(const nlohmann::json& env) {
+  if (!env["cpuidle_driver"].is_string()) {
+    Say("idle", "not visible (no cpuidle in /sys)", "the kernel's default idle loop waits for work");
+    return;
+  }
+  const std::string driver = env["cpuidle_driver"];
+  if (!env["guest_halt_poll_ns"].is_number()) {
+    Say("idle", "cpuidle " + driver,
+        "an idle CPU may sleep deeply: at low load each request waits for its CPU to wake (the server's CPU "
+        "per message then falls as load rises)");
+    return;
+  }
+  const long long poll_ns = env["guest_halt_poll_ns"];
+  Say("idle", fmt::format("cpuidle {}, guest_halt_poll_ns {}", driver, poll_ns),
+      poll_ns == 0
+          ? "an idle vCPU halts at once and each wake-up is a VM exit: on the reference VM epoll at 10,000 msgs/s "
+            "took 22 us of CPU a message (p99 1.1 ms) so, 12.5 us (p99 0.27 ms) with 200 us of polling; for "
+            "measuring: echo 200000 > /sys/module/haltpoll/parameters/guest_halt_poll_ns"
+          : fmt::format("an idle vCPU polls up to {} us before it halts: work within that wakes it without a VM exit",
+                        poll_ns / 1000));
+}
+
 void Noise(Duration seconds, double threshold) {
   NoiseMeter meter(AvailableCpus());
   // Half the time with the timer slack every thread starts with (50 us: the kernel may end a
@@ -117,7 +141,7 @@ class DoctorCommand final : public Command {
  public:
   std::string name() const override { return "doctor"; }
   std::string help() const override {
-    return "a short check of the machine before a long run: CPUs, noise, wake-up latency";
+    return "a short check of the machine before a long run: CPUs, idle, noise, wake-up latency";
   }
   void Declare(CLI::App& app) override {
     app.add_option("--seconds", seconds_, "how long to watch the idle machine (default 3s)");
@@ -131,7 +155,9 @@ class DoctorCommand final : public Command {
       return d;
     });
     const double threshold = FlagValue("--noise-threshold", [&] { return ParseShare(threshold_); });
-    Cpus(Environment());
+    const nlohmann::json env = Environment();
+    Cpus(env);
+    Idle(env);
     std::cout << std::flush;
     Noise(seconds, threshold);
     return 0;

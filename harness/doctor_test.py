@@ -19,7 +19,7 @@ class Doctor(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         lines = p.stdout.splitlines()
         facts = {m.group(1): m.group(2) for m in (re.match(r"^(\w[\w-]*):\s+(.*)$", line) for line in lines) if m}
-        self.assertEqual(list(facts), ["cpus", "isolated", "governor", "steal", "others", "wake-up"])
+        self.assertEqual(list(facts), ["cpus", "isolated", "governor", "idle", "steal", "others", "wake-up"])
         self.assertEqual(len(lines), 2 * len(facts))  # each fact, then what it means
         for line in lines[1::2]:
             self.assertTrue(line.startswith(" " * 11) and line.strip(), lines)
@@ -34,6 +34,16 @@ class Doctor(unittest.TestCase):
                 self.assertIn(f.read().strip(), facts["governor"])
         else:
             self.assertEqual(facts["governor"], "not visible (no cpufreq in /sys)")
+        driver, poll = "/sys/devices/system/cpu/cpuidle/current_driver", "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
+        if not os.path.exists(driver):
+            self.assertEqual(facts["idle"], "not visible (no cpuidle in /sys)")
+        else:
+            with open(driver, encoding="utf-8") as f:
+                said = "cpuidle " + f.read().strip()
+            if os.path.exists(poll):
+                with open(poll, encoding="utf-8") as f:
+                    said += ", guest_halt_poll_ns " + f.read().strip()
+            self.assertEqual(facts["idle"], said)
         steal = float(re.match(r"([0-9.]+)% of the CPUs over 1 s idle", facts["steal"]).group(1))
         others = float(re.match(r"([0-9.]+)% of the CPUs", facts["others"]).group(1))
         self.assertTrue(0 <= steal <= 100 and 0 <= others <= 100, (steal, others))

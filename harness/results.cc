@@ -101,6 +101,14 @@ nlohmann::json Environment() {
                         {"scaling_governor", governor.empty() ? nlohmann::json() : nlohmann::json(governor)}};
   if (governor.empty())
     env["scaling_note"] = "no cpufreq in /sys: the frequency policy is not visible here (a VM's host sets it)";
+  // How an idle CPU waits: a guest's haltpoll driver polls up to guest_halt_poll_ns before it halts;
+  // at 0 every idle halts at once and every wake-up is a VM exit (docs/methodology.md).
+  const std::string idle = ReadLine("/sys/devices/system/cpu/cpuidle/current_driver");
+  env["cpuidle_driver"] = idle.empty() ? nlohmann::json() : nlohmann::json(idle);
+  const std::string poll = ReadLine("/sys/module/haltpoll/parameters/guest_halt_poll_ns");
+  char* end = nullptr;
+  const long long poll_ns = std::strtoll(poll.c_str(), &end, 10);
+  env["guest_halt_poll_ns"] = poll.empty() || *end != '\0' ? nlohmann::json() : nlohmann::json(poll_ns);
   return env;
 }
 
