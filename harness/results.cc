@@ -5,6 +5,7 @@
 
 #include <boost/version.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
