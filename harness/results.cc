@@ -227,7 +227,7 @@ nlohmann::json AggregateWarnings(const std::vector<const Repetition*>& ok, size_
   std::map<std::string, int> kinds;
   for (const Repetition* r : ok) {
     std::set<std::string> of_r;
-    for (const auto& w : r->warnings) of_r.insert(w.substr(0, w.find(':')));
+    for (const auto& w : r->warnings) of_r.insert(Repetition::KindOf(w));
     for (const auto& k : of_r) ++kinds[k];
   }
   nlohmann::json warnings = nlohmann::json::array();

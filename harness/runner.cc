@@ -103,7 +103,7 @@ std::string Outcome(const std::vector<Repetition>& reps) {
       ++noisy;
       busiest = r.detail["noise"].value("busiest", busiest);
     }
-    if (!r.spoiled.empty()) ++spoiled[r.spoiled.substr(0, r.spoiled.find(':'))];
+    if (!r.spoiled.empty()) ++spoiled[Repetition::KindOf(r.spoiled)];
   }
   if (noisy) {
     parts.push_back(
@@ -324,8 +324,9 @@ std::string NoiseFooter(const nlohmann::json& document) {
     const bool is_noisy = e["noise"].value("noisy", false);
     noisy += is_noisy;
     excluded += is_noisy && e.contains("excluded");
-    spoiled += !is_noisy && e.contains("spoiled");
-    spoiled_excluded += !is_noisy && e.contains("spoiled") && e.contains("excluded");
+    const bool only_spoiled = !is_noisy && e.contains("spoiled");  // a noisy one is counted as such
+    spoiled += only_spoiled;
+    spoiled_excluded += only_spoiled && e.contains("excluded");
     threshold = e["noise"].value("threshold", threshold);
   }
   std::string out;

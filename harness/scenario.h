@@ -101,6 +101,9 @@ struct Repetition {
   // noisy one: left out of the aggregates and, within the redo budget, measured again.
   std::string spoiled;
 
+  // The kind of a "kind: what" text (a warning, `spoiled`): what the aggregates and the summary count by.
+  static std::string KindOf(const std::string& said) { return said.substr(0, said.find(':')); }
+
   static Repetition Failed(std::string why) {
     Repetition r;
     r.error = std::move(why);
