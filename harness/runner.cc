@@ -137,14 +137,15 @@ struct RunState {
 // A repetition whose CPUs were taken by more than the run's threshold, or that its scenario found
 // spoiled by its own instrument (Repetition::spoiled), is left out of the aggregates and, within the
 // run's redo budget, measured again in a later round; without a budget (--redo=0) it is kept,
-// flagged, as before. One made of windows that redid their own (the capacity search) is only flagged.
+// flagged, as before. One made of windows that redid their own noisy ones (the capacity search) is
+// only flagged for noise, but measured again if it says it is spoiled (a search noise stopped).
 void JudgeNoise(const RunSpec& spec, const NoiseReport& noise, Repetition& rep, RunState& state, Progress& progress,
                 int repetition_index) {
   if (!rep.ok) return;
   rep.detail["noise"] = noise.ToJson();
   if (!rep.spoiled.empty()) rep.detail["spoiled"] = rep.spoiled;
-  const bool noisy = noise.noisy();
-  if ((!noisy && rep.spoiled.empty()) || rep.noise_judged || spec.redo == 0) return;
+  const bool noisy = noise.noisy() && !rep.noise_judged;
+  if ((!noisy && rep.spoiled.empty()) || spec.redo == 0) return;
   const std::string why = noisy ? "noisy neighbour: " + noise.Describe() : rep.spoiled;
   rep.detail["excluded"] = why;
   const bool again = state.redone < spec.redo;
@@ -344,7 +345,7 @@ std::string NoiseFooter(const nlohmann::json& document) {
   }
   if (spoiled) {
     out += fmt::format(
-        "{}spoiled: in {} of {} repetitions the scenario's own instrument failed (each entry's "
+        "{}spoiled: in {} of {} repetitions the scenario found its own figures spoiled (each entry's "
         "\"spoiled\" says how)",
         noisy ? "" : "\n", spoiled, measured);
     if (spoiled_excluded) out += fmt::format("; {} left out of the medians and measured again", spoiled_excluded);

@@ -192,10 +192,12 @@ class NoisyScenario final : public TestScenario {
     r.iterations = 1;
     r.real_time_ns = 100 + index;
     if (spoil.count(measured.back())) r.spoiled = "load generator late: its sends left 900 us after their time";
+    r.noise_judged = judges_own_noise;
     return r;
   }
   static inline std::vector<std::string> measured;
-  static inline std::set<std::string> spoil;  // repetitions ("a1") whose own instrument failed
+  static inline std::set<std::string> spoil;    // repetitions ("a1") whose own instrument failed
+  static inline bool judges_own_noise = false;  // as a capacity search, which redoes its noisy windows
 };
 
 struct Measured {
@@ -258,6 +260,23 @@ TEST(RunnerTest, ARepetitionItsScenarioFoundSpoiledIsMeasuredAgainLikeANoisyOne)
   EXPECT_EQ(a["clean_repetitions"], 3);
 }
 
+TEST(RunnerTest, ARepetitionThatJudgedItsOwnNoiseIsMeasuredAgainOnlyIfSpoiled) {
+  // As capacity searches: b0 lost 30% of its CPUs (its windows were redone within it), b1 says it
+  // was spoiled (as noise that stopped a search says). Only b1 is measured again.
+  Options options;
+  options.models = {"b"};
+  NoisyScenario::judges_own_noise = true;
+  const Measured m = RunNoisy(options, Scripted({0.30, 0, 0, 0}), "runner_judged_own.json", {"b1"});
+  NoisyScenario::judges_own_noise = false;
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1", "b2"}));
+  ASSERT_EQ(m.iterations.size(), 3u);
+  EXPECT_TRUE(m.iterations[0]["noise"]["noisy"]);
+  EXPECT_FALSE(m.iterations[0].contains("excluded"));
+  EXPECT_EQ(m.iterations[1].value("excluded", ""), "load generator late: its sends left 900 us after their time");
+  EXPECT_EQ(m.medians[0]["iterations"], 2);  // b0 and b2
+  EXPECT_EQ(m.medians[0]["real_time"], 101.0);
+}
+
 TEST(RunnerTest, RedoZeroKeepsASpoiledRepetitionSayingSo) {
   Options options;
   options.models = {"b"};
@@ -282,7 +301,8 @@ TEST(RunnerTest, TheSummarySaysHowManyRepetitionsWereSpoiledAndLeftOut) {
   for (const auto& e : m.iterations) doc["benchmarks"].push_back(e);
   for (const auto& e : m.medians) doc["benchmarks"].push_back(e);
   const std::string summary = SummaryTable(doc);
-  EXPECT_NE(summary.find("spoiled: in 1 of 3 repetitions the scenario's own instrument failed"), std::string::npos)
+  EXPECT_NE(summary.find("spoiled: in 1 of 3 repetitions the scenario found its own figures spoiled"),
+            std::string::npos)
       << summary;
   EXPECT_NE(summary.find("1 left out of the medians and measured again"), std::string::npos) << summary;
   EXPECT_EQ(summary.find("noisy neighbour"), std::string::npos) << summary;

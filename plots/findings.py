@@ -232,6 +232,8 @@ def capacity_findings(doc):
         for _, e in entries:
             if e.get("capacity_limit") == "client":
                 how = "at least: the load generator was the limit, so not checked"
+            elif e.get("capacity_limit") == "noise":
+                how = "at least: the host took the CPUs where the search went on, so not narrowed or checked"
             elif e.get("capacity_checked"):
                 how = "met again at it and missed at 1.3 times it"
             else:

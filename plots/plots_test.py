@@ -671,6 +671,24 @@ class Numbers(unittest.TestCase):
             self.assertIn(name, tables)
         self.assertNotIn("matplotlib", sys.modules.get("plots.summary_numbers").__dict__)
 
+    def test_a_search_noise_stopped_gives_way_to_its_redo(self):
+        # The fixture's epoll search, as if noise had stopped it (its lower bound left out) and its redo
+        # (repetition 1) had found 20% more; then as if the redo had been stopped too.
+        doc = results.load(FIXTURE)
+        (search,) = [b for b in results.iterations(doc, "echo") if "steps" in b and b["model"] == "epoll"]
+        stopped = dict(search, capacity_limit="noise", capacity_checked=False, excluded="stopped by noise: ...")
+        redo = dict(search, repetition_index=1, capacity_limit="slo",
+                    capacity_msgs_per_second=1.2 * search["capacity_msgs_per_second"])
+        others = [b for b in doc["benchmarks"] if b is not search]
+        doc["benchmarks"] = others + [stopped, redo]
+        (row,) = [r for r in summary_numbers.capacity_rows(doc) if r[0].startswith("epoll")]
+        self.assertEqual(row[2], f"{redo['capacity_msgs_per_second']:,.0f}")
+        doc["benchmarks"] = others + [stopped, dict(redo, capacity_limit="noise", excluded="stopped by noise: ...")]
+        (row,) = [r for r in summary_numbers.capacity_rows(doc) if r[0].startswith("epoll")]
+        self.assertEqual(row[2], f">= {search['capacity_msgs_per_second']:,.0f} (stopped by noise)")
+        (said,) = [f["text"] for f in findings.capacity_findings(doc) if f["text"].startswith("epoll")]
+        self.assertIn("at least: the host took the CPUs", said)
+
 
 if __name__ == "__main__":
     unittest.main()

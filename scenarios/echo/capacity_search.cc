@@ -39,25 +39,47 @@ bool Late(const harness::Repetition& window, const std::vector<SloBound>& slo) {
   return window.metrics.value("send_lateness_p99_us", 0.0) > kLateShare * tightest;
 }
 
+// Why a step with only `clean` windows beside `noisy` and `late` ones set aside is not judged;
+// `worst`: the largest share of a CPU under test others took in one of them.
+std::string WhyUnjudged(double rate, int noisy, int late, size_t clean, double worst) {
+  const std::string what =
+      noisy >= late ? fmt::format("lost their CPUs to others or the hypervisor (up to {:.0f}% of a CPU)", worst * 100)
+                    : "had the load generator's own sends late";
+  return fmt::format("{} of {} windows at {:.0f} msgs/s {}", noisy + late, noisy + late + clean, rate, what);
+}
+
 }  // namespace
 
 CapacitySearch::CapacitySearch(std::vector<SloBound> slo, MeasureWindow measure, CapacityLimits limits,
                                const std::atomic<bool>* stop)
     : slo_(std::move(slo)), measure_(std::move(measure)), limits_(limits), stop_(stop) {}
 
+// A step's windows are its clean ones: a window whose CPUs others took, or in which the load
+// generator sent late, says nothing of the rate and is measured again, up to `noisy_redos` of them.
+// Past those the step stands on the clean windows it has, if they are most of `windows_per_step`;
+// else it is not judged (Step::unjudged), and the search stops there. The closed-loop probe only
+// sets the scale: past the redos its last window serves.
 CapacitySearch::Step CapacitySearch::Measure(double rate, bool check) {
+  const size_t wanted = rate > 0 ? limits_.windows_per_step : 1;
+  const size_t most = wanted + std::max(0, limits_.noisy_redos);
   std::vector<harness::Repetition> windows;
+  harness::Repetition set_aside;
   int noisy = 0, late = 0;
-  while (static_cast<int>(windows.size()) < (rate > 0 ? limits_.windows_per_step : 1) && !stopped()) {
+  double worst = 0;  // the largest share of a CPU under test others took, in a window set aside
+  while (windows.size() < wanted && windows.size() + static_cast<size_t>(noisy + late) < most && !stopped()) {
     harness::Repetition window = measure_(rate);
-    // What others did to this window, or how late the load generator itself sent, says nothing of
-    // the rate: measure it again.
-    if (window.ok && noisy + late < limits_.noisy_redos && (Noisy(window) || Late(window, slo_))) {
+    if (window.ok && limits_.noisy_redos > 0 && (Noisy(window) || Late(window, slo_))) {
       ++(Noisy(window) ? noisy : late);
+      if (Noisy(window)) worst = std::max(worst, window.detail["noise"].value("worst_cpu_fraction", 0.0));
+      set_aside = std::move(window);
       continue;
     }
     windows.push_back(std::move(window));
     if (!windows.back().ok) break;
+  }
+  if (rate == 0 && windows.empty() && set_aside.ok) {  // the probe's last window serves for the scale
+    --(Noisy(set_aside) ? noisy : late);
+    windows.push_back(std::move(set_aside));
   }
   noisy_windows_ += noisy;
   late_windows_ += late;
@@ -65,7 +87,11 @@ CapacitySearch::Step CapacitySearch::Measure(double rate, bool check) {
       {"offered", rate}, {"windows", windows.size()}, {"noisy_windows", noisy}, {"late_windows", late}};
   if (check) record["check"] = true;
   Step out;
-  if (windows.empty() || !windows.back().ok) {
+  const bool failed = !windows.empty() && !windows.back().ok;
+  if (!failed && !stopped() && rate > 0 && windows.size() < wanted / 2 + 1) {
+    out.unjudged = WhyUnjudged(rate, noisy, late, windows.size(), worst);
+    record["verdict"] = "not judged: " + out.unjudged;
+  } else if (windows.empty() || failed) {
     out.rep = windows.empty() ? harness::Repetition::Failed("interrupted") : windows.back();
     out.misses = out.rep.error;
     record["verdict"] = out.misses;
@@ -146,6 +172,10 @@ double CapacitySearch::NextRate(double rate, double scale) const {
 void CapacitySearch::Search(double rate, double scale) {
   while (static_cast<int>(steps_.size()) < limits_.max_steps + extra_steps_ && !stopped()) {
     Step s = Measure(rate, false);
+    if (!s.unjudged.empty()) {
+      unjudged_ = std::move(s.unjudged);  // what the server can do there, the host would not let it show
+      return;
+    }
     if (s.misses.empty() && rate > met_) {
       met_ = rate;
       at_capacity_ = std::move(s.rep);
@@ -172,7 +202,8 @@ bool CapacitySearch::Holds() {
   const double capacity = met_;
   extra_steps_ += 2;
   Step at = Measure(capacity, true);
-  if (stopped() || !at.rep.ok) return true;  // nothing more to learn: Result says why
+  if (!at.unjudged.empty()) unjudged_ = std::move(at.unjudged);
+  if (stopped() || !unjudged_.empty() || !at.rep.ok) return true;  // nothing more to learn: Result says why
   if (!at.misses.empty()) {
     margin_ = margin_ == 0 ? limits_.resolution : 2 * margin_;
     missed_ = capacity * (1 - margin_);
@@ -186,7 +217,8 @@ bool CapacitySearch::Holds() {
   at_capacity_ = std::move(at.rep);
   const double above = capacity * kCheckAbove;
   Step over = Measure(above, true);
-  if (stopped() || !over.rep.ok || !over.misses.empty()) return true;
+  if (!over.unjudged.empty()) unjudged_ = std::move(over.unjudged);  // met again at it; above it, unseen
+  if (stopped() || !unjudged_.empty() || !over.rep.ok || !over.misses.empty()) return true;
   met_ = above;
   at_capacity_ = std::move(over.rep);
   missed_ = 0;
@@ -203,7 +235,7 @@ harness::Repetition CapacitySearch::Run() {
   double rate = std::max(1.0, scale / 8);
   for (int round = 0;; ++round) {
     Search(rate, scale);
-    if (stopped() || !client_bound_.empty() || met_ == 0 || missed_ == 0) break;
+    if (stopped() || !client_bound_.empty() || !unjudged_.empty() || met_ == 0 || missed_ == 0) break;
     if (round == limits_.checks) {
       unchecked_ = true;
       break;
@@ -218,9 +250,11 @@ harness::Repetition CapacitySearch::Run() {
 harness::Repetition CapacitySearch::Result(double last_rate) {
   if (stopped()) return harness::Repetition::Failed("interrupted");
   if (met_ == 0) {
-    harness::Repetition failed =
-        harness::Repetition::Failed("no rate met " + FormatSlo(slo_) + ": at " + fmt::format("{:.0f}", last_rate) +
-                                    " msgs/s, " + (first_miss_.empty() ? client_bound_ : first_miss_));
+    harness::Repetition failed = harness::Repetition::Failed(
+        !unjudged_.empty() ? fmt::format("no capacity: the search stopped where {}, before any rate met {}", unjudged_,
+                                         FormatSlo(slo_))
+                           : "no rate met " + FormatSlo(slo_) + ": at " + fmt::format("{:.0f}", last_rate) +
+                                 " msgs/s, " + (first_miss_.empty() ? client_bound_ : first_miss_));
     failed.detail["steps"] = std::move(steps_);  // what failed it, step by step
     return failed;
   }
@@ -231,11 +265,19 @@ harness::Repetition CapacitySearch::Result(double last_rate) {
   rep.detail["late_windows"] = late_windows_;
   rep.detail.erase("noise");  // the window's: the runner puts the whole search's in its place
   rep.spoiled.clear();        // the search judged its windows' lateness itself, against the SLO (Late)
-  rep.detail["capacity_limit"] = !client_bound_.empty() ? "client" : missed_ > 0 ? "slo" : "steps";
+  rep.detail["capacity_limit"] = !unjudged_.empty()       ? "noise"
+                                 : !client_bound_.empty() ? "client"
+                                 : missed_ > 0            ? "slo"
+                                                          : "steps";
   rep.warnings.erase(std::remove_if(rep.warnings.begin(), rep.warnings.end(),
                                     [](const std::string& w) { return w.rfind("client-bound", 0) == 0; }),
                      rep.warnings.end());
-  if (!client_bound_.empty()) {
+  if (!unjudged_.empty()) {
+    // Left out of the medians and measured again by the runner, as a noisy repetition is.
+    rep.spoiled =
+        fmt::format("stopped by noise: {}; capacity at least {:.0f} msgs/s, not narrowed or checked", unjudged_, met_);
+    rep.warnings.push_back(rep.spoiled);
+  } else if (!client_bound_.empty()) {
     rep.warnings.push_back(fmt::format("client-bound: capacity at least {:.0f} msgs/s; the search stopped where {}",
                                        met_, client_bound_.substr(client_bound_.find(':') + 2)));
     rep.detail["client_bound"] = true;
@@ -248,7 +290,7 @@ harness::Repetition CapacitySearch::Result(double last_rate) {
                     "last the search found, not confirmed",
                     limits_.checks, met_));
   }
-  rep.detail["capacity_checked"] = client_bound_.empty() && missed_ > 0 && !unchecked_;
+  rep.detail["capacity_checked"] = unjudged_.empty() && client_bound_.empty() && missed_ > 0 && !unchecked_;
   return rep;
 }
 

@@ -10,8 +10,11 @@
 // connections, so that one slow window neither fails nor passes a rate alone; a window whose CPUs
 // were taken by others (its detail's "noise"), or in which the load generator itself sent late (its
 // send_lateness_p99_us over kLateShare of the SLO's tightest bound), is measured again rather than
-// judged. A step in which the load generator was over `client_busy` ends the search: what it found
-// is a lower bound ("client-bound"), not a capacity. A capacity C is reported only once it passes
+// judged, and is never judged: a step left with fewer clean windows than most of `windows_per_step`
+// ends the search, which then reports what it had found as a lower bound ("stopped by noise", a
+// spoiled repetition the runner measures again) or, with nothing met yet, fails. A step in which
+// the load generator was over `client_busy` ends the search too: what it found is a lower bound
+// ("client-bound"), not a capacity. A capacity C is reported only once it passes
 // its own check: the SLO met at C again and missed at kCheckAbove x C; where it does not, the search
 // goes on from what the check found, `checks` times at most; below a C that missed on its check, by
 // a margin (the resolution, doubled at each such miss): that rate met once and missed once, so the
@@ -44,7 +47,8 @@ struct CapacityLimits {
   double resolution = 0.02;  // bisection ends when (missed - met) / missed is this or less
   double client_busy = 0.9;  // the median client_cpu_utilization that ends the search
   // Windows per step measured again, not judged, because their detail's noise says "noisy"
-  // (harness/noise.h); one past these is judged as it is. 0: noise is recorded, never redone.
+  // (harness/noise.h) or the load generator sent late; past these the step stands on its clean
+  // windows, or is not judged. 0: noise is recorded, never redone, and noisy windows are judged.
   int noisy_redos = 3;
   // Times a capacity is checked (met again at it, missed at kCheckAbove times it) and the search
   // resumed from what a failed check found; past these it is reported unchecked.
@@ -61,7 +65,7 @@ class CapacitySearch {
 
   // Searches; returns the repetition of the step at the capacity with `capacity_msgs_per_second`,
   // and in its detail every step (`steps`, each with its `noisy_windows`), what ended the search
-  // (`capacity_limit`: slo, client or steps) and the windows redone for noise (`noisy_windows`);
+  // (`capacity_limit`: slo, client, noise or steps) and the windows redone for noise (`noisy_windows`);
   // failed when no rate met the SLO or the search was stopped.
   harness::Repetition Run();
 
@@ -70,6 +74,7 @@ class CapacitySearch {
     harness::Repetition rep;  // the window with the median of the SLO's first percentile
     std::string misses;       // why it misses the objective, or ""
     bool client_bound = false;
+    std::string unjudged;  // too few clean windows to judge the step: how many were not, and why
   };
 
   Step Measure(double rate, bool check);
@@ -85,15 +90,16 @@ class CapacitySearch {
   const CapacityLimits limits_;
   const std::atomic<bool>* const stop_;
   nlohmann::json steps_ = nlohmann::json::array();
-  std::string client_bound_;  // the warning of the step that ended the search, if the client did
-  double met_ = 0;            // the highest rate that met the objective
-  double missed_ = 0;         // the lowest that missed it (or, after a check that missed, its margin below that)
-  double margin_ = 0;         // below a check that missed: the resolution, doubled at each (Holds)
-  int noisy_windows_ = 0;     // windows measured again because others took their CPUs
-  int late_windows_ = 0;      // ... because the load generator sent late (Late in the .cc)
-  int extra_steps_ = 0;       // beyond max_steps: the checks' steps, and the searches resumed after them
-  bool unchecked_ = false;    // the checks ran out with the capacity still moving
-  std::map<double, bool> outcomes_;                 // each open-loop rate measured: met (latest)?
+  std::string client_bound_;         // the warning of the step that ended the search, if the client did
+  std::string unjudged_;             // the step that ended the search unjudged, if noise did (Step::unjudged)
+  double met_ = 0;                   // the highest rate that met the objective
+  double missed_ = 0;                // the lowest that missed it (or, after a check that missed, its margin below that)
+  double margin_ = 0;                // below a check that missed: the resolution, doubled at each (Holds)
+  int noisy_windows_ = 0;            // windows measured again because others took their CPUs
+  int late_windows_ = 0;             // ... because the load generator sent late (Late in the .cc)
+  int extra_steps_ = 0;              // beyond max_steps: the checks' steps, and the searches resumed after them
+  bool unchecked_ = false;           // the checks ran out with the capacity still moving
+  std::map<double, bool> outcomes_;  // each open-loop rate measured: met (latest)?
   std::map<double, harness::Repetition> met_reps_;  // the step's figures of each rate that met
   harness::Repetition at_capacity_;
   std::string first_miss_;
