@@ -85,10 +85,10 @@ std::string Outcome(const std::vector<Repetition>& reps) {
   int failed = 0, excluded = 0;
   std::vector<double> rates;
   for (const auto& r : reps) {
-    if (!r.ok)
+    if (Excluded(r))
+      ++excluded;  // a failure the noise caused and measured again among them
+    else if (!r.ok)
       ++failed;
-    else if (Excluded(r))
-      ++excluded;
     else if (r.real_time_ns > 0)
       rates.push_back(1e9 / r.real_time_ns);
   }
@@ -98,12 +98,12 @@ std::string Outcome(const std::vector<Repetition>& reps) {
   std::string busiest;
   std::map<std::string, int> spoiled;  // by kind: "load generator late in 2 of 5"
   for (const auto& r : reps) {
+    if (!r.spoiled.empty()) ++spoiled[Repetition::KindOf(r.spoiled)];
     if (!r.ok) continue;
     if (r.detail.contains("noise") && r.detail["noise"].value("noisy", false)) {
       ++noisy;
       busiest = r.detail["noise"].value("busiest", busiest);
     }
-    if (!r.spoiled.empty()) ++spoiled[Repetition::KindOf(r.spoiled)];
   }
   if (noisy) {
     parts.push_back(
@@ -112,7 +112,8 @@ std::string Outcome(const std::vector<Repetition>& reps) {
   for (const auto& [kind, n] : spoiled) parts.push_back(fmt::format("{} in {} of {}", kind, n, reps.size()));
   if (excluded && !parts.empty()) parts.back() += fmt::format(", {} left out", excluded);
   if (failed) {
-    const std::string& why = std::find_if(reps.begin(), reps.end(), [](auto& r) { return !r.ok; })->error;
+    const std::string& why =
+        std::find_if(reps.begin(), reps.end(), [](auto& r) { return !r.ok && !Excluded(r); })->error;
     parts.push_back(fmt::format("FAILED {}x: {}", failed, why));
   }
   return fmt::format("{}", fmt::join(parts, "; "));
@@ -138,10 +139,12 @@ struct RunState {
 // spoiled by its own instrument (Repetition::spoiled), is left out of the aggregates and, within the
 // run's redo budget, measured again in a later round; without a budget (--redo=0) it is kept,
 // flagged, as before. One made of windows that redid their own noisy ones (the capacity search) is
-// only flagged for noise, but measured again if it says it is spoiled (a search noise stopped).
+// only flagged for noise, but measured again if it says it is spoiled (a search noise stopped). A
+// failed one that says so (the search stopped before anything met) is measured again within the
+// budget; past it, it is a failure.
 void JudgeNoise(const RunSpec& spec, const NoiseReport& noise, Repetition& rep, RunState& state, Progress& progress,
                 int repetition_index) {
-  if (!rep.ok) return;
+  if (!rep.ok && (rep.spoiled.empty() || spec.redo == 0 || state.redone >= spec.redo)) return;
   rep.detail["noise"] = noise.ToJson();
   if (!rep.spoiled.empty()) rep.detail["spoiled"] = rep.spoiled;
   const bool noisy = noise.noisy() && !rep.noise_judged;
@@ -233,8 +236,8 @@ int RunAll(std::vector<PlannedRun>& runs, ResultsWriter& writer, const Schedule*
       const MetricSet& metrics = declared.at(runs[i].scenario);
       Repetition rep = MeasureOne(runs[i], r, probe, metrics, quiet);
       if (g_interrupted && !rep.ok) break;  // a run cut short by Ctrl-C is not a failure of the model
-      if (!rep.ok) ++failures;
       JudgeNoise(spec, quiet, rep, state, progress, r);
+      if (!rep.ok && !Excluded(rep)) ++failures;
       writer.Add(IterationEntry(spec, rep, r, family_index[i], instance_index));
       state.reps.push_back(std::move(rep));
       if (r + 1 < state.planned) continue;
@@ -274,6 +277,7 @@ std::map<std::string, std::vector<const nlohmann::json*>> SummaryRows(const nloh
     const bool single = e["run_type"] == "iteration" && !has_median.count(e["run_name"]) &&
                         (!e.contains("excluded") || !has_kept.count(e["run_name"]));
     const bool failed = e.value("status", "") == "failed";
+    if (failed && e.contains("excluded")) continue;  // a failure the noise caused: its redo's row speaks
     if (median || (single && !failed) || failed) by_scenario[e["scenario"]].push_back(&e);
   }
   return by_scenario;

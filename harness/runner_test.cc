@@ -187,6 +187,12 @@ class NoisyScenario final : public TestScenario {
   }
   Repetition Measure(const RunSpec& run, int index) override {
     measured.push_back(run.model + std::to_string(index));
+    if (fail.count(measured.back())) {  // as a capacity search noise stopped before anything met
+      Repetition failed = Repetition::Failed("no capacity: the search stopped where 6 of 6 windows were noisy");
+      failed.spoiled = "stopped by noise: 6 of 6 windows were noisy";
+      failed.noise_judged = true;
+      return failed;
+    }
     Repetition r;
     r.ok = true;
     r.iterations = 1;
@@ -198,14 +204,16 @@ class NoisyScenario final : public TestScenario {
   static inline std::vector<std::string> measured;
   static inline std::set<std::string> spoil;    // repetitions ("a1") whose own instrument failed
   static inline bool judges_own_noise = false;  // as a capacity search, which redoes its noisy windows
+  static inline std::set<std::string> fail;     // repetitions that fail, saying noise spoiled them
 };
 
 struct Measured {
   std::vector<nlohmann::json> iterations, medians;
+  std::string summary;
 };
 
 Measured RunNoisy(const Options& options, const NoiseProbe& probe, const std::string& file,
-                  const std::set<std::string>& spoil = {}) {
+                  const std::set<std::string>& spoil = {}, const std::set<std::string>& fail = {}, int failures = 0) {
   static const bool registered = [] {
     Registry<ScenarioEntry>::Add(std::make_unique<NoisyScenario>());
     return true;
@@ -213,10 +221,13 @@ Measured RunNoisy(const Options& options, const NoiseProbe& probe, const std::st
   (void)registered;
   NoisyScenario::measured.clear();
   NoisyScenario::spoil = spoil;
+  NoisyScenario::fail = fail;
   auto runs = PlanAll({"noisy"}, options);
   ResultsWriter writer(TempPath(file), MakeContext("test", "quick"));
-  EXPECT_EQ(RunAll(runs, writer, nullptr, probe), 0);
+  EXPECT_EQ(RunAll(runs, writer, nullptr, probe), failures);
+  NoisyScenario::fail.clear();
   Measured out;
+  out.summary = SummaryTable(writer.document());
   for (const auto& e : writer.document()["benchmarks"]) {
     if (e["run_type"] == "iteration") out.iterations.push_back(e);
     if (e.value("aggregate_name", "") == "median") out.medians.push_back(e);
@@ -275,6 +286,33 @@ TEST(RunnerTest, ARepetitionThatJudgedItsOwnNoiseIsMeasuredAgainOnlyIfSpoiled) {
   EXPECT_EQ(m.iterations[1].value("excluded", ""), "load generator late: its sends left 900 us after their time");
   EXPECT_EQ(m.medians[0]["iterations"], 2);  // b0 and b2
   EXPECT_EQ(m.medians[0]["real_time"], 101.0);
+}
+
+TEST(RunnerTest, AFailureThatSaysNoiseCausedItIsMeasuredAgainAndIsNoFailureIfTheRedoStands) {
+  Options options;
+  options.models = {"b"};
+  const Measured m = RunNoisy(options, Scripted({}), "runner_failed_noise.json", {}, {"b0"});
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1", "b2"}));
+  ASSERT_EQ(m.iterations.size(), 3u);
+  EXPECT_EQ(m.iterations[0]["status"], "failed");
+  EXPECT_EQ(m.iterations[0]["excluded"], "stopped by noise: 6 of 6 windows were noisy");
+  EXPECT_EQ(m.medians[0]["real_time"], 101.5);  // b1 and b2
+  EXPECT_EQ(m.summary.find("FAILED"), std::string::npos) << m.summary;
+}
+
+TEST(RunnerTest, AFailureThatSaysNoiseCausedItIsAFailurePastTheRedoBudget) {
+  Options options;
+  options.models = {"b"};
+  options.redo = 1;
+  const Measured m = RunNoisy(options, Scripted({}), "runner_failed_noise_twice.json", {}, {"b0", "b2"}, 1);
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1", "b2"}));
+  ASSERT_EQ(m.iterations.size(), 3u);
+  EXPECT_TRUE(m.iterations[0].contains("excluded"));
+  EXPECT_FALSE(m.iterations[2].contains("excluded"));
+  EXPECT_EQ(m.iterations[2]["status"], "failed");
+  const size_t failed = m.summary.find("FAILED (repetition 2): no capacity");
+  EXPECT_NE(failed, std::string::npos) << m.summary;
+  EXPECT_EQ(m.summary.find("FAILED", failed + 1), std::string::npos) << m.summary;  // one row, not two
 }
 
 TEST(RunnerTest, RedoZeroKeepsASpoiledRepetitionSayingSo) {

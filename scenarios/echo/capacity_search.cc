@@ -255,7 +255,8 @@ harness::Repetition CapacitySearch::Result(double last_rate) {
                                          FormatSlo(slo_))
                            : "no rate met " + FormatSlo(slo_) + ": at " + fmt::format("{:.0f}", last_rate) +
                                  " msgs/s, " + (first_miss_.empty() ? client_bound_ : first_miss_));
-    failed.detail["steps"] = std::move(steps_);  // what failed it, step by step
+    failed.detail["steps"] = std::move(steps_);                                 // what failed it, step by step
+    if (!unjudged_.empty()) failed.spoiled = "stopped by noise: " + unjudged_;  // the runner measures it again
     return failed;
   }
   harness::Repetition rep = std::move(at_capacity_);
