@@ -19,7 +19,7 @@ class Doctor(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         lines = p.stdout.splitlines()
         facts = {m.group(1): m.group(2) for m in (re.match(r"^(\w[\w-]*):\s+(.*)$", line) for line in lines) if m}
-        self.assertEqual(list(facts), ["cpus", "isolated", "governor", "idle", "steal", "others", "wake-up"])
+        self.assertEqual(list(facts), ["cpus", "isolated", "governor", "idle", "steal", "others", "wake-up", "hand-off"])
         self.assertEqual(len(lines), 2 * len(facts))  # each fact, then what it means
         for line in lines[1::2]:
             self.assertTrue(line.startswith(" " * 11) and line.strip(), lines)
@@ -54,6 +54,12 @@ class Doctor(unittest.TestCase):
         self.assertLessEqual(median, p99)
         self.assertLessEqual(tight_median, tight_p99)
         self.assertLessEqual(tight_p99, tight_max)
+        hand_off = re.match(r"([0-9.]+)% of the CPUs stolen over 1 s while CPUs (\d+) and (\d+) handed a byte back "
+                            r"and forth \((\d+) round trips a second\)$", facts["hand-off"])
+        self.assertIsNotNone(hand_off, facts["hand-off"])
+        self.assertTrue(0 <= float(hand_off.group(1)) <= 100, facts["hand-off"])
+        self.assertEqual((int(hand_off.group(2)), int(hand_off.group(3))), (cpus[0], cpus[-1]))
+        self.assertGreater(int(hand_off.group(4)), 0)  # every round trip came back
 
     @unittest.skipIf(len(os.sched_getaffinity(0)) < 2, "needs a CPU to spin on and one to compare")
     def test_a_process_spinning_on_one_cpu_is_named_and_that_cpu_found(self):
