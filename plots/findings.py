@@ -250,8 +250,15 @@ def pipeline_findings(doc):
             for key, pick, best, at, little in pool_sizes(doc)]
 
 
+def noisy_runs(doc):
+    """{run_name: label} of the runs none of whose repetitions the noise guard kept: their figures are
+    over the left-out ones (results.iterations gives those only then)."""
+    return {b.get("run_name", b["name"]): label(b) for b in results.iterations(doc) if "excluded" in b}
+
+
 def findings(doc):
-    """[{"text", "runs"}] for the file, the load-independent statements last."""
+    """[{"text", "runs"}] for the file, the load-independent statements last; one that stands on a run
+    with no clean repetition says so."""
     rates, cpus = kept(doc, "msgs_per_second"), kept(doc, "server_cpu_us_per_msg")
     out = []
     closed = plain_closed(doc)
@@ -263,4 +270,10 @@ def findings(doc):
     out += work_findings(doc, rates) + starvation_findings(doc) + unfairness_findings(doc)
     out += capacity_findings(doc)
     out += memory_finding(doc) + pipeline_findings(doc)
+    noisy = noisy_runs(doc)
+    for f in out:
+        left = list(dict.fromkeys(noisy[r] for r in f["runs"] if r in noisy))
+        if left:
+            f["text"] += (f" Noisy: {' and '.join(left)} had no clean repetition (each was left out for noise or "
+                          "spoiling), so this may be the host's doing, not the model's.")
     return out

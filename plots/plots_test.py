@@ -671,6 +671,22 @@ class Numbers(unittest.TestCase):
             self.assertIn(name, tables)
         self.assertNotIn("matplotlib", sys.modules.get("plots.summary_numbers").__dict__)
 
+    def test_a_finding_on_a_run_with_no_clean_repetition_says_so(self):
+        doc = results.load(FIXTURE)
+        before = findings.findings(doc)
+        first = before[0]
+        self.assertNotIn("Noisy:", first["text"])
+        run = first["runs"][0]
+        for b in doc["benchmarks"]:
+            if b.get("run_type") == "iteration" and b.get("run_name") == run:
+                b["excluded"] = "noisy neighbour: 30% of the CPUs under test taken"
+        after = findings.findings(doc)
+        self.assertTrue(after[0]["text"].startswith(first["text"]), after[0]["text"])  # the same figures
+        self.assertIn(" had no clean repetition", after[0]["text"])
+        untouched = [f for f in after if run not in f["runs"]]
+        self.assertTrue(untouched)
+        self.assertFalse(any("Noisy:" in f["text"] for f in untouched))
+
     def test_a_search_noise_stopped_gives_way_to_its_redo(self):
         # The fixture's epoll search, as if noise had stopped it (its lower bound left out) and its redo
         # (repetition 1) had found 20% more; then as if the redo had been stopped too.
