@@ -192,8 +192,10 @@ nlohmann::json IterationEntry(const RunSpec& run, const Repetition& rep, int rep
     e["error_occurred"] = true;
     e["error_message"] = rep.error;
     if (rep.detail.contains("steps")) e["steps"] = rep.detail["steps"];  // a failed capacity search's, why it failed
-    for (const char* key : {"noise", "spoiled", "excluded"}) {           // a failure the noise caused, measured again
-      if (rep.detail.contains(key)) e[key] = rep.detail[key];
+    if (rep.detail.contains("excluded")) {  // a failure the noise caused, measured again: why, and how much
+      for (const char* key : {"noise", "spoiled", "excluded"}) {
+        if (rep.detail.contains(key)) e[key] = rep.detail[key];
+      }
     }
     return e;
   }

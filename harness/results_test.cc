@@ -60,6 +60,13 @@ TEST(ResultsTest, FailedEntryCarriesTheErrorAndNoFigures) {
   const nlohmann::json f = IterationEntry(Spec(), search, 0, 0, 0);
   EXPECT_EQ(f["steps"], search.detail["steps"]);
   EXPECT_FALSE(f.contains("noise"));
+  // One that noise stopped, which the runner measures again, says so, and how much noise there was.
+  search.detail["noise"] = {{"noisy", true}};
+  search.detail["spoiled"] = "stopped by noise: 6 of 6 windows at 4000 msgs/s lost their CPUs";
+  search.detail["excluded"] = search.detail["spoiled"];
+  const nlohmann::json g = IterationEntry(Spec(), search, 0, 0, 0);
+  for (const char* key : {"noise", "spoiled", "excluded"}) EXPECT_EQ(g[key], search.detail[key]) << key;
+  EXPECT_EQ(g["status"], "failed");
 }
 
 // msgs_per_second aggregated as declared; a histogram-like figure declared not to aggregate.
