@@ -10,7 +10,8 @@
 // connections, so that one slow window neither fails nor passes a rate alone; a window whose CPUs
 // were taken by others (its detail's "noise"), or in which the load generator itself sent late (its
 // send_lateness_p99_us over kLateShare of the SLO's tightest bound), is measured again rather than
-// judged, and is never judged: a step left with fewer clean windows than most of `windows_per_step`
+// judged; past those redos a late window is judged (an overloaded server makes the load generator
+// late too), a noisy one never: a step left with fewer windows than most of `windows_per_step`
 // ends the search, which then reports what it had found as a lower bound ("stopped by noise", a
 // spoiled repetition the runner measures again) or, with nothing met yet, fails. A step in which
 // the load generator was over `client_busy` ends the search too: what it found is a lower bound
@@ -47,8 +48,9 @@ struct CapacityLimits {
   double resolution = 0.02;  // bisection ends when (missed - met) / missed is this or less
   double client_busy = 0.9;  // the median client_cpu_utilization that ends the search
   // Windows per step measured again, not judged, because their detail's noise says "noisy"
-  // (harness/noise.h) or the load generator sent late; past these the step stands on its clean
-  // windows, or is not judged. 0: noise is recorded, never redone, and noisy windows are judged.
+  // (harness/noise.h) or the load generator sent late; past these a late window is judged, and a
+  // step without enough windows that are not noisy is not judged. 0: noise is recorded, never redone, and noisy windows
+  // are judged.
   int noisy_redos = 3;
   // Times a capacity is checked (met again at it, missed at kCheckAbove times it) and the search
   // resumed from what a failed check found; past these it is reported unchecked.

@@ -186,6 +186,27 @@ TEST(CapacitySearchTest, NoiseThatOutlastsAStepEndsTheSearchWithALowerBoundToMea
   EXPECT_EQ(rep.detail["steps"].back()["offered"], 20250);
 }
 
+TEST(CapacitySearchTest, LatenessPastTheRedosIsJudgedForAnOverloadedServerMakesItToo) {
+  // Past its capacity the server makes the load generator late in every window (on loopback the
+  // sender runs the receiver's TCP input): three are redone, the rest judged, and they miss.
+  CapacitySearch search(P99Of2ms(), [&](double rate) {
+    harness::Repetition w = WithNoise(KnownServer(rate), false);
+    if (rate > kCapacity) w.metrics["send_lateness_p99_us"] = 500;
+    return w;
+  });
+  const harness::Repetition rep = search.Run();
+  ASSERT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.detail["capacity_limit"], "slo");
+  EXPECT_GE(rep.metrics["capacity_msgs_per_second"], kCapacity * 0.98);
+  EXPECT_LE(rep.metrics["capacity_msgs_per_second"], kCapacity);
+  for (const auto& step : rep.detail["steps"]) {
+    if (step["offered"].get<double>() <= kCapacity) continue;
+    EXPECT_EQ(step["late_windows"], 3) << step;
+    EXPECT_EQ(step["windows"], 3) << step;
+    EXPECT_NE(step["verdict"], "met") << step;
+  }
+}
+
 TEST(CapacitySearchTest, AStepStandsOnMostOfItsWindowsClean) {
   // The first four windows of every rate are noisy: each step judges the two clean ones after them.
   std::map<double, int> seen;
