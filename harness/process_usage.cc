@@ -206,6 +206,17 @@ std::string SelfExecutable() {
   return readlink("/proc/self/exe", exe, sizeof exe - 1) > 0 ? exe : "";
 }
 
+std::optional<uint64_t> TreeCpuNs(const std::vector<pid_t>& tree) {
+  uint64_t total = 0;
+  for (const pid_t pid : tree) {
+    clockid_t clock{};
+    timespec ts{};
+    if (clock_getcpuclockid(pid, &clock) != 0 || clock_gettime(clock, &ts) != 0) return std::nullopt;
+    total += static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+  }
+  return total;
+}
+
 std::vector<pid_t> ProcessTree(pid_t root) {
   // Every process's parent, then a walk down from root. /proc lists thread-group leaders only.
   std::map<pid_t, std::vector<pid_t>> children;
@@ -228,13 +239,14 @@ std::vector<pid_t> ProcessTree(pid_t root) {
   return tree;
 }
 
-std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root) {
-  const auto root_usage = ReadProcessUsage(root);
+std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root) { return ReadProcessTreeUsage(ProcessTree(root)); }
+
+std::optional<TreeUsage> ReadProcessTreeUsage(const std::vector<pid_t>& pids) {
+  const auto root_usage = pids.empty() ? std::nullopt : ReadProcessUsage(pids[0]);
   if (!root_usage) return std::nullopt;
   // A process's CPU counts while it lives, then in its reaper's cutime: the sum stays continuous.
   TreeUsage tree{*root_usage, 1};
   tree.total.cpu_ns += root_usage->reaped_children_cpu_ns;
-  const std::vector<pid_t> pids = ProcessTree(root);
   for (size_t i = 1; i < pids.size(); ++i) {
     if (const auto u = ReadProcessUsage(pids[i])) {
       tree.total.cpu_ns += u->cpu_ns + u->reaped_children_cpu_ns;

@@ -19,11 +19,11 @@ struct ProcessUsage {
   // window's share of each, not its total, which cpu_ns gives exactly.
   uint64_t user_ns = 0;
   uint64_t kernel_ns = 0;
-  uint64_t peak_rss_bytes = 0;          // VmHWM: the high-water mark since the process started
-  uint64_t rss_bytes = 0;               // VmRSS now
-  uint64_t threads = 0;                 // threads now
-  uint64_t voluntary_switches = 0;      // summed over the threads alive now
-  uint64_t involuntary_switches = 0;    // summed over the threads alive now
+  uint64_t peak_rss_bytes = 0;        // VmHWM: the high-water mark since the process started
+  uint64_t rss_bytes = 0;             // VmRSS now
+  uint64_t threads = 0;               // threads now
+  uint64_t voluntary_switches = 0;    // summed over the threads alive now
+  uint64_t involuntary_switches = 0;  // summed over the threads alive now
 };
 
 // The whole of a /proc file, or "" when it cannot be read. Never throws: a process may exit
@@ -71,6 +71,16 @@ struct TreeUsage {
   uint64_t processes = 0;
 };
 std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root);
+// The same over `tree` (ProcessTree(root), root first, found earlier): what a reading taken while a
+// load runs reads, without a scan of every process on the machine. A process that has left the
+// tree since counts in its reaper's reaped-children time, as ever; one that has joined it does
+// not count.
+std::optional<TreeUsage> ReadProcessTreeUsage(const std::vector<pid_t>& tree);
+
+// The CPU time of the processes of `tree`, every thread alive or exited, in ns: their process CPU
+// clocks (clock_getcpuclockid), one system call each, exact. nullopt when one of them is gone
+// (its time has left the sum: read the tree's usage instead).
+std::optional<uint64_t> TreeCpuNs(const std::vector<pid_t>& tree);
 
 // `root` and its live descendants, root first.
 std::vector<pid_t> ProcessTree(pid_t root);

@@ -565,6 +565,48 @@ TEST(LoadGeneratorTest, WithoutABarrierTheWarmupWaitsForEveryConnectionsFirstRep
   for (uint64_t n : r.per_connection) EXPECT_GT(n, 0u);
 }
 
+// Where the readings go: the slow ones once every connection is answered and before any message
+// of the load is due (nothing is yet in flight, none has been sent but the barrier's one each),
+// the quick ones at the window's edges, in that order, once each; without a barrier, before the
+// drivers start.
+TEST(LoadGeneratorTest, TheSlowReadingsComeBeforeTheLoadBegins) {
+  signal(SIGPIPE, SIG_IGN);
+  std::atomic<uint64_t> received{0};  // bytes, by every connection
+  FakeServer server([&](int fd) {
+    char buf[4096];
+    while (true) {
+      const ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return;
+      received += static_cast<uint64_t>(n);
+      UpperCase(buf, static_cast<size_t>(n));
+      if (send(fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) return;
+    }
+  });
+  for (const bool barrier : {true, false}) {
+    std::vector<std::string> calls;
+    uint64_t received_at_load_start = UINT64_MAX;
+    received = 0;
+    LoadConfig config;
+    config.target = {"127.0.0.1", server.port()};
+    config.connections = 4;
+    config.rate = 1000;
+    config.barrier = barrier;
+    config.warmup = 50ms;
+    config.duration = 100ms;
+    config.on_load_start = [&] {
+      calls.push_back("load");
+      received_at_load_start = received.load();
+    };
+    config.on_window_start = [&] { calls.push_back("start"); };
+    config.on_window_end = [&] { calls.push_back("end"); };
+    const LoadResult r = RunLoad(config);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(calls, (std::vector<std::string>{"load", "start", "end"})) << barrier;
+    // The barrier's one message per connection, 64 bytes each, or none at all.
+    EXPECT_EQ(received_at_load_start, barrier ? 4u * 64 : 0u) << barrier;
+  }
+}
+
 TEST(LoadGeneratorTest, ABarrierGivesUpOnAConnectionNeverAnswered) {
   signal(SIGPIPE, SIG_IGN);
   // The first connection accepted is never answered (a pool that starves it): the load begins

@@ -34,11 +34,12 @@ void Driver::OwnFileTable() const {
 int Driver::WaitForEvents(int ep, epoll_event* events, int max, Clock::time_point now, Clock::time_point wake) {
   const auto until = std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now);
   const bool poll = until <= window_.wake_slack;
-  const auto wait = poll ? std::chrono::nanoseconds(0)
-                         : std::min<std::chrono::nanoseconds>(until - window_.wake_slack, std::chrono::milliseconds(10));
+  const auto wait = poll
+                        ? std::chrono::nanoseconds(0)
+                        : std::min<std::chrono::nanoseconds>(until - window_.wake_slack, std::chrono::milliseconds(10));
   const timespec timeout{0, static_cast<long>(wait.count())};
   const int n = epoll_pwait2(ep, events, max, &timeout, nullptr);
-  if (poll && n == 0) {
+  if (poll && n == 0 && window_.yield_when_polling) {
     // A server that shares this CPU (`load` unpinned, --cpus=shared) runs now if it is ready: a
     // load generator that polled without yielding took a whole CPU from the fake server of
     // capacity_test, which then fell behind at 60% of its capacity. Alone on its CPU the load
@@ -49,6 +50,8 @@ int Driver::WaitForEvents(int ep, epoll_event* events, int max, Clock::time_poin
     sched_yield();
     const int64_t yielded = NsBetween(polled, Clock::now());
     if (window_.Inside(now)) poll_ns += NsBetween(now, polled) + (yielded < kNothingElseRanNs ? yielded : 0);
+  } else if (poll && n == 0 && window_.Inside(now)) {
+    poll_ns += NsBetween(now, Clock::now());
   }
   return n;
 }

@@ -51,11 +51,13 @@ struct Window {
   std::atomic<int64_t> start_ns{INT64_MAX};  // INT64_MAX: not yet open
   std::atomic<int64_t> end_ns{INT64_MAX};
   std::atomic<int64_t> stop_ns{INT64_MAX};  // when the drivers stop: after the readings that follow the window
-  std::atomic<uint64_t> answered{0};      // connections that have had at least one reply
-  std::atomic<int64_t> last_reply_ns{0};  // when the latest reply of any connection came back
+  std::atomic<uint64_t> answered{0};        // connections that have had at least one reply
+  std::atomic<int64_t> last_reply_ns{0};    // when the latest reply of any connection came back
   // How late this machine wakes a thread that sleeps (measured at the load's start): a send due
   // sooner than this is waited for by polling, not sleeping.
   std::chrono::nanoseconds wake_slack{0};
+  // Whether a poll that finds nothing yields the CPU (LoadConfig::yield_when_polling).
+  bool yield_when_polling = true;
 
   void Replied(Clock::time_point now) { last_reply_ns.store(Ns(now), std::memory_order_relaxed); }
 
@@ -99,9 +101,7 @@ class OpenLoopSchedule {
   }
 
  private:
-  Clock::time_point Due() {
-    return start_ + std::chrono::nanoseconds(static_cast<int64_t>(process_.NextOffsetNs()));
-  }
+  Clock::time_point Due() { return start_ + std::chrono::nanoseconds(static_cast<int64_t>(process_.NextOffsetNs())); }
 
   const size_t begin_, count_;
   ArrivalProcess process_;

@@ -4,8 +4,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -260,17 +260,18 @@ Clock::time_point Go(const LoadConfig& config, Window& window, size_t connection
                      Stopped stopped, LoadResult& result) {
   if (!config.barrier) return started;
   WaitUntilEveryConnectionAnswered(window, connections, started + config.max_extra_warmup, stopped);
+  result.barrier_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  result.unanswered_at_barrier = connections - std::min<uint64_t>(connections, window.answered.load());
+  if (config.on_load_start) config.on_load_start();
   const auto go = Clock::now();
   window.go_ns = Window::Ns(go);
-  result.barrier_seconds = std::chrono::duration<double>(go - started).count();
-  result.unanswered_at_barrier = connections - std::min<uint64_t>(connections, window.answered.load());
   return go;
 }
 
 // Waits out the warm-up from `go` (without a barrier, also until every connection has been
 // answered), then opens the window, holds it for config.duration (or until stopped) and closes it;
-// the times go into `result`. The load runs on through the readings on either side of the window
-// (on_window_start, on_window_end), so that what they span beyond it carries the same load.
+// the times go into `result`. The load runs on through the readings after the window
+// (on_window_end), so that what the readings span beyond it carries the same load.
 template <typename Stopped>
 void HoldWindow(const LoadConfig& config, Window& window, size_t connections, Clock::time_point go, Stopped stopped,
                 LoadResult& result) {
@@ -317,6 +318,7 @@ LoadResult RunLoad(const LoadConfig& given) {
   Window window;
   if (config.rate > 0) window.wake_slack = WakeLatency();  // a closed loop never waits for a due time
   result.wake_latency_us = static_cast<double>(window.wake_slack.count()) / 1e3;
+  window.yield_when_polling = config.yield_when_polling;
   const int threads = std::clamp(config.threads, 1, config.connections);
   std::vector<std::unique_ptr<Driver>> drivers;
   std::vector<std::thread> loops;
@@ -336,6 +338,7 @@ LoadResult RunLoad(const LoadConfig& given) {
       CloseAll(conns);
     }
   } join_all{window, loops, conns};
+  if (!config.barrier && config.on_load_start) config.on_load_start();
   const auto started = Clock::now();
   if (!config.barrier) window.go_ns = Window::Ns(started);
   for (int t = 0; t < threads; ++t) {

@@ -54,6 +54,11 @@ struct LoadConfig {
   // the first connections do not load the server while the rest wait to be accepted. False: each
   // connection starts at once (the ramp).
   bool barrier = true;
+  // Whether a driver that polls for a send due sooner than a wake-up (and finds nothing to read)
+  // yields its CPU. Needed when the server or another driver may be waiting for that CPU; alone
+  // there, a yield hands the CPU to whatever else is runnable (a kernel thread, the harness's own
+  // readings) until the scheduler's next tick, and the sends due meanwhile leave milliseconds late.
+  bool yield_when_polling = true;
   // UDP: each connection is a connected UDP socket; a message is one datagram (size 16..65507)
   // starting with its sequence number in 16 upper-case hex digits. A message with no reply within
   // `loss_timeout` is lost; a closed loop then sends the next.
@@ -62,9 +67,12 @@ struct LoadConfig {
   harness::Duration connect_timeout = std::chrono::seconds(15);
   int max_connects_in_flight = 128;
   const std::atomic<bool>* stop = nullptr;  // optional: set to end the run early (Ctrl-C)
-  // Called on the calling thread just before the measurement window opens and just after it
-  // closes: what it reads (/proc scans take milliseconds, on the load generator's CPUs) delays no
-  // send inside the window.
+  // Called on the calling thread once every connection has been answered, before the load begins
+  // (without a barrier: before the drivers start), and just before the measurement window opens
+  // and just after it closes. Slow readings (/proc scans take milliseconds) belong in the first
+  // and the last: at the window's opening they held the load generator's CPU while its sends
+  // fell due, and the burst that followed queued at the server inside the window.
+  std::function<void()> on_load_start;
   std::function<void()> on_window_start;
   std::function<void()> on_window_end;
 };
@@ -89,10 +97,10 @@ struct LoadResult {
   harness::Histogram send_lateness;
   GapStats gaps;
   double poll_seconds = 0;
-  double wake_latency_us = 0;  // how late a sleep of this machine ended, measured at the start
-  uint64_t seed = 0;           // of the arrival process
-  Intervals intervals;         // the window's round trips by 100 ms
-  double barrier_seconds = 0;  // from the start until every connection had been answered once
+  double wake_latency_us = 0;          // how late a sleep of this machine ended, measured at the start
+  uint64_t seed = 0;                   // of the arrival process
+  Intervals intervals;                 // the window's round trips by 100 ms
+  double barrier_seconds = 0;          // from the start until every connection had been answered once
   uint64_t unanswered_at_barrier = 0;  // connections the load began without (answers had stopped coming)
   double window_seconds = 0;
   double silent_seconds = 0;  // from the window's last reply (or its start) to its end

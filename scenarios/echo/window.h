@@ -32,17 +32,21 @@ harness::CpuList ClientCpus(const harness::RunSpec& run);
 struct Sample {
   LoadResult load;
   std::optional<harness::TreeUsage> before, after;  // the server's
-  double server_span_s = 0;  // from the start of its reading before the window to that of the one after
+  double server_span_s = 0;  // from the start of its reading before the load to that of the one after the window
+  // The server's CPU time in the window, exact (its processes' CPU clocks at the window's edges);
+  // nullopt when one of its processes left meanwhile: then `before` and `after`, scaled.
+  std::optional<uint64_t> server_window_cpu_ns;
   double client_cpu_s = 0;
   harness::CpuSplit client_split;  // of client_cpu_s: user space and kernel
-  double client_demand_s = 0;                         // run + runnable-waiting time of the load generator's threads
+  double client_demand_s = 0;      // run + runnable-waiting time of the load generator's threads
   double client_others_share = 0;  // of its CPUs, what others (processes, the hypervisor) took over the readings' span
   double window_start_unix = 0, window_end_unix = 0;  // wall clock: loads on other hosts can be lined up
 };
 
-// Runs the load, sampling the process tree of `sampled` (the server, when it is known) at the
-// window's start and end. `tracer` (may be empty) is switched on last thing before the window
-// opens and off first thing after it closes (tracing.h: perf counting or sampling the server).
+// Runs the load, sampling the process tree of `sampled` (the server, when it is known) before the
+// load and after the window, and its CPU clocks at the window's start and end. `tracer` (may be
+// empty) is switched on last thing before the window opens and off first thing after it closes
+// (tracing.h: perf counting or sampling the server).
 Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::CpuList& client_cpus,
              const std::function<void(bool on)>& tracer = {});
 

@@ -86,5 +86,24 @@ TEST(WindowTest, AClosedLoopHasNoScheduleToBeLateFor) {
   EXPECT_EQ(rep.spoiled, "");
 }
 
+harness::RunSpec EchoRun(harness::CpuList server, harness::CpuList client, int client_threads = 1) {
+  harness::RunSpec run;
+  run.params = {{"connections", 100}, {"size", 64}, {"rate", 10000}, {"client-threads", client_threads}};
+  run.placement.server = std::move(server);
+  run.placement.client = std::move(client);
+  return run;
+}
+
+TEST(WindowTest, APollYieldsItsCpuOnlyWhereSomethingOfTheRunMayWantIt) {
+  // Split: the server on CPU 0, one driver alone on CPU 1.
+  EXPECT_FALSE(ConfigFor(EchoRun({0}, {1}), {}).yield_when_polling);
+  EXPECT_FALSE(ConfigFor(EchoRun({0, 1}, {2, 3}, 2), {}).yield_when_polling);
+  // Two drivers on one CPU, a CPU shared with the server, nothing pinned, a server of unknown CPUs.
+  EXPECT_TRUE(ConfigFor(EchoRun({0}, {1}, 2), {}).yield_when_polling);
+  EXPECT_TRUE(ConfigFor(EchoRun({0, 1}, {1}), {}).yield_when_polling);
+  EXPECT_TRUE(ConfigFor(EchoRun({}, {}), {}).yield_when_polling);
+  EXPECT_TRUE(ConfigFor(EchoRun({}, {1}), {}).yield_when_polling);
+}
+
 }  // namespace
 }  // namespace echo
