@@ -44,6 +44,16 @@ LoadConfig ConfigFor(const harness::RunSpec& run, const harness::Endpoint& targe
   return config;
 }
 
+namespace {
+
+// Whether every process of `tree` is in `of`.
+bool IsPartOf(const std::vector<pid_t>& tree, const std::vector<pid_t>& of) {
+  return std::all_of(tree.begin(), tree.end(),
+                     [&](pid_t pid) { return std::find(of.begin(), of.end(), pid) != of.end(); });
+}
+
+}  // namespace
+
 Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::CpuList& client_cpus,
              const std::function<void(bool on)>& tracer) {
   Sample s;
@@ -88,7 +98,12 @@ Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::Cpu
     }
     if (sampled) {
       s.server_span_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - server_read_before).count();
-      s.after = harness::ReadProcessTreeUsage(server_tree);
+      // Read as it is now: a process forked since the load began (a process per connection
+      // without the barrier, still accepting) ran within the span, all of its time, but not at
+      // the window's opening, where its clock was not read: then the span's figure stands.
+      const std::vector<pid_t> tree = harness::ProcessTree(*sampled);
+      if (!IsPartOf(tree, server_tree)) s.server_window_cpu_ns.reset();
+      s.after = harness::ReadProcessTreeUsage(tree);
     }
     const harness::NoiseReport took = others->Stop();
     s.client_others_share = took.steal_fraction + took.others_fraction;
