@@ -71,10 +71,9 @@ struct TreeUsage {
   uint64_t processes = 0;
 };
 std::optional<TreeUsage> ReadProcessTreeUsage(pid_t root);
-// The same over `tree` (ProcessTree(root), root first, found earlier): what a reading taken while a
-// load runs reads, without a scan of every process on the machine. A process that has left the
-// tree since counts in its reaper's reaped-children time, as ever; one that has joined it does
-// not count.
+// The same over `tree` (ProcessTree(root), root first, found by the caller, who may keep it): no
+// scan of every process on the machine. A process that has left the tree since counts in its
+// reaper's reaped-children time, as ever; one that has joined it does not count.
 std::optional<TreeUsage> ReadProcessTreeUsage(const std::vector<pid_t>& tree);
 
 // The CPU time of the processes of `tree`, every thread alive or exited, in ns: their process CPU
