@@ -56,8 +56,6 @@ struct Window {
   // How late this machine wakes a thread that sleeps (measured at the load's start): a send due
   // sooner than this is waited for by polling, not sleeping.
   std::chrono::nanoseconds wake_slack{0};
-  // Whether a poll that finds nothing yields the CPU (LoadConfig::yield_when_polling).
-  bool yield_when_polling = true;
 
   void Replied(Clock::time_point now) { last_reply_ns.store(Ns(now), std::memory_order_relaxed); }
 

@@ -318,7 +318,6 @@ LoadResult RunLoad(const LoadConfig& given) {
   Window window;
   if (config.rate > 0) window.wake_slack = WakeLatency();  // a closed loop never waits for a due time
   result.wake_latency_us = static_cast<double>(window.wake_slack.count()) / 1e3;
-  window.yield_when_polling = config.yield_when_polling;
   const int threads = std::clamp(config.threads, 1, config.connections);
   std::vector<std::unique_ptr<Driver>> drivers;
   std::vector<std::thread> loops;

@@ -34,7 +34,7 @@ struct Sample {
   std::optional<harness::TreeUsage> before, after;  // the server's
   double server_span_s = 0;  // from the start of its reading before the load to that of the one after the window
   // The server's CPU time in the window, exact (its processes' CPU clocks at the window's edges);
-  // nullopt when one of its processes left meanwhile: then `before` and `after`, scaled.
+  // nullopt when a process left the tree or joined it meanwhile: then `before` and `after`, scaled.
   std::optional<uint64_t> server_window_cpu_ns;
   double client_cpu_s = 0;
   harness::CpuSplit client_split;  // of client_cpu_s: user space and kernel
