@@ -88,11 +88,12 @@ bool RingLoop::Busy() {
   if (now - window_start_ < kBusyWindow) return busy_;
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  const double cpu = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-  const double share = (cpu - window_cpu_s_) / std::chrono::duration<double>(now - window_start_).count();
+  const int64_t own = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec - work_cpu_ns_;
+  const double share = static_cast<double>(own - window_cpu_ns_) /
+                       static_cast<double>(std::chrono::nanoseconds(now - window_start_).count());
   busy_ = share > (busy_ ? kBusyUntil : kBusyFrom);
   window_start_ = now;
-  window_cpu_s_ = cpu;
+  window_cpu_ns_ = own;
   return busy_;
 }
 

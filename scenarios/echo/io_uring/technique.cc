@@ -2,12 +2,13 @@
 
 namespace echo::uring {
 
-// coalesce: a busy loop (over 85% of a CPU in the last 10 ms, until under 60%) sleeps with the
-//   kernel's batch wait (6.12) until half of its connections have sent (at most 256), or 50 us
-//   have passed with at least one; with DEFER_TASKRUN the senders before the last of a batch do not
-//   wake it at all, so a saturated server and its clients pay for fewer wake-ups, while a server
-//   with time to spare wakes at the first message, so light loads keep their latency. On a kernel
-//   without the batch wait it is `multishot`.
+// coalesce: a busy loop (over 85% of a CPU in the last 10 ms, until under 60%; the CPU that requests'
+//   --work burned is not the loop's and does not count) sleeps with the kernel's batch wait (6.12)
+//   until half of its connections have sent (at most 256), or 50 us have passed with at least one;
+//   with DEFER_TASKRUN the senders before the last of a batch do not wake it at all, so a saturated
+//   server and its clients pay for fewer wake-ups, while a server with time to spare wakes at the
+//   first message, so light loads keep their latency. On a kernel without the batch wait it is
+//   `multishot`.
 // multishot: each reply is sent from the buffer it arrived in and the buffer goes back to the ring
 //   when the send completes: memory follows the messages in flight, not the connections.
 // batch: the fewest system calls (the least CPU at a given load), but a closed-loop client waits

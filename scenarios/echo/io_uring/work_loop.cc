@@ -102,6 +102,7 @@ class WorkLoop final : public ProvidedBufferLoop<work::Connection> {
     }
     c->working = true;
     BurnCpu(c->current.cpu_ns);
+    work_cpu_ns_ += static_cast<int64_t>(c->current.cpu_ns);
     if (technique_.blocking_wait) BlockFor(c->current.wait_ns);  // every other connection waits too
     if (technique_.blocking_wait || c->current.wait_ns == 0) return Reply(c);
     c->waiting = true;
