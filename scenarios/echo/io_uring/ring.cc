@@ -84,17 +84,12 @@ void RingLoop::Process(__kernel_timespec* timeout) {
 }
 
 bool RingLoop::Busy() {
-  const auto now = std::chrono::steady_clock::now();
-  if (now - window_start_ < kBusyWindow) return busy_;
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (!busy_.Due(now)) return busy_.busy();
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  const int64_t own = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec - work_cpu_ns_;
-  const double share = static_cast<double>(own - window_cpu_ns_) /
-                       static_cast<double>(std::chrono::nanoseconds(now - window_start_).count());
-  busy_ = share > (busy_ ? kBusyUntil : kBusyFrom);
-  window_start_ = now;
-  window_cpu_ns_ = own;
-  return busy_;
+  return busy_.Update(now, ts.tv_sec * 1'000'000'000LL + ts.tv_nsec, work_cpu_ns_);
 }
 
 int RingLoop::WaitCoalesced(unsigned batch) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "scenarios/echo/io_uring/busy_gate.h"
 #include "scenarios/echo/io_uring/technique.h"
 #include "scenarios/echo/protocol.h"
 
@@ -27,16 +28,11 @@ inline constexpr unsigned kBuffers = 2048;
 inline constexpr unsigned kBufferBytes = kBufferSize;
 inline constexpr int kGroup = 0;
 
-// `coalesce`: a busy loop with C connections sleeps until C / kConnectionsPerWake of them have
-// sent something (at most kMaxWakeBatch), or kCoalesceMicroseconds have passed with at least one.
-// Busy: its thread ran more than kBusyFrom of the last kBusyWindow, and stays so until under kBusyUntil;
-// CPU that requests' --work burned is not the loop's and does not count (RingLoop::Busy).
+// `coalesce`: a busy loop (BusyGate) with C connections sleeps until C / kConnectionsPerWake of them
+// have sent something (at most kMaxWakeBatch), or kCoalesceMicroseconds have passed with at least one.
 inline constexpr unsigned kConnectionsPerWake = 2;
 inline constexpr unsigned kMaxWakeBatch = 256;
 inline constexpr unsigned kCoalesceMicroseconds = 50;
-inline constexpr auto kBusyWindow = std::chrono::milliseconds(10);
-inline constexpr double kBusyFrom = 0.85;
-inline constexpr double kBusyUntil = 0.6;
 // Stopping, a loop processes completions kDrainTick at a time, at most kDrainTicks times (2 s), until
 // the kernel holds nothing of its connections: no memory is freed while the kernel may write to it.
 inline constexpr auto kDrainTick = std::chrono::milliseconds(50);
@@ -110,12 +106,7 @@ class RingLoop {
     for (int i = 0; i < kDrainTicks && !drained(); ++i) Process(&tick);
   }
 
-  // Whether this loop has been busy: its thread's CPU time, less what requests' work burned
-  // (work_cpu_ns_), over the wall time of the last window, with hysteresis. One clock_gettime of the
-  // thread's CPU time per window. The batch wait saves the loop's own wake-ups; a loop whose CPU
-  // goes to its requests saves none by batching, and its sleep would hold requests that are waiting
-  // while the CPU idles (with --work=cpu:exp:20us at 20,000-23,000 msgs/s, batching every sleep
-  // took 2.2-2.9x multishot's mean round trip, at the same CPU a message).
+  // Whether this loop has been busy (BusyGate): one clock_gettime of the thread's CPU time a window.
   bool Busy();
 
   // Sleeps until `batch` completions are due, or kCoalesceMicroseconds have passed since it began
@@ -139,15 +130,13 @@ class RingLoop {
   const ReplyMode& reply_;
   io_uring ring_{};
   bool stopping_ = false;
-  int64_t work_cpu_ns_ = 0;  // CPU burned for requests' --work, so far (Busy)
+  int64_t work_cpu_ns_ = 0;  // CPU burned for requests' --work, so far (BusyGate)
 
  private:
   const int wake_fd_;
   uint64_t wake_value_ = 0;
   bool coalesce_ = false;  // asked for, and the kernel has the batch wait
-  bool busy_ = false;
-  std::chrono::steady_clock::time_point window_start_{};
-  int64_t window_cpu_ns_ = 0;  // the thread's CPU less work_cpu_ns_, when the window began
+  BusyGate busy_;
 };
 
 }  // namespace echo::uring
