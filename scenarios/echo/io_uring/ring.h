@@ -20,10 +20,10 @@ namespace echo::uring {
 
 inline constexpr unsigned kRingEntries = 4096;
 // Provided buffers per ring, each as large as the other models' per-connection buffer. Only the
-// pages a message touches become resident: for small messages, one page per buffer the ring has
-// cycled through (at most 8 MiB). A connection holds one from its recv's completion until its
-// send's; a burst that takes them all ends that recv (ENOBUFS), which is armed again as buffers
-// come back.
+// pages a message touches become resident: the first page of each from the start (BufferRing, 8 MiB
+// in all), and for larger messages the pages beyond as the ring cycles through them. A connection
+// holds one from its recv's completion until its send's; a burst that takes them all ends that recv
+// (ENOBUFS), which is armed again as buffers come back.
 inline constexpr unsigned kBuffers = 2048;
 inline constexpr unsigned kBufferBytes = kBufferSize;
 inline constexpr int kGroup = 0;
