@@ -19,7 +19,8 @@ class Doctor(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         lines = p.stdout.splitlines()
         facts = {m.group(1): m.group(2) for m in (re.match(r"^(\w[\w-]*):\s+(.*)$", line) for line in lines) if m}
-        self.assertEqual(list(facts), ["cpus", "isolated", "governor", "idle", "steal", "others", "wake-up", "hand-off"])
+        self.assertEqual(list(facts),
+                         ["cpus", "isolated", "governor", "idle", "steal", "others", "wake-up", "hand-off", "damon"])
         self.assertEqual(len(lines), 2 * len(facts))  # each fact, then what it means
         for line in lines[1::2]:
             self.assertTrue(line.startswith(" " * 11) and line.strip(), lines)
@@ -60,6 +61,25 @@ class Doctor(unittest.TestCase):
         self.assertTrue(0 <= float(hand_off.group(1)) <= 100, facts["hand-off"])
         self.assertEqual((int(hand_off.group(2)), int(hand_off.group(3))), (cpus[0], cpus[-1]))
         self.assertGreater(int(hand_off.group(4)), 0)  # every round trip came back
+        admin = "/sys/kernel/mm/damon/admin/kdamonds"
+        if not os.path.isdir(admin):
+            self.assertEqual(facts["damon"], "not in this kernel (no /sys/kernel/mm/damon/admin)")
+            return
+        def state(n):
+            with open(os.path.join(admin, n, "state"), encoding="utf-8") as f:
+                return f.read().strip()
+
+        on = sorted(n for n in os.listdir(admin) if os.path.isfile(os.path.join(admin, n, "state")) and state(n) == "on")
+        if not on:
+            self.assertEqual(facts["damon"], "off")
+            return
+        with open(os.path.join(admin, on[0], "pid"), encoding="utf-8") as f:
+            pid = int(f.read())
+        damon = re.match(r"kdamond\.(\d+) \(pid (\d+)\) samples \w+ every (\d+) ms: ([0-9.]+) ms of a CPU each time "
+                         r"over the last \d+ s", facts["damon"])
+        self.assertIsNotNone(damon, facts["damon"])
+        self.assertEqual((damon.group(1), int(damon.group(2))), (on[0], pid))
+        self.assertGreaterEqual(float(damon.group(4)), 0)
 
     @unittest.skipIf(len(os.sched_getaffinity(0)) < 2, "needs a CPU to spin on and one to compare")
     def test_a_process_spinning_on_one_cpu_is_named_and_that_cpu_found(self):
