@@ -241,7 +241,7 @@ void Damon(const std::optional<std::vector<Kdamond>>& before, double seconds) {
   Say("damon",
       fmt::format("{} (pid {}) samples {} every {} ms: {:.1f} ms of a CPU each time over the last {:.0f} s{}", k.name,
                   k.pid, k.operations.empty() ? "memory" : k.operations, k.sample_us / 1000,
-                  static_cast<double>(CpuNs(k.pid) - k.cpu_ns) / 1e6 / samples, seconds,
+                  static_cast<double>(std::max(0LL, CpuNs(k.pid) - k.cpu_ns)) / 1e6 / samples, seconds,
                   before->size() > 1 ? fmt::format(" ({} monitors on)", before->size()) : ""),
       fmt::format("on any CPU, those under test too, and under the noise guard's threshold: near a knee the 100 ms "
                   "it takes the server's CPU in has its p99 up by ms (docs/methodology.md, \"DAMON\"); to measure "
