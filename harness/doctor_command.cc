@@ -208,9 +208,7 @@ struct Kdamond {
 constexpr const char* kDamonAdmin = "/sys/kernel/mm/damon/admin/kdamonds";
 
 long long CpuNs(int pid) {
-  long long ns = 0;
-  std::istringstream(ReadProcFile("/proc/" + std::to_string(pid) + "/schedstat")) >> ns;
-  return ns;
+  return static_cast<long long>(ReadSchedstat("/proc/" + std::to_string(pid) + "/schedstat").value_or(0));
 }
 
 // The monitors that are on, with their CPU time so far; nullopt: no DAMON in this kernel.

@@ -81,16 +81,15 @@ bool ReadStatCpu(const std::string& path, StatCpu& cpu) {
   return true;
 }
 
-// A thread's time on a CPU in ns, exact (schedstat's first field); nullopt without schedstats.
+double Seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; }
+
+}  // namespace
+
 std::optional<uint64_t> ReadSchedstat(const std::string& path) {
   unsigned long long runtime = 0;
   if (std::sscanf(ReadProcFile(path).c_str(), "%llu", &runtime) != 1) return std::nullopt;
   return runtime;
 }
-
-double Seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; }
-
-}  // namespace
 
 std::string ReadProcFile(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);

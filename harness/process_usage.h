@@ -30,6 +30,9 @@ struct ProcessUsage {
 // between open and read, and then read() fails with ESRCH, which std::ifstream turns into an
 // exception (an ios_base::failure from basic_filebuf::underflow) in the middle of a measurement.
 std::string ReadProcFile(const std::string& path);
+// A task's time on a CPU in ns, exact (the first field of a /proc/.../schedstat at `path`);
+// nullopt when it cannot be read (gone, or a kernel without schedstats).
+std::optional<uint64_t> ReadSchedstat(const std::string& path);
 
 // nullopt when the process is gone or /proc cannot be read.
 std::optional<ProcessUsage> ReadProcessUsage(pid_t pid);

@@ -34,9 +34,7 @@ LoadConfig ConfigFor(const harness::RunSpec& run, const harness::Endpoint& targe
   // or shared, or more drivers than CPUs, may be waiting for one: then a poll yields.
   const harness::Placement& p = run.placement;
   const bool apart =
-      !p.client.empty() && !p.server.empty() && std::none_of(p.client.begin(), p.client.end(), [&](int c) {
-        return std::find(p.server.begin(), p.server.end(), c) != p.server.end();
-      });
+      !p.client.empty() && !p.server.empty() && p.UnderTest().size() == p.client.size() + p.server.size();
   config.yield_when_polling = !apart || static_cast<size_t>(config.threads) > p.client.size();
   config.warmup = run.warmup;
   config.duration = run.duration;

@@ -188,14 +188,15 @@ void WorkHeader::WriteReply(char* data) const {
   std::memcpy(data, "done", 4);
 }
 
+int64_t ThreadCpuNs() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec * 1'000'000'000LL + t.tv_nsec;
+}
+
 void BurnCpu(uint64_t ns) {
   if (ns == 0) return;
-  const auto cpu_now = [] {
-    timespec t{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return t.tv_sec * 1'000'000'000LL + t.tv_nsec;
-  };
-  int64_t now = cpu_now();
+  int64_t now = ThreadCpuNs();
   const int64_t end = now + static_cast<int64_t>(ns);
   uint64_t x = ns | 1, chunk = 64;
   while (true) {
@@ -205,7 +206,7 @@ void BurnCpu(uint64_t ns) {
     for (uint64_t i = 0; i < chunk; ++i) x = (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ULL + 1;
     asm volatile("" : "+r"(x));
     const int64_t before = now;
-    now = cpu_now();
+    now = ThreadCpuNs();
     if (now >= end) return;
     const double per_ns = static_cast<double>(chunk) / static_cast<double>(std::max<int64_t>(1, now - before));
     chunk = std::max<uint64_t>(64, static_cast<uint64_t>(per_ns * static_cast<double>(end - now) / 2));

@@ -82,6 +82,9 @@ struct WorkHeader {
   void WriteReply(char* data) const;
 };
 
+// The calling thread's CPU time so far, in ns (a system call: CLOCK_THREAD_CPUTIME_ID has no vDSO
+// path). Async-signal-safe.
+int64_t ThreadCpuNs();
 // Burns `ns` of the calling thread's CPU time on real computation: runs until the thread's CPU
 // clock has advanced by that much, so a request preempted halfway still does all of its work.
 // Async-signal-safe (a forked child may call it).

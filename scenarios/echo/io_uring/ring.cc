@@ -9,6 +9,8 @@
 #include <csignal>
 #include <ctime>
 
+#include "scenarios/echo/work.h"
+
 namespace echo::uring {
 namespace {
 
@@ -87,9 +89,7 @@ bool RingLoop::Busy() {
   const int64_t now =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   if (!busy_.Due(now)) return busy_.busy();
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return busy_.Update(now, ts.tv_sec * 1'000'000'000LL + ts.tv_nsec, work_cpu_ns_);
+  return busy_.Update(now, ThreadCpuNs(), work_cpu_ns_);
 }
 
 int RingLoop::WaitCoalesced(unsigned batch) {
