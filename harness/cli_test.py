@@ -520,6 +520,10 @@ class Merge(unittest.TestCase):
             server.stdout.close()
         # Loads of 3 and 5 connections have different names; a second pair with equal names merges.
         a, b = (load_json(o) for o in outs)
+        for e in a["benchmarks"] + b["benchmarks"]:
+            if e["run_type"] == "iteration":  # the wall clock's window is the steady clock's, not a late wake-up's
+                start, end = e["window_unix_s"]
+                self.assertAlmostEqual(end - start, e["real_time"] * e["iterations"] / 1e9, delta=1e-5)
         rename = os.path.join(self.dir, "load1-as-3.json")
         for e in b["benchmarks"]:
             e["name"] = e["name"].replace("connections:5", "connections:3")

@@ -86,7 +86,6 @@ Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::Cpu
   };
   config.on_window_end = [&] {
     if (tracer) tracer(false);
-    s.window_end_unix = harness::UnixSeconds();
     s.client_cpu_s = harness::ProcessCpuSeconds() - client_cpu_before;
     const harness::CpuSplit split = harness::ProcessCpuSplit();
     s.client_split = {split.user_s - client_split_before.user_s, split.kernel_s - client_split_before.kernel_s};
@@ -107,6 +106,10 @@ Sample Drive(LoadConfig config, std::optional<pid_t> sampled, const harness::Cpu
     s.client_others_share = took.steal_fraction + took.others_fraction;
   };
   s.load = RunLoad(config);
+  // The wall clock's end is the start's plus the steady clock's window: on_window_end runs when the
+  // load's main thread wakes, late on a busy machine (105 ms once), and a late end made two loads
+  // that ran together look apart to `merge`.
+  if (s.window_start_unix > 0) s.window_end_unix = s.window_start_unix + s.load.window_seconds;
   return s;
 }
 
