@@ -381,8 +381,14 @@ class Queueing(unittest.TestCase):
         self.assertAlmostEqual(prediction.saturation, 1 / 15e-6, delta=1 / 15e-6 / 1000)
         wait = lambda rate, s: queueing.md1_wait(rate * s, s) * 1e6  # noqa: E731
         self.assertAlmostEqual(curve[0][1], 60)  # the base is the lowest step's round trip
-        # At 30,000/s the request's own service is 15 us where it was 20: 60 - 2.5 - 20 + 15 + 6.14.
-        self.assertAlmostEqual(curve[2][1], 60 - wait(10000, 20e-6) - 20 + 15 + wait(30000, 15e-6))
+        # The base, 60 - 2.5 - 20 = 37.5 us, was paid by the 80% of arrivals that found the server
+        # idle at 10,000/s; at 30,000/s 55% do (1 - 30,000 x 15 us), and the request's own service
+        # is 15 us where it was 20: 37.5 x 0.55 / 0.8 + 15 + 6.14.
+        self.assertAlmostEqual(prediction.idle_share(10000), 0.8)
+        self.assertAlmostEqual(prediction.idle_share(30000), 0.55)
+        self.assertAlmostEqual(prediction.base_us(30000), (60 - wait(10000, 20e-6) - 20) * 0.55 / 0.8)
+        self.assertAlmostEqual(curve[2][1], (60 - wait(10000, 20e-6) - 20) * 0.55 / 0.8 + 15 + wait(30000, 15e-6))
+        self.assertEqual(prediction.base_us(70000), 0)  # past saturation every arrival finds it busy
         rate, ratio = queueing.parting(steps, curve)
         self.assertEqual(rate, 30000)
         self.assertGreater(ratio, 1.5)

@@ -9,8 +9,9 @@ msgs/s, 28 us at 26,000 on this VM); a queue with the lowest step's S saturates 
 the rates the loops served. Arrivals are taken as Poisson
 (the load generator's schedule is regular, but 100 connections' replies and the kernel's batching
 make the server's arrivals bursty). The round trip at low load is measured, and what of it is not the
-server's service (the network, the kernel, the load generator) is taken to stay as it was; the
-prediction adds the request's own service at each rate, S there, and the queueing delay each
+server's service (the network, the kernel, the load generator, and waking an idle CPU) is taken to
+be paid by the arrivals that find the server idle, a share that falls as the load rises (Prediction);
+the prediction adds the request's own service at each rate, S there, and the queueing delay each
 discipline has at that rate:
 
 - An event loop (epoll, asio, asio_coro, fibers, io_uring) runs each request to completion in
@@ -155,12 +156,20 @@ class Discipline:
 class Prediction:
     """A capacity search's prediction: the service demand at the lowest step (us), the saturation
     (/s: the lowest rate the discipline, with the service demand measured there, cannot serve), the
-    discipline at the lowest step, and the mean round trip (us) at any rate: the lowest step's
-    measured round trip less the discipline's delay there and less the request's own service there
-    (what is left is outside the server), plus, with the service demand measured at that rate, the
-    request's own service and the discipline's delay. The own service matters: an event loop's fell
-    from 53-59 us a message at 4,000 msgs/s to 28-31 us at 25,000 on this VM, and a base that kept
-    the lowest step's put every prediction there 23-30 us high."""
+    discipline at the lowest step, and the mean round trip (us) at any rate: the request's own
+    service and the discipline's delay, both with the service demand measured at that rate, plus a
+    base, what is outside them.
+
+    The base is measured at the lowest step (its round trip less the discipline's delay and less the
+    service there) and scaled by the share of arrivals that find the server idle, 1 - rate /
+    saturation (Poisson arrivals see the time average: PASTA), against that share at the lowest
+    step. At the lowest step a VM's vCPUs halt between messages, and each request wakes one (a halt
+    exit, an inter-processor interrupt) before any of it runs; a request that finds the server busy
+    pays none of that. Kept constant, the base put the loops' predictions 25-45% high at 7,000-21,000
+    msgs/s on this VM (its residual fell from 98 us at 3,500 msgs/s to 34 us at 20,000). The own
+    service matters too: an event loop's fell from 53-59 us a message at 4,000 msgs/s to 28-31 us at
+    25,000 on this VM, and a base that kept the lowest step's put every prediction there 23-30 us
+    high."""
 
     def __init__(self, measured, discipline_of):
         self._points = sorted((s["msgs_per_second"], s["server_cpu_us_per_msg"] * 1e-6) for s in measured)
@@ -169,6 +178,7 @@ class Prediction:
         self.service_us = low["server_cpu_us_per_msg"]
         self.discipline = discipline_of(self.service_at(low["msgs_per_second"]))
         self._base = low["mean_us"] - self.discipline.delay(low["msgs_per_second"]) * 1e6 - self.service_us
+        self._idle_at_base = self.idle_share(low["msgs_per_second"])
         self.saturation = self._saturation()
 
     def service_at(self, rate):
@@ -192,9 +202,22 @@ class Prediction:
                 return rate
         return top
 
+    def idle_share(self, rate):
+        """The share of arrivals at `rate` that find the server idle: 1 - rate / saturation, with
+        the service demand measured at that rate; 0 at or past saturation."""
+        return max(0.0, 1 - rate / self._discipline_of(self.service_at(rate)).saturation)
+
+    def base_us(self, rate):
+        """What of the round trip at `rate` is outside the server's service and queue (us): the
+        lowest step's, in proportion to the arrivals that find the server idle (constant where the
+        lowest step found it busy throughout)."""
+        if self._idle_at_base <= 0:
+            return self._base
+        return self._base * self.idle_share(rate) / self._idle_at_base
+
     def mean_us(self, rate):
         service = self.service_at(rate)
-        return self._base + (service + self._discipline_of(service).delay(rate)) * 1e6
+        return self.base_us(rate) + (service + self._discipline_of(service).delay(rate)) * 1e6
 
 
 def predict(steps, cpus, model="", params=None):
