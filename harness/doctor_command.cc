@@ -84,6 +84,58 @@ std::pair<NoiseReport, double> HandOffNoise(Duration seconds) {
   return {meter.Stop(), per_second};
 }
 
+// What a thread spinning on a CPU lost, as gaps between its reads of the clock of at least kGap.
+struct Stalls {
+  int cpu = -1;
+  double seconds = 0;
+  double gaps_s = 0;       // the gaps' sum
+  double scheduled_s = 0;  // what of the wall time the thread was not on its CPU: other tasks ran
+  int gaps = 0, over_1ms = 0;
+  double max_ms = 0;
+};
+
+constexpr auto kGap = std::chrono::microseconds(50);
+
+// Spins a thread on each available CPU at once for `seconds`, as a saturated server and its load
+// generator keep both busy. A gap no other task's run accounts for (the thread's own CPU clock ran
+// through it) is the host's, or an interrupt's: where the hypervisor reports no steal, the noise
+// guard cannot see it. On the reference VM (2026-12-04): alone on one CPU, 2 gaps over 150 us in 15
+// s; with both CPUs spinning, 40 on one and 91 on the other, ending on a 100 ms grid (a host's CPU
+// quota period), up to 3.8 ms.
+std::vector<Stalls> SpinStalls(Duration seconds) {
+  const CpuList& cpus = AvailableCpus();
+  std::vector<Stalls> found(cpus.size());
+  std::vector<std::thread> spinners;
+  for (size_t i = 0; i < cpus.size(); ++i) {
+    spinners.emplace_back([&, i] {
+      PinThisThread({cpus[i]});
+      Stalls& s = found[i];
+      s.cpu = cpus[i];
+      timespec cpu0{}, cpu1{};
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+      const auto start = std::chrono::steady_clock::now(), end = start + seconds;
+      auto last = start;
+      while (last < end) {
+        const auto now = std::chrono::steady_clock::now();
+        if (const auto gap = now - last; gap >= kGap) {
+          const double ms = std::chrono::duration<double, std::milli>(gap).count();
+          s.gaps_s += ms / 1e3;
+          ++s.gaps;
+          s.over_1ms += ms >= 1;
+          s.max_ms = std::max(s.max_ms, ms);
+        }
+        last = now;
+      }
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
+      s.seconds = std::chrono::duration<double>(last - start).count();
+      const double on_cpu = static_cast<double>(cpu1.tv_sec - cpu0.tv_sec) + (cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
+      s.scheduled_s = std::max(0.0, s.seconds - on_cpu);
+    });
+  }
+  for (auto& t : spinners) t.join();
+  return found;
+}
+
 void Cpus(const nlohmann::json& env) {
   const CpuList& cpus = AvailableCpus();
   std::string shared_core;
@@ -140,7 +192,15 @@ void Idle(const nlohmann::json& env) {
                         poll_ns / 1000));
 }
 
-void Noise(Duration seconds, double threshold) {
+// Whether the hypervisor reports steal at all: none since boot on any CPU under test, after ten
+// minutes up, says it does not (a host that reports it shows some within minutes of load).
+bool StealReported(const NoiseMeter& meter) {
+  double uptime = 0;
+  std::istringstream(ReadProcFile("/proc/uptime")) >> uptime;
+  return meter.StealSinceBoot() > 0 || uptime < 600;
+}
+
+void Noise(Duration seconds, double threshold, bool steal_reported) {
   NoiseMeter meter(AvailableCpus());
   // Half the time with the timer slack every thread starts with (50 us: the kernel may end a
   // sleep that much later to batch wake-ups), half with 1 ns: what the machine itself adds.
@@ -157,7 +217,9 @@ void Noise(Duration seconds, double threshold) {
                         "threshold to be redone, and longer runs; measure when the host is quieter",
                         threshold * 100)
       : noise.steal_fraction > 0.005 ? "some: a repetition it falls on is redone (--redo); fine between bursts"
-                                     : "none seen: the hypervisor left these CPUs alone");
+      : steal_reported               ? "none seen: the hypervisor left these CPUs alone"
+                                     : "none since boot on any CPU: this hypervisor does not report steal, and what "
+                                       "it takes the noise guard cannot see (stalls, below)");
   const auto [cpu, worst] = noise.WorstCpu();
   double others_on_one = 0;  // the most other processes took of one CPU
   for (const auto& [n, lost] : noise.by_cpu) others_on_one = std::max(others_on_one, lost.others);
@@ -181,7 +243,7 @@ void Noise(Duration seconds, double threshold) {
           : "timers are punctual once the slack is off: latencies of tens of microseconds are the model's");
 }
 
-void HandOff(Duration seconds, double threshold) {
+void HandOff(Duration seconds, double threshold, bool steal_reported) {
   const auto [noise, per_second] = HandOffNoise(seconds);
   const CpuList& cpus = AvailableCpus();
   Say("hand-off",
@@ -192,7 +254,34 @@ void HandOff(Duration seconds, double threshold) {
           ? "the hypervisor makes a woken vCPU wait for its CPU: a server and its load generator will see this "
             "steal where the idle machine showed none; expect redos, and measure when the host is quieter"
       : noise.steal_fraction > 0.005 ? "some: a woken vCPU waits now and then; repetitions it spoils are redone"
-                                     : "none seen: woken vCPUs got their CPUs at once");
+      : steal_reported               ? "none seen: woken vCPUs got their CPUs at once"
+                                     : "none reported, and this hypervisor reports none: what a woken vCPU waits "
+                                       "for its CPU shows only as latency");
+}
+
+void SpinStallsLine(Duration seconds, bool steal_reported) {
+  std::string fact;
+  double unseen = 0, worst_ms = 0;
+  for (const Stalls& s : SpinStalls(seconds)) {
+    const double share = s.seconds > 0 ? s.gaps_s / s.seconds : 0;
+    const double others = s.seconds > 0 ? std::min(share, s.scheduled_s / s.seconds) : 0;
+    unseen = std::max(unseen, share - others);
+    worst_ms = std::max(worst_ms, s.max_ms);
+    fact += fmt::format(
+        "{}CPU {} lost {:.2f}% in {} gaps of {} us or more ({} over 1 ms, max {:.1f} ms), {:.2f}% to "
+        "other tasks",
+        fact.empty() ? "" : "; ", s.cpu, share * 100, s.gaps, kGap.count(), s.over_1ms, s.max_ms, others * 100);
+  }
+  fact += fmt::format(", every CPU spinning for {:.0f} s", std::chrono::duration<double>(seconds).count());
+  Say("stalls", fact,
+      unseen < 0.001 && worst_ms < 1 ? "none to speak of: a spinning thread kept its CPU"
+      : steal_reported
+          ? "a thread kept on its CPU lost time no task accounts for: the host's (the noise guard sees it as steal) "
+            "or interrupts'; a window it falls in has its p99 up by as much"
+          : "a thread kept on its CPU lost time no task accounts for, and this hypervisor reports no steal: the host "
+            "takes the CPUs unseen, and the noise guard cannot redo what it takes; the load generator's lateness "
+            "(send_lateness_max_us) shows it on its CPU, a burst of p99 on the server's (docs/methodology.md, "
+            "\"Stalls the guard cannot see\")");
 }
 
 // DAMON's monitors: kernel threads (kdamond.N) that sample memory accesses once a sampling
@@ -252,12 +341,12 @@ class DoctorCommand final : public Command {
   std::string name() const override { return "doctor"; }
   std::string help() const override {
     return "a short check of the machine before a long run: CPUs, idle, noise, wake-up latency, steal under "
-           "hand-offs, kernel threads that sample memory";
+           "hand-offs, stalls with every CPU busy, kernel threads that sample memory";
   }
   void Declare(CLI::App& app) override {
     app.add_option("--seconds", seconds_,
-                   "how long to watch the idle machine, and then two CPUs handing a byte back and forth (default 3s "
-                   "each)");
+                   "how long to watch the idle machine, then two CPUs handing a byte back and forth, then every CPU "
+                   "spinning (default 3s each)");
     app.add_option("--noise-threshold", threshold_, "the share of the CPUs a repetition may lose (default 5%)");
   }
 
@@ -274,9 +363,12 @@ class DoctorCommand final : public Command {
     std::cout << std::flush;
     const auto watched = std::chrono::steady_clock::now();
     const auto kdamonds = RunningKdamonds();
-    Noise(seconds, threshold);
+    const bool steal_reported = StealReported(NoiseMeter(AvailableCpus()));
+    Noise(seconds, threshold, steal_reported);
     std::cout << std::flush;
-    HandOff(seconds, threshold);
+    HandOff(seconds, threshold, steal_reported);
+    std::cout << std::flush;
+    SpinStallsLine(seconds, steal_reported);
     Damon(kdamonds, std::chrono::duration<double>(std::chrono::steady_clock::now() - watched).count());
     return 0;
   }

@@ -20,7 +20,8 @@ class Doctor(unittest.TestCase):
         lines = p.stdout.splitlines()
         facts = {m.group(1): m.group(2) for m in (re.match(r"^(\w[\w-]*):\s+(.*)$", line) for line in lines) if m}
         self.assertEqual(list(facts),
-                         ["cpus", "isolated", "governor", "idle", "steal", "others", "wake-up", "hand-off", "damon"])
+                         ["cpus", "isolated", "governor", "idle", "steal", "others", "wake-up", "hand-off", "stalls",
+                          "damon"])
         self.assertEqual(len(lines), 2 * len(facts))  # each fact, then what it means
         for line in lines[1::2]:
             self.assertTrue(line.startswith(" " * 11) and line.strip(), lines)
@@ -58,6 +59,27 @@ class Doctor(unittest.TestCase):
         hand_off = re.match(r"([0-9.]+)% of the CPUs stolen over 1 s while CPUs (\d+) and (\d+) handed a byte back "
                             r"and forth \((\d+) round trips a second\)$", facts["hand-off"])
         self.assertIsNotNone(hand_off, facts["hand-off"])
+        # Steal since boot on the CPUs under test, from /proc/stat: none after ten minutes up means the
+        # hypervisor does not report it, and the meaning says so instead of "none seen".
+        with open("/proc/stat", encoding="utf-8") as f:
+            stolen = sum(int(line.split()[8]) for line in f
+                         if line.startswith("cpu") and line[3] != " " and int(line.split()[0][3:]) in cpus)
+        with open("/proc/uptime", encoding="utf-8") as f:
+            uptime = float(f.read().split()[0])
+        meaning = {m.group(1): lines[i + 1].strip() for i, m in enumerate(re.match(r"^(\w[\w-]*):", line)
+                                                                           for line in lines) if m}
+        self.assertEqual("does not report steal" in meaning["steal"], stolen == 0 and uptime >= 600, meaning["steal"])
+        # Every CPU's spinning thread: its gaps, those over 1 ms among them, the longest, and what of
+        # its lost share other tasks took (no more than it lost).
+        spun = re.findall(r"CPU (\d+) lost ([0-9.]+)% in (\d+) gaps of 50 us or more \((\d+) over 1 ms, max ([0-9.]+) "
+                          r"ms\), ([0-9.]+)% to other tasks", facts["stalls"])
+        self.assertEqual(sorted(int(c) for c, *_ in spun), cpus, facts["stalls"])
+        for _, lost, gaps, over, longest, others in spun:
+            self.assertLessEqual(int(over), int(gaps))
+            self.assertTrue(0 <= float(others) <= float(lost) <= 100, facts["stalls"])
+            self.assertEqual(float(longest) > 0, int(gaps) > 0)
+            self.assertEqual(float(longest) >= 1, int(over) > 0, facts["stalls"])
+        self.assertTrue(facts["stalls"].endswith("every CPU spinning for 1 s"), facts["stalls"])
         self.assertTrue(0 <= float(hand_off.group(1)) <= 100, facts["hand-off"])
         self.assertEqual((int(hand_off.group(2)), int(hand_off.group(3))), (cpus[0], cpus[-1]))
         self.assertGreater(int(hand_off.group(4)), 0)  # every round trip came back

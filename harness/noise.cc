@@ -102,6 +102,12 @@ std::map<int, uint64_t> NoiseMeter::StealTicks() const {
   return steal;
 }
 
+uint64_t NoiseMeter::StealSinceBoot() const {
+  uint64_t ticks = 0;
+  for (const auto& [cpu, stolen] : StealTicks()) ticks += stolen;
+  return ticks;
+}
+
 std::map<pid_t, NoiseMeter::ThreadTime> NoiseMeter::OtherThreads(bool on_our_cpus_only) const {
   const std::vector<pid_t> tree = ProcessTree(getpid());
   const std::set<pid_t> ours(tree.begin(), tree.end());

@@ -63,6 +63,9 @@ class NoiseMeter {
   // Starts watching `cpus` (empty: every available CPU).
   explicit NoiseMeter(const CpuList& cpus);
   NoiseReport Stop();
+  // Steal on the CPUs under test since boot, in clock ticks. 0 after a long uptime: the hypervisor
+  // does not report steal (no steal clock), and nothing this meter reads sees the host take a CPU.
+  uint64_t StealSinceBoot() const;
 
  private:
   struct ThreadTime {
