@@ -9,7 +9,8 @@
 // the SLO, the load generator's utilisation) and the worst of their errors, losses and starved
 // connections, so that one slow window neither fails nor passes a rate alone; a window whose CPUs
 // were taken by others (its detail's "noise"), or in which the load generator itself sent late (its
-// send_lateness_p99_us over kLateShare of the SLO's tightest bound), is measured again rather than
+// send_lateness_p99_us over kLateShare of the SLO's tightest bound) or off its schedule (the gaps
+// between its sends strayed from the schedule's: ArrivalsStrayed), is measured again rather than
 // judged; past those redos a late window is judged (an overloaded server makes the load generator
 // late too), a noisy one never: a step left with fewer windows than most of `windows_per_step`
 // ends the search, which then reports what it had found as a lower bound ("stopped by noise", a

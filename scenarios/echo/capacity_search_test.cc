@@ -303,6 +303,30 @@ TEST(CapacitySearchTest, AWindowTheLoadGeneratorSentLateInIsMeasuredAgain) {
   EXPECT_LE(rep.metrics["capacity_msgs_per_second"], kCapacity);
 }
 
+TEST(CapacitySearchTest, AWindowTheLoadGeneratorStalledInIsMeasuredAgain) {
+  // Punctual at p99, but a stall took the gaps' CV from the schedule's 1.00 to 1.20, and the burst it
+  // sent queued at the server: measured again, not judged.
+  int window = 0, stalled = 0;
+  CapacitySearch search(P99Of2ms(), [&](double rate) {
+    const int i = window++;
+    harness::Repetition w = KnownServer(rate);
+    if (rate == 0) return w;
+    const bool stall = rate <= kCapacity && i % 4 == 2;
+    stalled += stall;
+    w.metrics["send_lateness_p99_us"] = 20;
+    w.metrics["scheduled_arrival_cv"] = 1.0;
+    w.metrics["arrival_cv"] = stall ? 1.2 : 1.02;
+    if (stall) w.metrics["p99_us"] = 50000;
+    return w;
+  });
+  const harness::Repetition rep = search.Run();
+  ASSERT_TRUE(rep.ok) << rep.error;
+  ASSERT_GT(stalled, 0);
+  EXPECT_EQ(rep.detail["late_windows"], stalled);
+  EXPECT_GE(rep.metrics["capacity_msgs_per_second"], kCapacity * 0.98);
+  EXPECT_LE(rep.metrics["capacity_msgs_per_second"], kCapacity);
+}
+
 TEST(CapacitySearchTest, ACapacityThatMeetsAboveItselfIsSearchedPast) {
   // The first step at 30,375 msgs/s missed (a bad patch of the machine): the search narrowed below
   // it. Its check at 1.3 x the capacity found met, and the search went on up to the real one.

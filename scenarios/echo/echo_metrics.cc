@@ -217,6 +217,13 @@ std::vector<harness::Metric> OpenLoop() {
        .merge = MergeRule::kDrop,
        .label = "arrival cv",
        .format = ".3f"},
+      {.key = "scheduled_arrival_cv",
+       .unit = "ratio",
+       .meaning = "open loop: coefficient of variation of the gaps between the sends' due times, the schedule's own "
+                  "(arrival_cv had every send left on time)",
+       .merge = MergeRule::kDrop,
+       .label = "sched cv",
+       .format = ".3f"},
       Lateness("send_lateness_p50_us", "median", "late p50 us"),
       Lateness("send_lateness_p99_us", "99th percentile", "late p99 us"),
       Lateness("send_lateness_max_us", "most", "late max us"),

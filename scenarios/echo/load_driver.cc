@@ -61,8 +61,12 @@ void Driver::Sending(Clock::time_point now, Clock::time_point due) {
   if (!window_.Inside(due)) return;
   ++scheduled;
   send_lateness.Record(static_cast<uint64_t>(std::max<int64_t>(0, NsBetween(due, now))));
-  if (last_send_ != Clock::time_point{}) gaps.Add(static_cast<double>(NsBetween(last_send_, now)));
+  if (last_send_ != Clock::time_point{}) {
+    gaps.Add(static_cast<double>(NsBetween(last_send_, now)));
+    due_gaps.Add(static_cast<double>(NsBetween(last_due_, due)));
+  }
   last_send_ = now;
+  last_due_ = due;
 }
 
 int64_t Driver::Completed(Clock::time_point now, Clock::time_point due) {

@@ -119,9 +119,10 @@ class Driver {
   // each one's slowdown, its latency over its own work, in thousandths.
   std::vector<harness::Histogram> class_latency, class_slowdown;
   // Open loop, the messages due inside the window: how late each left against its schedule (ns),
-  // the gaps between consecutive sends, and how many there were.
+  // the gaps between consecutive sends and between their due times (the schedule's own, drawn from
+  // the same numbers: what the sends' gaps would be had each left on time), and how many there were.
   harness::Histogram send_lateness;
-  GapStats gaps;
+  GapStats gaps, due_gaps;
   uint64_t scheduled = 0;
   int64_t poll_ns = 0;  // inside the window, polling for a send due sooner than a wake-up takes
   uint64_t wrong_bytes = 0;
@@ -195,7 +196,7 @@ class Driver {
   Window& window_;
   OpenLoopSchedule schedule_;
   bool going_ = false;
-  Clock::time_point last_send_{};  // of a message due inside the window
+  Clock::time_point last_send_{}, last_due_{};  // of a message due inside the window
 
  private:
   template <typename Send>

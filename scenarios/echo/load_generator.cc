@@ -229,6 +229,7 @@ void AddCounts(const std::vector<std::unique_ptr<Driver>>& drivers, const std::v
     result.intervals.Merge(d->intervals);
     result.send_lateness.Merge(d->send_lateness);
     result.gaps.Merge(d->gaps);
+    result.due_gaps.Merge(d->due_gaps);
     result.scheduled += d->scheduled;
     result.poll_seconds += static_cast<double>(d->poll_ns) / 1e9;
     result.class_latency.resize(d->class_latency.size());

@@ -92,10 +92,11 @@ struct LoadResult {
   // over the request's own CPU and wait, in thousandths); empty otherwise.
   std::vector<harness::Histogram> class_latency, class_slowdown;
   // Open loop, the messages due inside the window: how many, how late each left (ns), the gaps
-  // between the sends, and the time spent polling for sends due sooner than a wake-up takes.
+  // between the sends and between their due times, and the time spent polling for sends due sooner
+  // than a wake-up takes.
   uint64_t scheduled = 0;
   harness::Histogram send_lateness;
-  GapStats gaps;
+  GapStats gaps, due_gaps;
   double poll_seconds = 0;
   double wake_latency_us = 0;          // how late a sleep of this machine ended, measured at the start
   uint64_t seed = 0;                   // of the arrival process

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "harness/text.h"
@@ -39,6 +40,10 @@ std::string FormatSlo(const std::vector<SloBound>& slo) {
 bool KeptUp(double achieved, double offered, double window_s) {
   const double one_message = window_s > 0 ? 1 / window_s : 0;
   return achieved >= 0.99 * offered - one_message;
+}
+
+bool ArrivalsStrayed(double sent_cv, double due_cv) {
+  return std::abs(sent_cv * sent_cv - due_cv * due_cv) > kArrivalScvBand;
 }
 
 std::string MissReason(const nlohmann::json& m, double offered, double window_s, const std::vector<SloBound>& slo) {

@@ -126,6 +126,7 @@ void PutScheduleFigures(const LoadResult& load, const LoadConfig& config, harnes
   m["scheduled_rate"] = scheduled;
   m["achieved_rate"] = msgs / window;
   m["arrival_cv"] = load.gaps.Cv();
+  m["scheduled_arrival_cv"] = load.due_gaps.Cv();
   rep.detail["arrivals"] = ToString(config.arrivals);
   rep.detail["arrival_seed"] = load.seed;
   rep.detail["wake_latency_us"] = load.wake_latency_us;
@@ -147,6 +148,11 @@ void PutScheduleFigures(const LoadResult& load, const LoadConfig& config, harnes
         "load generator late: its sends left {:.0f} us after their time at p99, over the {:.0f} us it holds to: the "
         "server was not offered the arrivals asked for",
         late_p99, kPunctualUs);
+  } else if (const double sent = load.gaps.Cv(), due = load.due_gaps.Cv(); ArrivalsStrayed(sent, due)) {
+    rep.spoiled = fmt::format(
+        "load generator off its schedule: the gaps between its sends had a CV of {:.3f} against its schedule's "
+        "{:.3f} ({}; its latest send {:.0f} us late): the server was not offered the arrivals asked for",
+        sent, due, sent > due ? "burstier" : "smoother", static_cast<double>(load.send_lateness.max()) / 1e3);
   }
   if (late_p99 > kLateShare * p99) {
     rep.warnings.push_back(fmt::format(

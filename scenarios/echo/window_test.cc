@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <random>
 
 #include "scenarios/echo/slo.h"
 
@@ -84,6 +86,56 @@ TEST(WindowTest, AClosedLoopHasNoScheduleToBeLateFor) {
   ASSERT_TRUE(rep.ok) << rep.error;
   EXPECT_FALSE(rep.metrics.contains("send_lateness_p99_us"));
   EXPECT_EQ(rep.spoiled, "");
+}
+
+// The same window at 10,000 msgs/s with its gaps: the schedule's exponential (mean 100 us, CV 1),
+// and the sends' as they left. A stall of `stall_us` held the sends due in it and sent them together.
+Sample PoissonWindow(double stall_us) {
+  Sample s = OpenWindow(10, 300);
+  std::mt19937_64 random(7);
+  std::exponential_distribution<double> gap(1.0 / 100'000);  // ns
+  double due = 0, sent = 0, last_sent = 0;
+  const double stall_from = 500e6, stall_to = stall_from + stall_us * 1e3;
+  for (int i = 0; i < 10'000; ++i) {
+    const double g = gap(random);
+    due += g;
+    s.load.due_gaps.Add(g);
+    sent = due >= stall_from && due < stall_to ? stall_to : std::max(due, sent);
+    if (i > 0) s.load.gaps.Add(sent - last_sent);
+    last_sent = sent;
+  }
+  s.load.send_lateness.Record(static_cast<uint64_t>(stall_us * 1e3));
+  return s;
+}
+
+TEST(WindowTest, ALoadGeneratorThatStalledIsSpoiledThoughItsLatenessP99WasPunctual) {
+  // 10 ms held 100 sends of 10,000: lateness p99 stays within 50 us, the gaps' CV does not.
+  const harness::Repetition rep = Figures(PoissonWindow(10'000), OpenConfig(), {});
+  ASSERT_TRUE(rep.ok) << rep.error;
+  EXPECT_LE(rep.metrics["send_lateness_p99_us"].get<double>(), kPunctualUs);
+  EXPECT_NEAR(rep.metrics["scheduled_arrival_cv"].get<double>(), 1, 0.03);
+  EXPECT_GT(rep.metrics["arrival_cv"].get<double>(), 1.1);
+  EXPECT_EQ(rep.spoiled.rfind("load generator off its schedule: the gaps between its sends had a CV of 1.", 0), 0u)
+      << rep.spoiled;
+  EXPECT_NE(rep.spoiled.find("(burstier; its latest send 10000 us late)"), std::string::npos) << rep.spoiled;
+}
+
+TEST(WindowTest, AShortStallLeavesTheArrivalsAsAskedFor) {
+  // 1 ms at 10,000 msgs/s: ten sends together, a change of the gaps' squared CV of about 0.01.
+  const harness::Repetition rep = Figures(PoissonWindow(1'000), OpenConfig(), {});
+  ASSERT_TRUE(rep.ok) << rep.error;
+  EXPECT_NEAR(rep.metrics["arrival_cv"].get<double>(), rep.metrics["scheduled_arrival_cv"].get<double>(), 0.01);
+  EXPECT_EQ(rep.spoiled, "");
+}
+
+TEST(WindowTest, ArrivalsStrayWhenTheirSquaredCvMovesByATenth) {
+  static_assert(kArrivalScvBand == 0.1);
+  EXPECT_FALSE(ArrivalsStrayed(1.0, 1.0));
+  EXPECT_FALSE(ArrivalsStrayed(1.03, 0.99));  // 1.0609 - 0.9801 = 0.08
+  EXPECT_TRUE(ArrivalsStrayed(1.13, 1.0));    // a 1.7 ms stall at 50,000 msgs/s on this VM
+  EXPECT_TRUE(ArrivalsStrayed(0.94, 1.0));    // smoothed: sends bunched behind the loop's own work
+  EXPECT_FALSE(ArrivalsStrayed(0.3, 0.0));    // a uniform schedule's jitter: 0.09
+  EXPECT_TRUE(ArrivalsStrayed(0.35, 0.0));
 }
 
 harness::RunSpec EchoRun(harness::CpuList server, harness::CpuList client, int client_threads = 1) {
