@@ -226,6 +226,23 @@ std::map<std::string, std::vector<double>> Series(const std::vector<const Repeti
   return series;
 }
 
+// Why the repetitions `ok` were left out, by kind: what spoiled each (the text before ':') or a
+// noisy neighbour, "load generator late in 2, noisy neighbour in 1". A run whose every repetition
+// is spoiled alike (an open loop past what its load generator can send on time) says so here.
+std::string WhyNotClean(const std::vector<const Repetition*>& ok) {
+  std::map<std::string, int> kinds;
+  for (const Repetition* r : ok) {
+    if (r->detail.contains("spoiled")) {
+      ++kinds[Repetition::KindOf(r->detail["spoiled"].get<std::string>())];
+    } else if (r->detail.contains("noise") && r->detail["noise"].value("noisy", false)) {
+      ++kinds["noisy neighbour"];
+    }
+  }
+  std::string out;
+  for (const auto& [kind, n] : kinds) out += (out.empty() ? "" : ", ") + kind + " in " + std::to_string(n);
+  return out.empty() ? "none said why" : out;
+}
+
 // Warnings by kind (the text before ':'), counted over the repetitions aggregated, and what the
 // noise guard left out.
 nlohmann::json AggregateWarnings(const std::vector<const Repetition*>& ok, size_t clean, size_t noisy, size_t asked) {
@@ -240,8 +257,9 @@ nlohmann::json AggregateWarnings(const std::vector<const Repetition*>& ok, size_
     warnings.push_back(kind + ": in " + std::to_string(n) + " of " + std::to_string(ok.size()) + " repetitions");
   }
   if (clean == 0) {
-    warnings.push_back("noisy: no repetition was clean of noise or spoiling; these figures are over " +
-                       std::to_string(ok.size()) + " left-out ones (see each entry's noise and spoiled)");
+    warnings.push_back("noisy: no repetition was clean of noise or spoiling (" + WhyNotClean(ok) +
+                       "); these figures are over " + std::to_string(ok.size()) +
+                       " left-out ones (see each entry's noise and spoiled)");
   } else if (noisy > 0 && clean < asked) {
     warnings.push_back("noisy: " + std::to_string(clean) + " clean repetitions of " + std::to_string(asked) +
                        " asked; " + std::to_string(noisy) + " left out, the redo budget spent (--redo)");

@@ -370,7 +370,25 @@ TEST(RunnerTest, WhenNothingIsCleanTheAggregatesAreOverTheNoisyOnesWithAWarning)
   ASSERT_EQ(m.medians.size(), 1u);
   EXPECT_EQ(m.medians[0]["clean_repetitions"], 0);
   EXPECT_EQ(m.medians[0]["iterations"], 3);
-  EXPECT_NE(m.medians[0]["warnings"][0].get<std::string>().find("no repetition was clean"), std::string::npos);
+  EXPECT_NE(m.medians[0]["warnings"][0].get<std::string>().find("no repetition was clean of noise or spoiling "
+                                                                "(noisy neighbour in 3)"),
+            std::string::npos)
+      << m.medians[0]["warnings"];
+}
+
+TEST(RunnerTest, WhenEveryRepetitionIsSpoiledTheAggregateSaysBy) {
+  Options options;
+  options.models = {"b"};
+  options.redo = 1;
+  // b0 spoiled (redone as b2), b1 noisy, b2 spoiled again: no clean one, two reasons.
+  const Measured m = RunNoisy(options, Scripted({0, 0.2, 0}), "runner_all_spoiled.json", {"b0", "b2"});
+  EXPECT_EQ(NoisyScenario::measured, (std::vector<std::string>{"b0", "b1", "b2"}));
+  ASSERT_EQ(m.medians.size(), 1u);
+  EXPECT_EQ(m.medians[0]["clean_repetitions"], 0);
+  EXPECT_NE(m.medians[0]["warnings"].dump().find("no repetition was clean of noise or spoiling (load generator late "
+                                                 "in 2, noisy neighbour in 1); these figures are over 3"),
+            std::string::npos)
+      << m.medians[0]["warnings"];
 }
 
 TEST(RunnerTest, RedoZeroKeepsNoisyRepetitionsAsBefore) {
