@@ -133,7 +133,7 @@ TEST(WindowTest, ArrivalsStrayWhenTheirSquaredCvMovesByATenth) {
   EXPECT_FALSE(ArrivalsStrayed(1.0, 1.0));
   EXPECT_FALSE(ArrivalsStrayed(1.03, 0.99));  // 1.0609 - 0.9801 = 0.08
   EXPECT_TRUE(ArrivalsStrayed(1.13, 1.0));    // a 1.7 ms stall at 50,000 msgs/s on this VM
-  EXPECT_TRUE(ArrivalsStrayed(0.94, 1.0));    // smoothed: sends bunched behind the loop's own work
+  EXPECT_TRUE(ArrivalsStrayed(0.94, 1.0));    // smoothed: the tightest gaps spaced out by the cost of a send
   EXPECT_FALSE(ArrivalsStrayed(0.3, 0.0));    // a uniform schedule's jitter: 0.09
   EXPECT_TRUE(ArrivalsStrayed(0.35, 0.0));
 }
