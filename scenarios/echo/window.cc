@@ -125,8 +125,9 @@ void PutScheduleFigures(const LoadResult& load, const LoadConfig& config, harnes
   m["offered_rate"] = config.rate;
   m["scheduled_rate"] = scheduled;
   m["achieved_rate"] = msgs / window;
-  m["arrival_cv"] = load.gaps.Cv();
-  m["scheduled_arrival_cv"] = load.due_gaps.Cv();
+  const double sent_cv = load.gaps.Cv(), due_cv = load.due_gaps.Cv();
+  m["arrival_cv"] = sent_cv;
+  m["scheduled_arrival_cv"] = due_cv;
   rep.detail["arrivals"] = ToString(config.arrivals);
   rep.detail["arrival_seed"] = load.seed;
   rep.detail["wake_latency_us"] = load.wake_latency_us;
@@ -148,11 +149,12 @@ void PutScheduleFigures(const LoadResult& load, const LoadConfig& config, harnes
         "load generator late: its sends left {:.0f} us after their time at p99, over the {:.0f} us it holds to: the "
         "server was not offered the arrivals asked for",
         late_p99, kPunctualUs);
-  } else if (const double sent = load.gaps.Cv(), due = load.due_gaps.Cv(); ArrivalsStrayed(sent, due)) {
+  } else if (ArrivalsStrayed(sent_cv, due_cv)) {
     rep.spoiled = fmt::format(
         "load generator off its schedule: the gaps between its sends had a CV of {:.3f} against its schedule's "
         "{:.3f} ({}; its latest send {:.0f} us late): the server was not offered the arrivals asked for",
-        sent, due, sent > due ? "burstier" : "smoother", static_cast<double>(load.send_lateness.max()) / 1e3);
+        sent_cv, due_cv, sent_cv > due_cv ? "burstier" : "smoother",
+        static_cast<double>(load.send_lateness.max()) / 1e3);
   }
   if (late_p99 > kLateShare * p99) {
     rep.warnings.push_back(fmt::format(
